@@ -1,0 +1,1 @@
+"""Local substrate: the Kubernetes API emulator, AWS (moto), a Messages API stand-in, `./dev up`."""

@@ -1,0 +1,1 @@
+"""Hermes: turns emails into edit commands and results into reply emails."""

@@ -1,0 +1,1 @@
+"""The EditEnvironment operator (kopf): reconciles each environment into queues and a workload."""
