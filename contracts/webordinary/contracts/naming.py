@@ -82,7 +82,7 @@ def child_name(environment: str, role: str) -> str:
     `role` is one of a fixed set of dash-free words, so `{environment}-{role}` stays injective
     even though environment names contain dashes.
     """
-    if not _CLEAN_PART.match(role) or re.fullmatch(r"[0-9a-f]{%d}" % HASH_LEN, role):
+    if not _CLEAN_PART.match(role) or re.fullmatch(f"[0-9a-f]{{{HASH_LEN}}}", role):
         raise ValueError(f"child role must match {_CLEAN_PART.pattern}: {role!r}")
     return _join((environment, role), CHILD_NAME_MAX, _DNS_NAME)
 

@@ -61,7 +61,8 @@ def test_queue_names_respect_sqs_limits(t: tuple[str, str, str]) -> None:
 @given(triples)
 def test_container_id_is_a_dns_label_and_deterministic(t: tuple[str, str, str]) -> None:
     name = naming.container_id(*t)
-    assert DNS_LABEL.match(name) and len(name) <= naming.DNS_LABEL_MAX
+    assert DNS_LABEL.match(name)
+    assert len(name) <= naming.DNS_LABEL_MAX
     assert name == naming.container_id(*t)
 
 
@@ -84,7 +85,8 @@ def test_many_environments_get_distinct_queues(envs: list[tuple[str, str, str]])
     ["editor", "workspace", "preview", "routes"]))
 def test_child_names_are_valid_labels(env: str, role: str) -> None:
     name = naming.child_name(env, role)
-    assert DNS_LABEL.match(name) and len(name) <= naming.CHILD_NAME_MAX
+    assert DNS_LABEL.match(name)
+    assert len(name) <= naming.CHILD_NAME_MAX
 
 
 @settings(max_examples=300)
@@ -98,7 +100,8 @@ def test_child_names_never_collide(a: tuple[str, str], b: tuple[str, str]) -> No
 @given(ids)
 def test_label_values_are_valid(value: str) -> None:
     out = naming.label_value(value)
-    assert DNS_LABEL.match(out) and len(out) <= 63
+    assert DNS_LABEL.match(out)
+    assert len(out) <= 63
 
 
 def test_hex_like_roles_are_refused() -> None:
