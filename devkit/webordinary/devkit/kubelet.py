@@ -1,0 +1,261 @@
+"""A kubelet stand-in for local runs: editor Deployments become local processes.
+
+No container runtime exists where `./dev up` runs, so this plays kubelet and the Deployment
+controller for the editor workload only: replicas 1 starts `python -m webordinary.editor` with
+the env the operator wrote into the Deployment (secrets resolved from the API), the workspace
+PVC mapped to a local folder; replicas 0 sends SIGTERM and waits out the grace period, exactly
+as a pod would be stopped. Deployment status is reported back so the operator sees readiness.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import logging
+import os
+import signal
+import socket
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+log = logging.getLogger(__name__)
+
+EDITOR_SELECTOR = "app.kubernetes.io/component=editor"
+
+
+@dataclass
+class LocalPod:
+    """One running editor process standing for a Deployment's single pod."""
+
+    key: str
+    process: asyncio.subprocess.Process
+    preview_port: int
+    metrics_port: int
+    grace_seconds: int
+    generation: int
+    ready: bool = False
+    log_path: Path = field(default_factory=Path)
+
+
+def free_port() -> int:
+    """A currently free loopback port (the local stand-in for a pod IP's port)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def volume_dir(root: Path, namespace: str, claim: str) -> Path:
+    """Where a PersistentVolumeClaim's data lives locally (survives process restarts)."""
+    path = root / "volumes" / namespace / claim
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def container_env(
+    deployment: dict[str, Any], secrets: dict[tuple[str, str], str]
+) -> tuple[dict[str, str], list[str]]:
+    """The env of the Deployment's first container; secretKeyRefs resolved from `secrets`.
+
+    Returns the env and a list of problems (a missing secret is reported, not fatal, as a
+    real pod would sit in CreateContainerConfigError).
+    """
+    env: dict[str, str] = {}
+    problems: list[str] = []
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    for item in container.get("env", []):
+        name = item["name"]
+        if "value" in item:
+            env[name] = str(item["value"])
+            continue
+        ref = item.get("valueFrom", {}).get("secretKeyRef")
+        if ref is None:
+            continue
+        value = secrets.get((ref["name"], ref["key"]))
+        if value is None:
+            if not ref.get("optional", False):
+                problems.append(f"secret {ref['name']}/{ref['key']} not found for {name}")
+            continue
+        env[name] = value
+    return env, problems
+
+
+def workspace_mounts(deployment: dict[str, Any]) -> dict[str, str]:
+    """mountPath -> claimName for every PVC volume mounted by the first container."""
+    spec = deployment["spec"]["template"]["spec"]
+    claims = {
+        v["name"]: v["persistentVolumeClaim"]["claimName"]
+        for v in spec.get("volumes", [])
+        if "persistentVolumeClaim" in v
+    }
+    mounts = spec["containers"][0].get("volumeMounts", [])
+    return {m["mountPath"]: claims[m["name"]] for m in mounts if m["name"] in claims}
+
+
+class LocalKubelet:
+    """Reconciles editor Deployments in the API into local processes, once a second."""
+
+    def __init__(
+        self,
+        api_url: str,
+        root: Path,
+        *,
+        extra_env: dict[str, str] | None = None,
+        interval: float = 1.0,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self.root = root
+        self.extra_env = extra_env or {}
+        self.interval = interval
+        self.pods: dict[str, LocalPod] = {}
+        self._session: aiohttp.ClientSession | None = None
+
+    async def run(self) -> None:
+        """Loop until cancelled; then stop every pod gracefully."""
+        self._session = aiohttp.ClientSession()
+        try:
+            while True:
+                try:
+                    await self.sync()
+                except (aiohttp.ClientError, OSError) as exc:
+                    log.warning("kubelet: API not reachable: %s", exc)
+                await asyncio.sleep(self.interval)
+        finally:
+            await self.stop_all()
+            await self._session.close()
+
+    async def _get(self, path: str) -> dict[str, Any]:
+        assert self._session is not None
+        async with self._session.get(f"{self.api_url}{path}") as response:
+            response.raise_for_status()
+            data: dict[str, Any] = await response.json()
+            return data
+
+    async def _patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+        assert self._session is not None
+        url = f"{self.api_url}/apis/apps/v1/namespaces/{namespace}/deployments/{name}/status"
+        headers = {"Content-Type": "application/merge-patch+json"}
+        async with self._session.patch(url, json={"status": status}, headers=headers) as r:
+            if r.status >= 400:
+                log.warning("kubelet: status of %s/%s: HTTP %s", namespace, name, r.status)
+
+    async def _secrets(self, namespace: str) -> dict[tuple[str, str], str]:
+        data = await self._get(f"/api/v1/namespaces/{namespace}/secrets")
+        out: dict[tuple[str, str], str] = {}
+        for item in data.get("items", []):
+            for key, value in (item.get("data") or {}).items():
+                out[(item["metadata"]["name"], key)] = base64.b64decode(value).decode()
+            for key, value in (item.get("stringData") or {}).items():
+                out[(item["metadata"]["name"], key)] = value
+        return out
+
+    async def sync(self) -> None:
+        """One pass: start wanted pods, stop unwanted ones, report status."""
+        data = await self._get(f"/apis/apps/v1/deployments?labelSelector={EDITOR_SELECTOR}")
+        seen: set[str] = set()
+        for deployment in data.get("items", []):
+            meta = deployment["metadata"]
+            key = f"{meta['namespace']}/{meta['name']}"
+            seen.add(key)
+            wanted = int(deployment["spec"].get("replicas", 1) or 0) > 0
+            pod = self.pods.get(key)
+            if pod is not None and pod.process.returncode is not None:
+                log.warning("kubelet: %s exited with %s; restarting", key, pod.process.returncode)
+                self.pods.pop(key)
+                pod = None
+            if wanted and pod is not None and pod.generation != meta.get("generation", 1):
+                await self.stop(key)
+                pod = None
+            if wanted and pod is None:
+                pod = await self.start(deployment)
+            elif not wanted and pod is not None:
+                await self.stop(key)
+                pod = None
+            if pod is not None and not pod.ready:
+                pod.ready = await self._probe(pod)
+            ready = 1 if pod is not None and pod.ready else 0
+            status = {
+                "observedGeneration": meta.get("generation", 1),
+                "replicas": 1 if pod is not None else 0,
+                "readyReplicas": ready,
+                "availableReplicas": ready,
+                "updatedReplicas": 1 if pod is not None else 0,
+            }
+            if deployment.get("status", {}) != {**deployment.get("status", {}), **status}:
+                await self._patch_status(meta["namespace"], meta["name"], status)
+        for key in set(self.pods) - seen:
+            await self.stop(key)
+
+    async def _probe(self, pod: LocalPod) -> bool:
+        assert self._session is not None
+        url = f"http://127.0.0.1:{pod.metrics_port}/readyz"
+        try:
+            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as r:
+                return r.status == 200
+        except (aiohttp.ClientError, TimeoutError):
+            return False
+
+    async def start(self, deployment: dict[str, Any]) -> LocalPod | None:
+        """Start the editor process for a Deployment as its container would run."""
+        meta = deployment["metadata"]
+        namespace, name = meta["namespace"], meta["name"]
+        env, problems = container_env(deployment, await self._secrets(namespace))
+        if problems:
+            log.warning("kubelet: %s/%s cannot start: %s", namespace, name, "; ".join(problems))
+            return None
+        for mount_path, claim in workspace_mounts(deployment).items():
+            local = str(volume_dir(self.root, namespace, claim))
+            env = {k: v.replace(mount_path, local, 1) if v.startswith(mount_path) else v
+                   for k, v in env.items()}
+        preview_port, metrics_port = free_port(), free_port()
+        env.update(self.extra_env)
+        env["WEBORDINARY_PREVIEW_PORT"] = str(preview_port)
+        env["WEBORDINARY_METRICS_PORT"] = str(metrics_port)
+        logs = self.root / "logs"
+        logs.mkdir(parents=True, exist_ok=True)
+        log_path = logs / f"{namespace}-{name}.log"
+        with log_path.open("ab") as sink:
+            process = await asyncio.create_subprocess_exec(
+                sys.executable, "-m", "webordinary.editor",
+                env={**os.environ, **env}, stdout=sink, stderr=sink,
+                start_new_session=True,
+            )
+        grace = int(deployment["spec"]["template"]["spec"].get(
+            "terminationGracePeriodSeconds", 30))
+        pod = LocalPod(
+            key=f"{namespace}/{name}", process=process, preview_port=preview_port,
+            metrics_port=metrics_port, grace_seconds=grace,
+            generation=meta.get("generation", 1), log_path=log_path,
+        )
+        self.pods[pod.key] = pod
+        log.info("kubelet: started %s (pid %s, preview :%s, log %s)",
+                 pod.key, process.pid, preview_port, log_path)
+        return pod
+
+    async def stop(self, key: str) -> None:
+        """SIGTERM, wait the grace period, then SIGKILL: the pod termination contract."""
+        pod = self.pods.pop(key, None)
+        if pod is None or pod.process.returncode is not None:
+            return
+        log.info("kubelet: stopping %s (grace %ss)", key, pod.grace_seconds)
+        with contextlib.suppress(ProcessLookupError):
+            pod.process.send_signal(signal.SIGTERM)
+        try:
+            await asyncio.wait_for(pod.process.wait(), timeout=pod.grace_seconds)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pod.process.pid, signal.SIGKILL)
+            await pod.process.wait()
+
+    async def stop_all(self) -> None:
+        await asyncio.gather(*(self.stop(key) for key in list(self.pods)))
+
+    def preview_port_for(self, namespace: str, deployment: str) -> int | None:
+        """The local port serving a Deployment's previews (for the local ingress)."""
+        pod = self.pods.get(f"{namespace}/{deployment}")
+        return pod.preview_port if pod is not None and pod.ready else None
