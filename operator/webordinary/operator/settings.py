@@ -1,0 +1,82 @@
+"""Every operator knob in one place, read from WEBORDINARY_OPERATOR_* environment variables."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class OperatorSettings(BaseSettings):
+    """Settings of one operator process (the Helm chart sets them as env vars)."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="WEBORDINARY_OPERATOR_", extra="forbid", frozen=True
+    )
+
+    # Empty: every namespace (kopf -A); otherwise a comma-separated list.
+    namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Set only for local runs against the emulator: http://127.0.0.1:PORT, no TLS, dummy token.
+    kube_api_url: str | None = None
+
+    aws_region: str = "us-east-1"
+    sqs_endpoint_url: str | None = None
+    aws_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
+    aws_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+
+    editor_image: str = "ghcr.io/webordinary/editor:latest"
+    editor_image_pull_policy: str = "IfNotPresent"
+    editor_cpu_request: str = "250m"
+    editor_memory_request: str = "1Gi"
+    editor_memory_limit: str = "3Gi"
+    editor_termination_grace_seconds: Annotated[int, Field(ge=30)] = 120
+    editor_run_as_user: int = 1000
+    # ARN template for the editor ServiceAccount's IRSA annotation: {namespace}, {name}.
+    editor_role_arn_template: str | None = None
+    anthropic_secret_name: str | None = None
+    anthropic_secret_key: str = "api-key"
+    git_token_secret_key: str = "token"
+
+    ingress_class_name: str = "alb"
+    alb_group_name: str | None = "webordinary-previews"
+    # Extra ingress annotations as JSON, e.g. '{"alb.ingress.kubernetes.io/scheme":"internal"}'.
+    ingress_annotations: dict[str, str] = Field(default_factory=dict)
+    preview_base_url: str = "http://localhost"
+    # Who may reach the preview port: pods of the ingress controller's namespace and/or CIDRs
+    # (with the AWS Load Balancer Controller in IP mode the ALB's subnets, e.g. the VPC CIDR).
+    ingress_controller_namespace: str | None = "kube-system"
+    ingress_source_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    metrics_scraper_namespace: str | None = None
+
+    # Drift and idle detection: one timer per environment.
+    drift_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
+    drift_initial_delay_seconds: Annotated[float, Field(ge=0)] = 15.0
+    # Finalizer: bounded fast retries, then Degraded + Event and slow retries until released.
+    cleanup_max_retries: Annotated[int, Field(ge=0)] = 5
+    cleanup_slow_retry_seconds: Annotated[float, Field(gt=0)] = 300.0
+    retry_base_delay_seconds: Annotated[float, Field(gt=0)] = 2.0
+    retry_max_delay_seconds: Annotated[float, Field(gt=0)] = 60.0
+
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = 8080
+    metrics_host: str = "0.0.0.0"
+    log_level: str = "INFO"
+
+    @field_validator("namespaces", "ingress_source_cidrs", mode="before")
+    @classmethod
+    def _split(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    def watch_namespaces(self) -> list[str]:
+        """kopf's namespace arguments: empty means cluster-wide."""
+        return list(self.namespaces)
+
+    def role_arn(self, namespace: str, name: str) -> str | None:
+        """The IRSA role for one environment's editor, or None when IRSA is not used."""
+        if not self.editor_role_arn_template:
+            return None
+        return self.editor_role_arn_template.format(
+            namespace=namespace, name=name, environment=name
+        )

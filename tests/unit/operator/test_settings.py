@@ -1,0 +1,38 @@
+"""Operator settings come from WEBORDINARY_OPERATOR_* variables."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from webordinary.operator.settings import OperatorSettings
+
+
+def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = OperatorSettings()
+    assert settings.kube_api_url is None
+    assert settings.watch_namespaces() == []
+    assert settings.drift_interval_seconds > 0
+    assert settings.role_arn("ns", "env") is None
+
+
+def test_reads_prefixed_variables(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBORDINARY_OPERATOR_NAMESPACES", "tenants, staging")
+    monkeypatch.setenv("WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL", "http://127.0.0.1:5000")
+    monkeypatch.setenv("WEBORDINARY_OPERATOR_INGRESS_ANNOTATIONS", '{"a.b/c": "d"}')
+    monkeypatch.setenv("WEBORDINARY_OPERATOR_DRIFT_INTERVAL_SECONDS", "2.5")
+    monkeypatch.setenv(
+        "WEBORDINARY_OPERATOR_EDITOR_ROLE_ARN_TEMPLATE", "arn:aws:iam::1:role/editor-{namespace}"
+    )
+    settings = OperatorSettings()
+    assert settings.watch_namespaces() == ["tenants", "staging"]
+    assert settings.sqs_endpoint_url == "http://127.0.0.1:5000"
+    assert settings.ingress_annotations == {"a.b/c": "d"}
+    assert settings.drift_interval_seconds == 2.5
+    assert settings.role_arn("tenants", "x") == "arn:aws:iam::1:role/editor-tenants"
+
+
+def test_rejects_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBORDINARY_OPERATOR_DRIFT_INTERVAL_SECONDS", "0")
+    with pytest.raises(ValidationError, match="drift_interval_seconds"):
+        OperatorSettings()
