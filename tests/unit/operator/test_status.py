@@ -1,0 +1,127 @@
+"""Conditions and phase: computed from observations, transition times kept when unchanged."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from webordinary.contracts.environment import (
+    ConditionType,
+    EditEnvironmentStatus,
+    Phase,
+    QueueUrls,
+)
+from webordinary.operator.status import (
+    Part,
+    Report,
+    compute_status,
+    transition,
+    with_condition,
+)
+
+T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
+OK = Part(True, "Applied", "fine")
+
+
+def report(replicas: int = 1, invalid: str | None = None, **parts: Part) -> Report:
+    base = {
+        ConditionType.QUEUES_READY: OK,
+        ConditionType.STORAGE_READY: OK,
+        ConditionType.WORKLOAD_READY: OK,
+        ConditionType.ROUTING_READY: OK,
+    }
+    for key, value in parts.items():
+        base[ConditionType(key)] = value
+    return Report(
+        generation=3, parts=base, queues=QueueUrls(input="i", output="o", dlq="d"),
+        replicas=replicas, sessions=2, container_id="c", preview_base_path="/session/",
+        last_activity=T0, invalid=invalid,
+    )
+
+
+def conditions(status: EditEnvironmentStatus) -> dict[str, tuple[str, str]]:
+    return {c.type: (c.status, c.reason) for c in status.conditions}
+
+
+def test_all_parts_ready_is_ready() -> None:
+    status = compute_status(EditEnvironmentStatus(), report(), T0)
+    assert status.phase == Phase.READY
+    assert conditions(status)["Ready"] == ("True", "Reconciled")
+    assert all(c.observed_generation == 3 for c in status.conditions)
+    assert status.observed_generation == 3
+    assert status.message is None
+    assert status.session_count == 2
+
+
+def test_zero_replicas_is_sleeping_and_still_ready() -> None:
+    status = compute_status(EditEnvironmentStatus(), report(replicas=0), T0)
+    assert status.phase == Phase.SLEEPING
+    assert conditions(status)["Ready"] == ("True", "Sleeping")
+
+
+def test_transient_problem_is_provisioning() -> None:
+    status = compute_status(
+        EditEnvironmentStatus(),
+        report(QueuesReady=Part(False, "AWSThrottled", "SQS said slow down")), T0)
+    assert status.phase == Phase.PROVISIONING
+    assert conditions(status)["Ready"] == ("False", "AWSThrottled")
+    assert status.message is not None
+    assert "SQS said slow down" in status.message
+
+
+def test_permanent_problem_is_failed() -> None:
+    status = compute_status(
+        EditEnvironmentStatus(),
+        report(QueuesReady=Part(False, "QueueConflict", "owned by x", permanent=True)), T0)
+    assert status.phase == Phase.FAILED
+    assert conditions(status)["QueuesReady"] == ("False", "QueueConflict")
+
+
+def test_invalid_spec_names_the_field() -> None:
+    status = compute_status(EditEnvironmentStatus(), report(invalid="spec.idleTimeout: bad"), T0)
+    assert status.phase == Phase.FAILED
+    ready = next(c for c in status.conditions if c.type == "Ready")
+    assert (ready.status, ready.reason) == ("False", "InvalidSpec")
+    assert ready.message == "spec.idleTimeout: bad"
+    assert status.message == "spec.idleTimeout: bad"
+
+
+def test_unknown_part_is_not_ready() -> None:
+    status = compute_status(
+        EditEnvironmentStatus(), report(WorkloadReady=Part(None, "Waiting", "queues first")), T0)
+    assert status.phase == Phase.PROVISIONING
+    assert conditions(status)["WorkloadReady"] == ("Unknown", "Waiting")
+
+
+def test_transition_time_kept_while_status_unchanged() -> None:
+    first = compute_status(EditEnvironmentStatus(), report(), T0)
+    later = T0 + timedelta(minutes=5)
+    second = compute_status(first, report(), later)
+    assert second == first, "an unchanged world must produce an identical status (no write)"
+    broken = compute_status(second, report(QueuesReady=Part(
+        False, "QueueMissing", "gone")), later)
+    times = {c.type: c.last_transition_time for c in broken.conditions}
+    assert times["QueuesReady"] == later
+    assert times["Ready"] == later
+    assert times["StorageReady"] == T0
+    assert transition(second, broken) == "Ready -> Provisioning"
+    assert transition(first, second) is None
+
+
+def test_microseconds_are_dropped() -> None:
+    status = compute_status(EditEnvironmentStatus(), report(), T0.replace(microsecond=123))
+    assert status.conditions[0].last_transition_time == T0
+
+
+def test_with_condition_sets_degraded() -> None:
+    base = compute_status(EditEnvironmentStatus(), report(), T0)
+    degraded = with_condition(base, ConditionType.DEGRADED,
+                              Part(True, "CleanupFailed", "queues stay"), T0, Phase.TERMINATING)
+    assert degraded.phase == Phase.TERMINATING
+    assert conditions(degraded)["Degraded"] == ("True", "CleanupFailed")
+    assert degraded.message == "queues stay"
+    assert len(degraded.conditions) == len(base.conditions) + 1
+
+
+def test_status_round_trips_through_the_wire() -> None:
+    status = compute_status(EditEnvironmentStatus(), report(), T0)
+    assert EditEnvironmentStatus.model_validate(status.to_wire()) == status
