@@ -1,0 +1,168 @@
+"""Forwarding one request (plain HTTP, streamed, or a websocket) to a session's dev server."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Mapping
+from typing import Final
+
+import aiohttp
+from aiohttp import web
+from multidict import CIMultiDict
+from yarl import URL
+
+HOP_BY_HOP: Final = frozenset(
+    {
+        "connection",
+        "keep-alive",
+        "proxy-authenticate",
+        "proxy-authorization",
+        "proxy-connection",
+        "te",
+        "trailer",
+        "trailers",
+        "transfer-encoding",
+        "upgrade",
+    }
+)
+WS_HANDSHAKE: Final = frozenset(
+    {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
+     "sec-websocket-protocol", "sec-websocket-accept"}
+)
+
+
+class UpstreamUnavailable(ConnectionError):
+    """The dev server did not accept the connection: it is gone or not up yet."""
+
+
+def upstream_headers(
+    headers: Mapping[str, str], *, remote: str | None, scheme: str, websocket: bool = False
+) -> CIMultiDict[str]:
+    """Request headers for the dev server: hop-by-hop dropped, Host kept, X-Forwarded-* added."""
+    out: CIMultiDict[str] = CIMultiDict()
+    connection_tokens = {
+        token.strip().lower() for token in headers.get("Connection", "").split(",") if token
+    }
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in HOP_BY_HOP or lower in connection_tokens:
+            continue
+        if websocket and lower in WS_HANDSHAKE:
+            continue
+        out.add(name, value)
+    forwarded_for = headers.get("X-Forwarded-For")
+    if remote:
+        out["X-Forwarded-For"] = f"{forwarded_for}, {remote}" if forwarded_for else remote
+    out.setdefault("X-Forwarded-Proto", scheme)
+    if "Host" in headers:
+        out.setdefault("X-Forwarded-Host", headers["Host"])
+    return out
+
+
+def downstream_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
+    """Response headers for the browser: everything but hop-by-hop ones."""
+    out: CIMultiDict[str] = CIMultiDict()
+    for name, value in headers.items():
+        if name.lower() not in HOP_BY_HOP:
+            out.add(name, value)
+    return out
+
+
+def upstream_url(base_url: str, raw_path: str) -> URL:
+    return URL(f"{base_url}{raw_path}", encoded=True)
+
+
+async def forward_http(
+    request: web.Request, client: aiohttp.ClientSession, base_url: str
+) -> web.StreamResponse:
+    """Stream the request to the dev server and its answer back, bytes untouched."""
+    headers = upstream_headers(request.headers, remote=request.remote, scheme=request.scheme)
+    body = request.content if request.body_exists else None
+    try:
+        upstream = await client.request(
+            request.method,
+            upstream_url(base_url, request.raw_path),
+            headers=headers,
+            data=body,
+            allow_redirects=False,
+        )
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnavailable(str(exc)) from exc
+    async with upstream:
+        response = web.StreamResponse(
+            status=upstream.status,
+            reason=upstream.reason,
+            headers=downstream_headers(upstream.headers),
+        )
+        await response.prepare(request)
+        if request.method != "HEAD":
+            async for chunk in upstream.content.iter_any():
+                await response.write(chunk)
+        await response.write_eof()
+        return response
+
+
+async def _pump(
+    source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    target: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+) -> None:
+    async for message in source:
+        if message.type is aiohttp.WSMsgType.TEXT:
+            await target.send_str(message.data)
+        elif message.type is aiohttp.WSMsgType.BINARY:
+            await target.send_bytes(message.data)
+        elif message.type is aiohttp.WSMsgType.PING:
+            await target.ping(message.data)
+        elif message.type is aiohttp.WSMsgType.PONG:
+            await target.pong(message.data)
+        else:
+            break
+
+
+async def forward_websocket(
+    request: web.Request, client: aiohttp.ClientSession, base_url: str
+) -> web.StreamResponse:
+    """Open the same websocket upstream first (same subprotocols), then splice the two."""
+    protocols = tuple(
+        p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
+    )
+    headers = upstream_headers(
+        request.headers, remote=request.remote, scheme=request.scheme, websocket=True
+    )
+    try:
+        upstream = await client.ws_connect(
+            upstream_url(base_url, request.raw_path),
+            protocols=protocols,
+            headers=headers,
+            autoping=False,
+            max_msg_size=0,
+        )
+    except aiohttp.WSServerHandshakeError as exc:
+        return web.Response(status=exc.status or 502, text="websocket refused by the dev server")
+    except aiohttp.ClientConnectorError as exc:
+        raise UpstreamUnavailable(str(exc)) from exc
+    downstream = web.WebSocketResponse(
+        protocols=(upstream.protocol,) if upstream.protocol else (),
+        autoping=False,
+        max_msg_size=0,
+    )
+    try:
+        await downstream.prepare(request)
+        tasks = [
+            asyncio.create_task(_pump(upstream, downstream)),
+            asyncio.create_task(_pump(downstream, upstream)),
+        ]
+        try:
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+    finally:
+        code = upstream.close_code or downstream.close_code or aiohttp.WSCloseCode.OK
+        await upstream.close()
+        await downstream.close(code=code)
+    return downstream
