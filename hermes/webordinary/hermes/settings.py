@@ -1,0 +1,75 @@
+"""Hermes' configuration, read from WEBORDINARY_HERMES_* environment variables.
+
+The Helm chart templates exactly these fields; keep names and defaults meaningful.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class HermesSettings(BaseSettings):
+    """Everything Hermes needs to run, in the cluster or locally."""
+
+    model_config = SettingsConfigDict(env_prefix="WEBORDINARY_HERMES_", extra="forbid")
+
+    namespace: str = "webordinary"
+    """Namespace where EditEnvironments live (Hermes creates them there)."""
+    kube_api_url: str | None = None
+    """API server URL for local runs (e.g. the emulator); unset means in-cluster config."""
+
+    aws_region: str = "us-east-1"
+    aws_endpoint_url: str | None = None
+    """moto or another local endpoint; unset means real AWS."""
+
+    inbound_queue_url: str | None = None
+    """SQS queue fed by SES receipt notifications (SNS-wrapped or raw); unset disables it."""
+    inbound_wait_seconds: Annotated[int, Field(ge=0, le=20)] = 10
+    inbound_visibility_seconds: Annotated[int, Field(ge=10, le=43200)] = 300
+    s3_bucket: str | None = None
+    """Bucket for attachments too big to travel inline in a command."""
+    s3_attachments_prefix: str = "attachments/"
+
+    from_address: str = "edit@webordinary.dev"
+    """Our sender address (must be a verified SES identity); mail from it is never acted on."""
+    from_name: str = "Webordinary"
+    preview_base_url: str = "https://edit.webordinary.dev"
+    """Preview links are `{preview_base_url}/session/{threadId}/`."""
+    ack_enabled: bool = True
+    """Send a short acknowledgement with the preview link as soon as the command is queued."""
+
+    auth_policy: Literal["strict", "dmarc"] = "strict"
+    """strict: SPF, DKIM and DMARC must all pass; dmarc: DMARC plus SPF or DKIM must pass."""
+    max_message_bytes: Annotated[int, Field(gt=0)] = 10 * 1024 * 1024
+    max_attachments: Annotated[int, Field(ge=0, le=20)] = 10
+    inline_attachments_max_bytes: Annotated[int, Field(ge=0)] = 150 * 1024
+    """Attachments (decoded) ride inline in the command up to this total; the rest go to S3."""
+    unknown_sender_replies_per_hour: Annotated[int, Field(ge=0)] = 1
+
+    routing_file: Path = Path("/etc/webordinary/routing/routing.yaml")
+    """The SRE-edited routing config (ConfigMap key `routing.yaml`), re-read when it changes."""
+    journal_path: Path | None = None
+    """JSON-lines journal of commands and replies; unset keeps it in memory only."""
+
+    queue_wait_seconds: Annotated[float, Field(gt=0)] = 180.0
+    """How long to wait for an environment's input queue URL before retrying the email later."""
+    results_wait_seconds: Annotated[int, Field(ge=0, le=20)] = 2
+    results_interval_seconds: Annotated[float, Field(ge=0)] = 1.0
+
+    smtp_enabled: bool = False
+    """Local mode: accept mail over SMTP (aiosmtpd) instead of / besides SES."""
+    smtp_host: str = "127.0.0.1"
+    smtp_port: Annotated[int, Field(ge=0, le=65535)] = 2525
+    smtp_trusted_networks: list[str] = Field(default_factory=lambda: ["127.0.0.0/8", "::1/128"])
+    smtp_outbound_host: str | None = None
+    """Send replies over SMTP to this host instead of SES (local mode)."""
+    smtp_outbound_port: Annotated[int, Field(ge=1, le=65535)] = 25
+
+    metrics_host: str = "0.0.0.0"
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9090
+    """Prometheus `/metrics` and `/healthz` are served here (0 picks a free port)."""
+    log_level: str = "INFO"

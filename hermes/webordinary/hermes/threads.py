@@ -1,0 +1,103 @@
+"""Which conversation (session) a mail belongs to, as a short stable thread id.
+
+A thread id is 16 hex digits of a sha256 over the conversation's root key. The root key is,
+in order: the first entry of References (the conversation's first message), Outlook's
+Thread-Index conversation GUID (when References are missing), the In-Reply-To parent, else the
+mail's own Message-ID. Every key a mail carries is also an *alias*: when Hermes already knows
+any of them (a registry of keys it has seen), the known thread wins, so mixed clients (an
+Outlook reply without References to a Gmail message, or to Hermes' own reply) stay in one
+session.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from webordinary.contracts.naming import is_thread_id
+from webordinary.hermes.mail import ParsedMail
+
+THREAD_HASH_LEN = 16
+# Thread-Index: 1 reserved byte + 5 bytes FILETIME + 16 bytes conversation GUID, then
+# 5-byte child blocks for each reply. The first 22 bytes identify the conversation.
+_THREAD_INDEX_HEADER = 22
+
+
+@dataclass(frozen=True)
+class ThreadKeys:
+    """The keys of one mail: the root it would start a thread from, and every alias."""
+
+    root: str
+    aliases: tuple[str, ...] = field(default_factory=tuple)
+    own: tuple[str, ...] = field(default_factory=tuple)
+    """Keys this mail adds for later mails (its Message-ID, its Thread-Index conversation)."""
+
+
+def thread_index_key(value: str | None) -> str | None:
+    """`ti:<hex>` of an Outlook Thread-Index's conversation part, None if unusable."""
+    if not value:
+        return None
+    try:
+        raw = base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < _THREAD_INDEX_HEADER:
+        return None
+    return "ti:" + raw[6:_THREAD_INDEX_HEADER].hex()
+
+
+def mid_key(message_id: str) -> str:
+    """Registry key of a Message-ID (case of the domain part does not matter)."""
+    local, at, domain = message_id.strip().partition("@")
+    return f"mid:{local}{at}{domain.lower()}"
+
+
+def thread_keys(mail: ParsedMail, fallback: str = "") -> ThreadKeys:
+    """Root key and aliases of a mail; `fallback` (e.g. SES message id) when it has no ids."""
+    refs = [mid_key(r) for r in mail.references]
+    parents = [mid_key(r) for r in mail.in_reply_to]
+    ti = thread_index_key(mail.thread_index)
+    own_mid = mid_key(mail.message_id) if mail.message_id else None
+    if refs:
+        root = refs[0]
+    elif ti:
+        root = ti
+    elif parents:
+        root = parents[0]
+    elif own_mid:
+        root = own_mid
+    else:
+        root = f"raw:{fallback}"
+    aliases = tuple(dict.fromkeys([*refs, *parents, *([ti] if ti else [])]))
+    own = tuple(k for k in (own_mid, ti) if k)
+    return ThreadKeys(root=root, aliases=aliases, own=own)
+
+
+def thread_id_of_key(key: str) -> str:
+    """The thread id a root key starts: 16 hex of its sha256 (valid per naming rules)."""
+    value = hashlib.sha256(key.encode("utf-8")).hexdigest()[:THREAD_HASH_LEN]
+    assert is_thread_id(value)
+    return value
+
+
+def resolve_thread(keys: ThreadKeys, known: Mapping[str, str] | None = None) -> str:
+    """The thread id: the first alias already known, else a new id from the root key."""
+    if known:
+        for alias in keys.aliases:
+            found = known.get(alias)
+            if found:
+                return found
+    return thread_id_of_key(keys.root)
+
+
+def thread_id(mail: ParsedMail, known: Mapping[str, str] | None = None) -> str:
+    """Convenience: the thread id of a parsed mail."""
+    return resolve_thread(thread_keys(mail), known)
+
+
+def learn(keys: ThreadKeys, thread: str) -> dict[str, str]:
+    """Registry entries to remember after placing a mail in `thread`."""
+    return {key: thread for key in (*keys.aliases, *keys.own, keys.root)}
