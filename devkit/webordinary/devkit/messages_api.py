@@ -25,6 +25,7 @@ from aiohttp import web
 CWD_RE = re.compile(r"Primary working directory:\s*(\S+)")
 DEMO_PAGES = ("src/pages/index.astro", "src/pages/index.md", "index.html", "public/index.html")
 DEMO_ANCHORS = ("</main>", "</body>", "</html>")
+CLOSING_TAG_RE = re.compile(r"</[A-Za-z][\w.-]*>")
 DEMO_PREFIX = "toolu_demo_"
 DEFAULT_MODEL = "claude-standin"
 
@@ -163,12 +164,22 @@ def demo_turn(body: JsonDict) -> Turn:
         return tools(read(page), say="Let me look at the page.")
     if step.startswith(f"{DEMO_PREFIX}read"):
         content = (Path(cwd) / page).read_text(encoding="utf-8")
-        anchor = next((a for a in DEMO_ANCHORS if a in content), None)
-        if anchor is None:
+        at = demo_anchor(content)
+        if at is None:
             return text(f"{page} has no place to add a paragraph.")
         safe = html.escape(instruction).replace("{", "&#123;").replace("}", "&#125;")
-        return tools(edit(page, anchor, f"<p>{safe}</p>\n{anchor}"))
+        tail = content[at:]
+        return tools(edit(page, tail, f"<p>{safe}</p>\n{tail}"))
     return text(f"Added the requested text as a paragraph to {page}.")
+
+
+def demo_anchor(content: str) -> int | None:
+    """Where the demo inserts: before </main> or </body>, else before the last closing tag."""
+    for anchor in DEMO_ANCHORS:
+        if anchor in content:
+            return content.rindex(anchor)
+    closing = list(CLOSING_TAG_RE.finditer(content))
+    return closing[-1].start() if closing else None
 
 
 def _sse(event: str, data: JsonDict) -> bytes:
@@ -184,6 +195,7 @@ class MessagesAPI:
         self.demo = demo
         self.requests: list[Recorded] = []
         self.stalls_started = 0
+        self.stalls_ended: list[float] = []  # when each stalled turn ended (client gone/release)
         self._turns: list[Turn] = []
         self._lock = threading.Lock()
         self._release = threading.Event()
@@ -227,6 +239,7 @@ class MessagesAPI:
             self._turns.clear()
             self.requests.clear()
             self.stalls_started = 0
+            self.stalls_ended.clear()
         self._release.clear()
 
     def start(self) -> MessagesAPI:
@@ -343,12 +356,14 @@ class MessagesAPI:
 
     async def _stall(self, request: web.Request, response: web.StreamResponse, say: str) -> None:
         self.stalls_started += 1
-        while not self._release.is_set() and not self._gone(request):
-            try:
+        try:
+            while not self._release.is_set() and not self._gone(request):
                 await response.write(b": keep-alive\n\n")
-            except (ConnectionError, RuntimeError):
-                return
-            await asyncio.sleep(0.05)
+                await asyncio.sleep(0.02)
+        except (ConnectionError, RuntimeError):
+            pass
+        finally:
+            self.stalls_ended.append(time.time())
 
     async def _write_block(self, response: web.StreamResponse, index: int, block: JsonDict) -> None:
         if block["type"] == "text":

@@ -1,0 +1,55 @@
+"""`python -m webordinary.editor`: the editor pod's process."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from webordinary.editor.settings import Config, load_config
+from webordinary.editor.sqs import Queues
+from webordinary.editor.worker import Editor, PreviewsLike
+
+log = logging.getLogger("webordinary.editor")
+
+
+def make_previews(config: Config) -> PreviewsLike | None:
+    """The previews package when enabled and present (it ships separately)."""
+    if not config.settings.previews_enabled:
+        return None
+    try:
+        from webordinary.editor.previews import Previews
+    except ImportError as exc:
+        log.warning("previews unavailable (%s); running without them", exc)
+        return None
+    previews: PreviewsLike = Previews(
+        config.workspace.sessions, port=config.env.preview_port,
+        metrics_port=config.env.metrics_port, max_active=config.settings.max_previews,
+    )
+    return previews
+
+
+async def serve(config: Config) -> None:
+    editor = Editor(config, Queues(config.env), make_previews(config))
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, editor.shutdown)
+    await editor.run()
+
+
+def main() -> None:
+    config = load_config()
+    logging.basicConfig(
+        level=config.settings.log_level.upper(), stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    for noisy in ("botocore", "urllib3", "claude_agent_sdk", "asyncio"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    asyncio.run(serve(config))
+
+
+if __name__ == "__main__":
+    main()
