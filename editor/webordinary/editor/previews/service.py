@@ -124,10 +124,10 @@ class Previews:
         )
 
     async def _serve(self, app: web.Application, port: int) -> int:
-        runner = web.AppRunner(app)
+        runner = web.AppRunner(app, shutdown_timeout=2.0)
         await runner.setup()
         self._runners.append(runner)
-        await web.TCPSite(runner, self._host, port, shutdown_timeout=2.0).start()
+        await web.TCPSite(runner, self._host, port).start()
         address = runner.addresses[0]
         return int(address[1])
 
