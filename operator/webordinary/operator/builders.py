@@ -432,16 +432,20 @@ def children(
     replicas: int,
     settings: OperatorSettings,
 ) -> list[tuple[Kind, str, Manifest | None]]:
-    """Every child in apply order: (kind, name, manifest or None when it must not exist)."""
+    """Every child in apply order: (kind, name, manifest or None when it must not exist).
+
+    The Deployment is left out until all three queue URLs are known (its env carries them).
+    """
     validate_spec(spec)
     built: list[tuple[Kind, Manifest | None]] = [
         (SERVICE_ACCOUNT, service_account(owner, spec, settings)),
         (PVC, persistent_volume_claim(owner, spec)),
         (NETWORK_POLICY, network_policy(owner, spec, settings)),
         (SERVICE, service(owner, spec)),
-        (DEPLOYMENT, deployment(owner, spec, queues, replicas, settings)),
-        (INGRESS, ingress(owner, spec, settings)),
     ]
+    if queues.input and queues.output and queues.dlq:
+        built.append((DEPLOYMENT, deployment(owner, spec, queues, replicas, settings)))
+    built.append((INGRESS, ingress(owner, spec, settings)))
     result: list[tuple[Kind, str, Manifest | None]] = []
     for kind, manifest in built:
         role = {PVC: ROLE_WORKSPACE, INGRESS: ROLE_PREVIEW}.get(kind, ROLE_EDITOR)

@@ -60,6 +60,8 @@ class OperatorSettings(BaseSettings):
 
     metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = 8080
     metrics_host: str = "0.0.0.0"
+    # kopf's liveness probe: http://{metrics_host}:{liveness_port}/healthz (None: off).
+    liveness_port: Annotated[int, Field(ge=1, le=65535)] | None = 8081
     log_level: str = "INFO"
 
     @field_validator("namespaces", "ingress_source_cidrs", mode="before")
@@ -72,6 +74,11 @@ class OperatorSettings(BaseSettings):
     def watch_namespaces(self) -> list[str]:
         """kopf's namespace arguments: empty means cluster-wide."""
         return list(self.namespaces)
+
+    def liveness_endpoint(self) -> str | None:
+        if self.liveness_port is None:
+            return None
+        return f"http://{self.metrics_host}:{self.liveness_port}/healthz"
 
     def role_arn(self, namespace: str, name: str) -> str | None:
         """The IRSA role for one environment's editor, or None when IRSA is not used."""

@@ -265,3 +265,10 @@ def test_owned_view_and_subset_ignore_server_defaults() -> None:
 )
 def test_is_subset(desired: Any, observed: Any, expected: bool) -> None:
     assert builders.is_subset(desired, observed) is expected
+
+
+def test_no_deployment_until_the_queues_exist() -> None:
+    kinds = [k.kind for k, _, _ in builders.children(
+        OWNER, make_spec(), QueueUrls(input="x"), 1, make_settings())]
+    assert "Deployment" not in kinds
+    assert "Service" in kinds

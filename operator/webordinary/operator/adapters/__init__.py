@@ -1,0 +1,1 @@
+"""Thin I/O adapters: the Kubernetes API and SQS."""

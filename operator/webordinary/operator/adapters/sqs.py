@@ -1,0 +1,298 @@
+"""SQS for the operator: create-or-adopt an environment's three queues, check them, delete them.
+
+boto3 is synchronous; every call runs on a bounded thread pool so the event loop never blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, Final, TypeVar
+from urllib.parse import urlparse
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import BotoCoreError, ClientError
+
+from webordinary.contracts.environment import GROUP, QueueUrls
+from webordinary.contracts.environment import Queues as QueuesSpec
+from webordinary.operator.settings import OperatorSettings
+
+T = TypeVar("T")
+
+TAG_NAMESPACE: Final = f"{GROUP}/namespace"
+TAG_NAME: Final = f"{GROUP}/name"
+TAG_UID: Final = f"{GROUP}/uid"
+DLQ_RETENTION: Final = 1_209_600  # 14 days: a failed command must outlive the input queue's copy
+ROLES_IN_ORDER: Final = ("dlq", "output", "input")  # the input queue's redrive needs the DLQ
+
+NOT_FOUND: Final = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
+THROTTLED: Final = {
+    "Throttling", "ThrottlingException", "RequestThrottled", "RequestThrottledException",
+    "RequestLimitExceeded", "TooManyRequestsException", "SlowDown",
+}
+DELETED_RECENTLY: Final = {"AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"}
+
+
+class SqsFailure(Exception):
+    """An SQS problem with a condition reason; `transient` ones are retried with backoff."""
+
+    def __init__(self, reason: str, message: str, *, transient: bool, delay: float | None = None):
+        super().__init__(message)
+        self.reason = reason
+        self.transient = transient
+        self.delay = delay
+
+
+@dataclass(frozen=True)
+class Owner:
+    namespace: str
+    name: str
+    uid: str
+
+    def tags(self) -> dict[str, str]:
+        return {TAG_NAMESPACE: self.namespace, TAG_NAME: self.name, TAG_UID: self.uid}
+
+
+@dataclass
+class QueueReport:
+    """What ensure_queues found and did."""
+
+    urls: QueueUrls
+    busy: bool | None = None
+    created: list[str] = field(default_factory=list)
+    adopted: list[str] = field(default_factory=list)
+    updated: list[str] = field(default_factory=list)
+
+
+def desired_attributes(role: str, spec: QueuesSpec, dlq_arn: str | None) -> dict[str, str]:
+    """SQS attributes per role; the input queue redrives to the DLQ after maxReceiveCount."""
+    attributes = {
+        "VisibilityTimeout": str(spec.visibility_timeout),
+        "MessageRetentionPeriod": str(
+            DLQ_RETENTION if role == "dlq" else spec.message_retention
+        ),
+    }
+    if role == "input":
+        if dlq_arn is None:
+            raise ValueError("the input queue needs the DLQ's ARN")
+        attributes["RedrivePolicy"] = json.dumps(
+            {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count},
+            separators=(",", ":"),
+        )
+    return attributes
+
+
+def differing(desired: dict[str, str], observed: dict[str, str]) -> dict[str, str]:
+    """Attributes to set; RedrivePolicy compared as JSON (SQS may reformat it)."""
+    diff: dict[str, str] = {}
+    for key, value in desired.items():
+        have = observed.get(key)
+        if key == "RedrivePolicy" and have is not None:
+            mine, theirs = json.loads(value), json.loads(have)
+            if str(mine["deadLetterTargetArn"]) == str(theirs.get("deadLetterTargetArn")) and (
+                int(mine["maxReceiveCount"]) == int(theirs.get("maxReceiveCount", -1))
+            ):
+                continue
+        elif have == value:
+            continue
+        diff[key] = value
+    return diff
+
+
+def queue_arn(url: str, region: str) -> str:
+    """arn:aws:sqs:{region}:{account}:{name} from a queue URL (AWS or moto form)."""
+    parts = urlparse(url).path.strip("/").split("/")
+    if len(parts) != 2:
+        raise ValueError(f"not an SQS queue URL: {url!r}")
+    account, name = parts
+    partition = "aws-cn" if region.startswith("cn-") else (
+        "aws-us-gov" if region.startswith("us-gov-") else "aws"
+    )
+    return f"arn:{partition}:sqs:{region}:{account}:{name}"
+
+
+def ownership_problem(tags: dict[str, str], owner: Owner) -> str | None:
+    """None when the queue is ours (same namespace/name; an older uid is adopted)."""
+    if tags.get(TAG_NAMESPACE) == owner.namespace and tags.get(TAG_NAME) == owner.name:
+        return None
+    if not tags.get(TAG_NAME):
+        return "exists without webordinary ownership tags"
+    return f"belongs to {tags.get(TAG_NAMESPACE)}/{tags.get(TAG_NAME)}"
+
+
+def classify(error: Exception, action: str) -> SqsFailure:
+    """Turn a botocore error into a condition reason; throttling and 5xx are transient."""
+    if isinstance(error, ClientError):
+        code = str(error.response.get("Error", {}).get("Code", ""))
+        status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+        text = f"{action}: {code}: {error.response.get('Error', {}).get('Message', '')}"
+        if code in THROTTLED:
+            return SqsFailure("AWSThrottled", text, transient=True)
+        if code in DELETED_RECENTLY:
+            return SqsFailure("QueueDeletedRecently", text, transient=True, delay=61.0)
+        if status >= 500:
+            return SqsFailure("AWSUnavailable", text, transient=True)
+        return SqsFailure("AWSError", text, transient=False)
+    if isinstance(error, BotoCoreError):
+        return SqsFailure("AWSUnreachable", f"{action}: {error}", transient=True)
+    raise error
+
+
+def _code(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+class SqsAdapter:
+    """The operator's SQS client (thread-safe boto3 client, bounded worker pool)."""
+
+    def __init__(self, settings: OperatorSettings) -> None:
+        self.region = settings.aws_region
+        self.client: Any = boto3.client(
+            "sqs",
+            region_name=settings.aws_region,
+            endpoint_url=settings.sqs_endpoint_url,
+            config=Config(
+                retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
+                max_pool_connections=settings.aws_concurrency,
+                connect_timeout=5,
+                read_timeout=20,
+            ),
+        )
+        self._pool = ThreadPoolExecutor(
+            max_workers=settings.aws_concurrency, thread_name_prefix="sqs"
+        )
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
+
+    async def ensure_queues(
+        self, names: dict[str, str], known: QueueUrls, spec: QueuesSpec, owner: Owner
+    ) -> QueueReport:
+        return await self._run(self.ensure_queues_sync, names, known, spec, owner)
+
+    async def delete_queues(self, names: dict[str, str], owner: Owner) -> list[str]:
+        return await self._run(self.delete_queues_sync, names, owner)
+
+    def ensure_queues_sync(
+        self, names: dict[str, str], known: QueueUrls, spec: QueuesSpec, owner: Owner
+    ) -> QueueReport:
+        """Check known queues (cheap: one GetQueueAttributes each); create or adopt the rest."""
+        report = QueueReport(urls=QueueUrls())
+        urls: dict[str, str] = {}
+        for role in ROLES_IN_ORDER:
+            dlq_arn = queue_arn(urls["dlq"], self.region) if role == "input" else None
+            desired = desired_attributes(role, spec, dlq_arn)
+            url = getattr(known, role)
+            observed = self._attributes(url) if url else None
+            if observed is None:
+                url, observed = self._create_or_adopt(role, names[role], desired, owner, report)
+            diff = differing(desired, observed)
+            if diff:
+                self._call("SetQueueAttributes", QueueUrl=url, Attributes=diff)
+                report.updated.append(names[role])
+            if role == "input":
+                counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                          "ApproximateNumberOfMessagesDelayed")
+                report.busy = any(int(observed.get(key, "0") or 0) > 0 for key in counts)
+            urls[role] = url
+        report.urls = QueueUrls(**urls)
+        return report
+
+    def delete_queues_sync(self, names: dict[str, str], owner: Owner) -> list[str]:
+        """Delete the queues this environment owns; foreign or missing ones are left alone."""
+        deleted: list[str] = []
+        for role in ("input", "output", "dlq"):
+            url = self._url(names[role])
+            if url is None:
+                continue
+            tags = self._call("ListQueueTags", QueueUrl=url).get("Tags", {})
+            if ownership_problem(tags, owner) is not None:
+                continue
+            try:
+                self._call("DeleteQueue", QueueUrl=url)
+            except SqsFailure as failure:
+                if "NonExistentQueue" not in str(failure):
+                    raise
+            deleted.append(names[role])
+        return deleted
+
+    def _call(self, action: str, **kwargs: Any) -> dict[str, Any]:
+        method = getattr(self.client, _snake(action))
+        try:
+            result: dict[str, Any] = method(**kwargs)
+        except (ClientError, BotoCoreError) as error:
+            raise classify(error, action) from error
+        return result
+
+    def _url(self, name: str) -> str | None:
+        try:
+            return str(self.client.get_queue_url(QueueName=name)["QueueUrl"])
+        except ClientError as error:
+            if _code(error) in NOT_FOUND:
+                return None
+            raise classify(error, "GetQueueUrl") from error
+        except BotoCoreError as error:
+            raise classify(error, "GetQueueUrl") from error
+
+    def _attributes(self, url: str) -> dict[str, str] | None:
+        try:
+            result = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])
+        except ClientError as error:
+            if _code(error) in NOT_FOUND:
+                return None
+            raise classify(error, "GetQueueAttributes") from error
+        except BotoCoreError as error:
+            raise classify(error, "GetQueueAttributes") from error
+        return dict(result.get("Attributes", {}))
+
+    def _create_or_adopt(
+        self, role: str, name: str, desired: dict[str, str], owner: Owner, report: QueueReport
+    ) -> tuple[str, dict[str, str]]:
+        """Adopt an existing queue tagged for this environment, else create it with tags.
+
+        Looking before creating matters: CreateQueue on an existing queue may rewrite its tags,
+        which would hide a foreign queue.
+        """
+        url = self._url(name)
+        if url is None:
+            try:
+                created = self._call(
+                    "CreateQueue", QueueName=name, Attributes=desired, tags=owner.tags()
+                )
+            except SqsFailure as failure:
+                if "QueueAlreadyExists" not in str(failure) and "QueueNameExists" not in str(
+                    failure
+                ):
+                    raise
+                raise SqsFailure("QueueRace", f"{name} appeared while creating it",
+                                 transient=True, delay=1.0) from failure
+            report.created.append(name)
+            return str(created["QueueUrl"]), dict(desired)
+        tags = self._call("ListQueueTags", QueueUrl=url).get("Tags", {})
+        problem = ownership_problem(tags, owner)
+        if problem is not None:
+            raise SqsFailure(
+                "QueueConflict",
+                f"queue {name} {problem}; delete or rename it, or tag it "
+                f"{TAG_NAMESPACE}={owner.namespace} {TAG_NAME}={owner.name}",
+                transient=False,
+            )
+        if tags.get(TAG_UID) != owner.uid:
+            self._call("TagQueue", QueueUrl=url, Tags={TAG_UID: owner.uid})
+        report.adopted.append(name)
+        observed = self._attributes(url)
+        if observed is None:
+            raise SqsFailure("QueueRace", f"{name} vanished while adopting it", transient=True,
+                             delay=1.0)
+        return url, observed
+
+
+def _snake(action: str) -> str:
+    return "".join(f"_{c.lower()}" if c.isupper() else c for c in action).lstrip("_")

@@ -1,0 +1,48 @@
+"""Prometheus metrics of the operator (own registry, so several operators can share a process)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from webordinary.contracts.environment import Phase
+
+
+class Metrics:
+    """Reconcile duration, reconcile errors by reason, environments by phase."""
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.duration = Histogram(
+            "webordinary_operator_reconcile_duration_seconds",
+            "Time of one reconcile of an EditEnvironment.",
+            ["trigger"],
+            registry=self.registry,
+            buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+        )
+        self.errors = Counter(
+            "webordinary_operator_reconcile_errors_total",
+            "Reconciles that did not reach the desired state, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.environments = Gauge(
+            "webordinary_operator_environments",
+            "EditEnvironments known to this operator, by phase.",
+            ["phase"],
+            registry=self.registry,
+        )
+        self._phases: dict[str, str] = {}
+        for phase in Phase:
+            self.environments.labels(phase=str(phase)).set(0)
+
+    def set_phase(self, uid: str, phase: Phase | None) -> None:
+        """Track one environment's phase (None: forget it, e.g. after deletion)."""
+        before = self._phases.pop(uid, None)
+        if before is not None:
+            self.environments.labels(phase=before).dec()
+        if phase is not None:
+            self._phases[uid] = str(phase)
+            self.environments.labels(phase=str(phase)).inc()
+
+    def serve(self, host: str, port: int) -> None:
+        start_http_server(port, addr=host, registry=self.registry)
