@@ -1,0 +1,1 @@
+"""The strict Kubernetes API emulator's parts (store, selectors, patches, validation, HTTP)."""

@@ -1,0 +1,243 @@
+"""JSON patch (RFC 6902), JSON merge patch (RFC 7386) and strategic merge patch.
+
+Strategic merge keys come from field names (the real server reads them from the Go types):
+containers/initContainers/ephemeralContainers/env/volumes/imagePullSecrets/resourceClaims by
+`name`, container ports by `containerPort` (service ports by `port`), volumeMounts by
+`mountPath`, volumeDevices by `devicePath`, ownerReferences by `uid`, conditions by `type`,
+hostAliases by `ip`; `finalizers` is a merged primitive list. Every other list is replaced.
+Directives honoured: `$patch: replace|delete`, `$deleteFromPrimitiveList/<field>`,
+`$setElementOrder/<field>` (orders the merged list), `$retainKeys`.
+"""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+from webordinary.devkit.kube.errors import ApiError, bad_request
+
+_MISSING = object()
+
+
+def _patch_error(message: str) -> ApiError:
+    return ApiError(422, "Invalid", message)
+
+
+def _pointer(path: str) -> list[str]:
+    if path == "":
+        return []
+    if not path.startswith("/"):
+        raise bad_request(f'invalid JSON pointer "{path}": must start with "/"')
+    return [part.replace("~1", "/").replace("~0", "~") for part in path[1:].split("/")]
+
+
+def _index(container: list[Any], token: str, *, for_add: bool, path: str) -> int:
+    if token == "-" and for_add:
+        return len(container)
+    if not token.isdigit() or (len(token) > 1 and token.startswith("0")):
+        raise _patch_error(f'invalid array index "{token}" in path "{path}"')
+    index = int(token)
+    limit = len(container) if for_add else len(container) - 1
+    if index > limit:
+        raise _patch_error(f'array index {index} out of bounds in path "{path}"')
+    return index
+
+
+def _resolve(doc: Any, tokens: list[str], path: str) -> Any:
+    current = doc
+    for token in tokens:
+        if isinstance(current, dict):
+            if token not in current:
+                raise _patch_error(f'doc is missing path: "{path}"')
+            current = current[token]
+        elif isinstance(current, list):
+            current = current[_index(current, token, for_add=False, path=path)]
+        else:
+            raise _patch_error(f'doc is missing path: "{path}"')
+    return current
+
+
+def _add(doc: Any, tokens: list[str], value: Any, path: str) -> Any:
+    if not tokens:
+        return value
+    parent = _resolve(doc, tokens[:-1], path)
+    last = tokens[-1]
+    if isinstance(parent, dict):
+        parent[last] = value
+    elif isinstance(parent, list):
+        parent.insert(_index(parent, last, for_add=True, path=path), value)
+    else:
+        raise _patch_error(f'doc is missing path: "{path}"')
+    return doc
+
+
+def _remove(doc: Any, tokens: list[str], path: str) -> Any:
+    if not tokens:
+        raise _patch_error("cannot remove the whole document")
+    parent = _resolve(doc, tokens[:-1], path)
+    last = tokens[-1]
+    if isinstance(parent, dict):
+        if last not in parent:
+            raise _patch_error(f'unable to remove nonexistent key: {last}: missing value')
+        return parent.pop(last)
+    if isinstance(parent, list):
+        return parent.pop(_index(parent, last, for_add=False, path=path))
+    raise _patch_error(f'doc is missing path: "{path}"')
+
+
+def apply_json_patch(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
+    """Apply RFC 6902 operations; a failed `test` or a missing path is a 422 like the API."""
+    if not isinstance(patch, list):
+        raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
+    result: Any = copy.deepcopy(doc)
+    for operation in patch:
+        if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
+            raise bad_request(f"invalid JSON patch operation: {operation!r}")
+        op, path = operation["op"], operation["path"]
+        tokens = _pointer(path)
+        if op in ("add", "replace", "test") and "value" not in operation:
+            raise bad_request(f'missing value in JSON patch operation "{op}" at "{path}"')
+        value = copy.deepcopy(operation.get("value"))
+        if op == "add":
+            result = _add(result, tokens, value, path)
+        elif op == "remove":
+            _remove(result, tokens, path)
+        elif op == "replace":
+            _resolve(result, tokens, path)
+            if tokens:
+                _remove(result, tokens, path)
+            result = _add(result, tokens, value, path)
+        elif op == "test":
+            actual = _resolve(result, tokens, path)
+            numbers = isinstance(actual, int | float) and isinstance(value, int | float)
+            if actual != value or (type(actual) is not type(value) and not numbers):
+                raise _patch_error(f"testing value {path} failed: test failed")
+        elif op in ("move", "copy"):
+            source = operation.get("from")
+            if not isinstance(source, str):
+                raise bad_request(f'missing from in JSON patch operation "{op}"')
+            from_tokens = _pointer(source)
+            if op == "move":
+                moved = _remove(result, from_tokens, source)
+            else:
+                moved = copy.deepcopy(_resolve(result, from_tokens, source))
+            result = _add(result, tokens, moved, path)
+        else:
+            raise bad_request(f'unexpected JSON patch operation "{op}"')
+    if not isinstance(result, dict):
+        raise _patch_error("the patched document is not an object")
+    return result
+
+
+def apply_merge_patch(doc: Any, patch: Any) -> Any:
+    """RFC 7386: objects merge recursively, null deletes, everything else replaces."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(doc) if isinstance(doc, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = apply_merge_patch(result.get(key), value)
+    return result
+
+
+_MERGE_KEYS = {
+    "containers": "name",
+    "initContainers": "name",
+    "ephemeralContainers": "name",
+    "env": "name",
+    "volumes": "name",
+    "imagePullSecrets": "name",
+    "resourceClaims": "name",
+    "volumeMounts": "mountPath",
+    "volumeDevices": "devicePath",
+    "ownerReferences": "uid",
+    "conditions": "type",
+    "hostAliases": "ip",
+    "topologySpreadConstraints": "topologyKey",
+}
+_PRIMITIVE_MERGE = {"finalizers"}
+
+
+def _merge_key(field: str, items: list[Any]) -> str | None:
+    if field == "ports":
+        for item in items:
+            if isinstance(item, dict) and "containerPort" in item:
+                return "containerPort"
+        return "port"
+    return _MERGE_KEYS.get(field)
+
+
+def _merge_list(field: str, old: Any, patch: list[Any], order: list[Any] | None) -> list[Any]:
+    old_list = list(old) if isinstance(old, list) else []
+    if field in _PRIMITIVE_MERGE:
+        merged = old_list + [item for item in patch if item not in old_list]
+    else:
+        key = _merge_key(field, old_list + patch)
+        if key is None or not all(isinstance(item, dict) for item in old_list + patch):
+            return [strategic_merge(None, item) for item in patch]
+        merged = [copy.deepcopy(item) for item in old_list]
+        for item in patch:
+            directive = item.get("$patch")
+            if directive == "delete":
+                merged = [m for m in merged if m.get(key) != item.get(key)]
+                continue
+            if directive == "replace":
+                raise bad_request("$patch: replace in a list item is not supported")
+            for index, existing in enumerate(merged):
+                if existing.get(key) == item.get(key):
+                    merged[index] = strategic_merge(existing, item)
+                    break
+            else:
+                merged.append(strategic_merge(None, item))
+    if order is not None:
+        if field in _PRIMITIVE_MERGE:
+            rank = {value: i for i, value in enumerate(order)}
+            merged.sort(key=lambda v: rank.get(v, len(rank)))
+        else:
+            key = _merge_key(field, merged)
+            if key is not None:
+                rank = {
+                    entry.get(key): i for i, entry in enumerate(order) if isinstance(entry, dict)
+                }
+                merged.sort(key=lambda v: rank.get(v.get(key), len(rank)))
+    return merged
+
+
+def strategic_merge(doc: Any, patch: Any) -> Any:
+    """Strategic merge patch for the lists that matter (see the module docstring)."""
+    if not isinstance(patch, dict):
+        if isinstance(patch, list):
+            return [strategic_merge(None, item) for item in patch]
+        return copy.deepcopy(patch)
+    if patch.get("$patch") == "replace":
+        return {k: strategic_merge(None, v) for k, v in patch.items() if k != "$patch"}
+    if patch.get("$patch") == "delete":
+        return _MISSING
+    result = dict(doc) if isinstance(doc, dict) else {}
+    retain = patch.get("$retainKeys")
+    orders = {k.split("/", 1)[1]: v for k, v in patch.items() if k.startswith("$setElementOrder/")}
+    for key, value in patch.items():
+        if key.startswith("$"):
+            if key.startswith("$deleteFromPrimitiveList/"):
+                field = key.split("/", 1)[1]
+                if isinstance(result.get(field), list) and isinstance(value, list):
+                    result[field] = [v for v in result[field] if v not in value]
+            continue
+        if value is None:
+            result.pop(key, None)
+        elif isinstance(value, list):
+            result[key] = _merge_list(key, result.get(key), value, orders.get(key))
+        else:
+            merged = strategic_merge(result.get(key), value)
+            if merged is _MISSING:
+                result.pop(key, None)
+            else:
+                result[key] = merged
+    for key, order in orders.items():
+        if key not in patch and isinstance(result.get(key), list):
+            result[key] = _merge_list(key, result[key], [], order)
+    if isinstance(retain, list):
+        result = {k: v for k, v in result.items() if k in retain}
+    return result
