@@ -40,6 +40,7 @@ class LocalPod:
     generation: int
     ready: bool = False
     log_path: Path = field(default_factory=Path)
+    labels: dict[str, str] = field(default_factory=dict)
 
 
 def free_port() -> int:
@@ -231,6 +232,7 @@ class LocalKubelet:
             key=f"{namespace}/{name}", process=process, preview_port=preview_port,
             metrics_port=metrics_port, grace_seconds=grace,
             generation=meta.get("generation", 1), log_path=log_path,
+            labels=dict(deployment["spec"]["template"]["metadata"].get("labels", {})),
         )
         self.pods[pod.key] = pod
         log.info("kubelet: started %s (pid %s, preview :%s, log %s)",
@@ -255,7 +257,10 @@ class LocalKubelet:
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(key) for key in list(self.pods)))
 
-    def preview_port_for(self, namespace: str, deployment: str) -> int | None:
-        """The local port serving a Deployment's previews (for the local ingress)."""
-        pod = self.pods.get(f"{namespace}/{deployment}")
-        return pod.preview_port if pod is not None and pod.ready else None
+    def preview_port_for(self, namespace: str, selector: dict[str, str]) -> int | None:
+        """The local port of the ready pod a Service selector picks (for the local ingress)."""
+        for key, pod in self.pods.items():
+            picked = selector.items() <= pod.labels.items()
+            if key.startswith(f"{namespace}/") and pod.ready and picked:
+                return pod.preview_port
+        return None

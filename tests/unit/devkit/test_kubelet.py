@@ -52,3 +52,19 @@ def test_only_pvc_mounts_are_mapped(tmp_path: Path) -> None:
     path = volume_dir(tmp_path, "ns", "env-workspace")
     assert path.is_dir()
     assert path == tmp_path / "volumes" / "ns" / "env-workspace"
+
+
+def test_ingress_picks_the_longest_matching_prefix() -> None:
+    from webordinary.devkit.ingress import match_backend
+
+    def ingress(ns: str, paths: dict[str, str]) -> dict[str, Any]:
+        return {"metadata": {"namespace": ns}, "spec": {"rules": [{"http": {"paths": [
+            {"path": p, "pathType": "Prefix", "backend": {"service": {"name": s}}}
+            for p, s in paths.items()]}}]}}
+
+    ingresses = [ingress("a", {"/session/abc": "env-a"}), ingress("b", {"/session/abcd": "env-b"})]
+    assert match_backend(ingresses, "/session/abc/") == ("a", "env-a")
+    assert match_backend(ingresses, "/session/abc") == ("a", "env-a")
+    assert match_backend(ingresses, "/session/abcd/x.css") == ("b", "env-b")
+    assert match_backend(ingresses, "/session/abcde/") is None
+    assert match_backend(ingresses, "/other") is None
