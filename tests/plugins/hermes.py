@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 from pathlib import Path
 from typing import Any
 
+import aiohttp
+import boto3
 import pytest
 
+from webordinary.contracts.naming import queue_names
 from webordinary.hermes.routing import RoutingConfig, load_routing
 
 EMAILS = Path(__file__).resolve().parent.parent / "fixtures" / "emails"
@@ -111,3 +115,55 @@ def ses_notification(
 def hermes_routing() -> RoutingConfig:
     """The routing config the corpus is written for."""
     return load_routing(ROUTING_YAML)
+
+
+class OperatorStandIn:
+    """Plays the operator's part for Hermes tests: for each EditEnvironment, create its three
+    queues in moto and publish them (and a phase) on the status subresource."""
+
+    def __init__(self, kube_url: str, endpoint_url: str, namespace: str, phase: str = "Ready"):
+        self.kube_url = kube_url.rstrip("/")
+        self.namespace = namespace
+        self.phase = phase
+        self.sqs = boto3.client("sqs", endpoint_url=endpoint_url, region_name="us-east-1")
+        self.provisioned: dict[str, dict[str, str]] = {}
+        self.delay = 0.0
+
+    def _collection(self) -> str:
+        return (f"{self.kube_url}/apis/webordinary.dev/v1alpha1/namespaces/{self.namespace}"
+                "/editenvironments")
+
+    def _queues(self, spec: dict[str, Any]) -> dict[str, str]:
+        names = queue_names(spec["clientId"], spec["projectId"], spec["userId"])
+        dlq = self.sqs.create_queue(QueueName=names["dlq"])["QueueUrl"]
+        arn = self.sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])[
+            "Attributes"]["QueueArn"]
+        policy = json.dumps({"deadLetterTargetArn": arn, "maxReceiveCount": "3"})
+        urls = {role: self.sqs.create_queue(QueueName=names[role],
+                                            Attributes={"RedrivePolicy": policy})["QueueUrl"]
+                for role in ("input", "output")}
+        return {**urls, "dlq": dlq}
+
+    async def step(self, session: aiohttp.ClientSession) -> None:
+        async with session.get(self._collection()) as response:
+            items = (await response.json())["items"]
+        for obj in items:
+            name = obj["metadata"]["name"]
+            if (obj.get("status") or {}).get("queues", {}).get("input"):
+                continue
+            if self.delay:
+                await asyncio.sleep(self.delay)
+            urls = await asyncio.to_thread(self._queues, obj["spec"])
+            patch = {"status": {"phase": self.phase, "queues": urls}}
+            async with session.patch(
+                f"{self._collection()}/{name}/status", data=json.dumps(patch),
+                headers={"Content-Type": "application/merge-patch+json"},
+            ) as response:
+                assert response.status == 200, await response.text()
+            self.provisioned[name] = urls
+
+    async def run(self) -> None:
+        async with aiohttp.ClientSession() as session:
+            while True:
+                await self.step(session)
+                await asyncio.sleep(0.05)

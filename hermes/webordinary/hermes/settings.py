@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -73,3 +73,12 @@ class HermesSettings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9090
     """Prometheus `/metrics` and `/healthz` are served here (0 picks a free port)."""
     log_level: str = "INFO"
+
+    @field_validator(
+        "kube_api_url", "aws_endpoint_url", "inbound_queue_url", "s3_bucket",
+        "smtp_outbound_host", "journal_path", mode="before",
+    )
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        """Templated environments render unset values as empty strings."""
+        return None if value == "" else value

@@ -1,0 +1,143 @@
+"""EditEnvironment access over the Kubernetes REST API (aiohttp), behind `EnvironmentApi`."""
+
+from __future__ import annotations
+
+import json
+import os
+import ssl
+from pathlib import Path
+from typing import Any, Protocol
+
+import aiohttp
+
+from webordinary.contracts.environment import GROUP, PLURAL, VERSION
+
+SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
+
+
+class KubeError(Exception):
+    """The API answered with an error status."""
+
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class Conflict(KubeError):
+    """409 (already exists / stale write) or 422 from a failed JSON-patch `test`: re-read."""
+
+
+class EnvironmentApi(Protocol):
+    """The few calls Hermes makes on EditEnvironments."""
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
+    async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]: ...
+
+    async def json_patch(
+        self, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> dict[str, Any]: ...
+
+    async def merge_patch(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]: ...
+
+    async def list(self, namespace: str) -> list[dict[str, Any]]: ...
+
+    async def close(self) -> None: ...
+
+
+class HttpEnvironmentApi:
+    """aiohttp client for `/apis/webordinary.dev/v1alpha1/namespaces/{ns}/editenvironments`."""
+
+    def __init__(
+        self, base_url: str, token: str | None = None, ssl_context: ssl.SSLContext | None = None,
+        timeout: float = 15.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._headers = {"Accept": "application/json"}
+        if token:
+            self._headers["Authorization"] = f"Bearer {token}"
+        self._ssl = ssl_context
+        self._timeout = aiohttp.ClientTimeout(total=timeout)
+        self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_settings(cls, url: str | None) -> HttpEnvironmentApi:
+        """Explicit URL (local runs), else the in-cluster service account."""
+        if url:
+            return cls(url)
+        host = os.environ.get("KUBERNETES_SERVICE_HOST")
+        port = os.environ.get("KUBERNETES_SERVICE_PORT", "443")
+        if not host:
+            raise RuntimeError(
+                "no Kubernetes API: set WEBORDINARY_HERMES_KUBE_API_URL or run in a cluster"
+            )
+        token = (SERVICE_ACCOUNT / "token").read_text().strip()
+        context = ssl.create_default_context(cafile=str(SERVICE_ACCOUNT / "ca.crt"))
+        if ":" in host:
+            host = f"[{host}]"
+        return cls(f"https://{host}:{port}", token=token, ssl_context=context)
+
+    def _path(self, namespace: str, name: str | None = None) -> str:
+        path = f"{self.base_url}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
+        return f"{path}/{name}" if name else path
+
+    async def _request(
+        self, method: str, url: str, body: Any = None, content_type: str = "application/json"
+    ) -> dict[str, Any] | None:
+        if self._session is None or self._session.closed:
+            self._session = aiohttp.ClientSession(timeout=self._timeout)
+        headers = dict(self._headers)
+        data = None
+        if body is not None:
+            headers["Content-Type"] = content_type
+            data = json.dumps(body)
+        async with self._session.request(
+            method, url, data=data, headers=headers, ssl=self._ssl if self._ssl else True
+        ) as response:
+            text = await response.text()
+            if response.status == 404 and method == "GET":
+                return None
+            if response.status >= 400:
+                reason, message = "Error", text[:500]
+                try:
+                    payload = json.loads(text)
+                    reason = str(payload.get("reason") or reason)
+                    message = str(payload.get("message") or message)
+                except (json.JSONDecodeError, AttributeError):
+                    pass
+                is_failed_test = response.status == 422 and "test" in message.lower()
+                if response.status == 409 or is_failed_test:
+                    raise Conflict(response.status, reason, message)
+                raise KubeError(response.status, reason, message)
+            result: dict[str, Any] = json.loads(text) if text else {}
+            return result
+
+    async def get(self, namespace: str, name: str) -> dict[str, Any] | None:
+        return await self._request("GET", self._path(namespace, name))
+
+    async def create(self, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._request("POST", self._path(namespace), body) or {}
+
+    async def json_patch(
+        self, namespace: str, name: str, ops: list[dict[str, Any]]
+    ) -> dict[str, Any]:
+        url = self._path(namespace, name)
+        return await self._request("PATCH", url, ops, "application/json-patch+json") or {}
+
+    async def merge_patch(
+        self, namespace: str, name: str, patch: dict[str, Any]
+    ) -> dict[str, Any]:
+        url = self._path(namespace, name)
+        return await self._request("PATCH", url, patch, "application/merge-patch+json") or {}
+
+    async def list(self, namespace: str) -> list[dict[str, Any]]:
+        found = await self._request("GET", self._path(namespace)) or {}
+        return list(found.get("items") or [])
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
