@@ -105,7 +105,7 @@ runAsNonRoot: true
 runAsUser: {{ .Values.securityContext.runAsUser }}
 runAsGroup: {{ .Values.securityContext.runAsGroup }}
 allowPrivilegeEscalation: false
-readOnlyRootFilesystem: true
+readOnlyRootFilesystem: {{ .Values.securityContext.readOnlyRootFilesystem }}
 privileged: false
 capabilities:
   drop: ["ALL"]

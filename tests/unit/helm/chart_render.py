@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import cache
@@ -82,7 +83,14 @@ def render(
     values: dict[str, Any] | None = None, *, name: str = RELEASE, namespace: str = NAMESPACE
 ) -> Rendered:
     """Render like `helm install name chart -n namespace -f values` would (no cluster)."""
-    manifests = _chart().render(values or {}, name=name, namespace=namespace, is_install=True)
+    return _render(json.dumps(values or {}, sort_keys=True), name, namespace)
+
+
+@cache
+def _render(values: str, name: str, namespace: str) -> Rendered:
+    """Cached: tests read the objects, never change them."""
+    manifests = _chart().render(json.loads(values), name=name, namespace=namespace,
+                                is_install=True)
     objects: list[dict[str, Any]] = []
     notes = ""
     for path, text in sorted(manifests.items()):

@@ -72,6 +72,12 @@ def test_the_settings_class_accepts_what_the_chart_sets(
     metrics = next(p for p in container["ports"] if p["name"] == "metrics")
     assert settings.metrics_port == metrics["containerPort"]
     assert settings.metrics_host == "0.0.0.0"
+    if component == "operator":
+        assert settings.watch_namespaces() == (
+            [] if VALUE_SETS[values_name].get("operator", {}).get("clusterWide") else
+            [rendered.get("RoleBinding", fullname("operator"))["metadata"]["namespace"]])
+        health = next(p for p in container["ports"] if p["name"] == "health")
+        assert settings.liveness_endpoint() == f"http://0.0.0.0:{health['containerPort']}/healthz"
 
 
 def test_operator_settings_carry_the_editor_defaults(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -41,7 +41,8 @@ def test_every_container_is_restricted(rendered: Rendered) -> None:
         assert ctx["seccompProfile"]["type"] == "RuntimeDefault", where
 
 
-def test_our_pods_run_as_the_image_user_with_a_read_only_root(rendered: Rendered) -> None:
+def test_our_pods_run_as_the_image_user_with_a_read_only_root() -> None:
+    rendered = render(FULL)
     for component in ("operator", "hermes"):
         spec = pod_spec(rendered, component)
         assert spec["securityContext"]["runAsUser"] == 10001
@@ -70,6 +71,18 @@ def test_every_container_has_resources_and_probes(rendered: Rendered) -> None:
             port = handler["port"]
             if isinstance(port, str):
                 assert port in port_names(container), f"{where} {probe} port {port}"
+
+
+def test_only_the_dev_values_make_the_root_writable() -> None:
+    for name, values in VALUE_SETS.items():
+        rendered = render(values)
+        writable = not values.get("securityContext", {}).get("readOnlyRootFilesystem", True)
+        for component in ("operator", "hermes"):
+            (container,) = pod_spec(rendered, component)["containers"]
+            assert container["securityContext"]["readOnlyRootFilesystem"] is not writable, name
+    assert [n for n, v in VALUE_SETS.items()
+            if v.get("securityContext", {}).get("readOnlyRootFilesystem") is False] == [
+        "kind-values.yaml"]
 
 
 def test_singletons_never_overlap(rendered: Rendered) -> None:
@@ -133,14 +146,14 @@ def test_network_policies_are_tight() -> None:
     assert not render({"networkPolicy": {"enabled": False}}).all("NetworkPolicy")
 
 
-def test_operator_runs_kopf_standalone_with_liveness() -> None:
-    spec = pod_spec(render({"operator": {"healthPort": 8181}}), "operator")
-    (container,) = spec["containers"]
-    args = container["args"]
-    assert "--standalone" in args, "one replica, no peering objects needed"
-    assert "--liveness=http://0.0.0.0:8181/healthz" in args
+def test_operator_liveness_is_kopfs_endpoint() -> None:
+    rendered = render({"operator": {"healthPort": 8181}})
+    (container,) = pod_spec(rendered, "operator")["containers"]
+    assert "args" not in container, "python -m webordinary.operator reads its settings from env"
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "health"}
     assert {"name": "health", "containerPort": 8181, "protocol": "TCP"} in container["ports"]
+    env = rendered.get("ConfigMap", fullname("operator"))["data"]
+    assert env["WEBORDINARY_OPERATOR_LIVENESS_PORT"] == "8181"
 
 
 def test_hermes_mounts_the_routing_config_as_a_directory() -> None:
