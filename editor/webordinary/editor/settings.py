@@ -39,6 +39,9 @@ class EditorSettings(BaseSettings):
     interrupt_grace_seconds: Annotated[float, Field(gt=0)] = 5.0
     poll_wait_seconds: Annotated[int, Field(ge=0, le=20)] = 20
     visibility_timeout_seconds: Annotated[int, Field(ge=10, le=43200)] = 120
+    # Received messages start with a short lease, extended as soon as they are accepted: a
+    # long poll orphaned by a stopping pod then hands its message back within seconds.
+    receive_visibility_seconds: Annotated[int, Field(ge=1, le=60)] = 5
     retry_backoff_seconds: Annotated[int, Field(ge=0, le=900)] = 10
     max_attempts: Annotated[int, Field(ge=1)] = 3
     shutdown_grace_seconds: Annotated[float, Field(gt=0)] = 25.0

@@ -209,7 +209,7 @@ class Editor:
     async def _poll(self) -> None:
         """Long-poll continuously; hand new commands over and interrupt the running one."""
         wait = self.settings.poll_wait_seconds
-        visibility = self.settings.visibility_timeout_seconds
+        visibility = self.settings.receive_visibility_seconds
         while not self.shutting_down.is_set():
             if not self.inbox.empty():
                 await asyncio.sleep(0.05)
@@ -221,7 +221,14 @@ class Editor:
                 await asyncio.sleep(1)
                 continue
             for message in received:
-                await self._accept(message)
+                if self.shutting_down.is_set():
+                    await self.queues.extend(message.receipt, 0)
+                    continue
+                try:
+                    await self._accept(message)
+                except Exception:
+                    log.exception("could not handle message %s; it will come back",
+                                  message.message_id)
 
     async def _accept(self, message: Received) -> None:
         running = self.current.command.command_id if self.current is not None else None
@@ -234,12 +241,11 @@ class Editor:
                      decision.result.command_id)
             await self._answer(decision.result, message, record=False)
         elif isinstance(decision, Adopt):
+            await self.queues.extend(message.receipt, self.settings.visibility_timeout_seconds)
             if self.current is not None:
                 self.current.message = message
         elif isinstance(decision, Run):
-            if self.shutting_down.is_set():
-                await self.queues.extend(message.receipt, 0)
-                return
+            await self.queues.extend(message.receipt, self.settings.visibility_timeout_seconds)
             job = Job(decision.command, message)
             self.waiting.append(job)
             await self.inbox.put(job)
