@@ -155,7 +155,7 @@ async def test_accept_creates_environment_and_sends_command(parts: Any) -> None:
 
 
 async def test_session_patch_retries_on_conflict(parts: Any) -> None:
-    hermes, kube, queues, _ = parts
+    hermes, kube, _, _ = parts
     await hermes.handle_inbound(inbound("gmail_new.eml"))
     kube.conflicts = 2
     assert await hermes.handle_inbound(inbound("mobile_iphone.eml", "d2")) == "command"
