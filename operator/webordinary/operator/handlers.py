@@ -151,11 +151,11 @@ async def release(rt: Runtime, body: kopf.Body) -> None:
             raise
 
 
-def login(settings: OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo:
+def login(config: OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo:
     """The emulator URL for local runs, else in-cluster service account or kubeconfig."""
-    if settings.kube_api_url:
+    if config.kube_api_url:
         return kopf.ConnectionInfo(
-            server=settings.kube_api_url, insecure=True, scheme="Bearer", token="dummy"
+            server=config.kube_api_url, insecure=True, scheme="Bearer", token="dummy"
         )
     info = kopf.login_with_service_account(**kwargs) or kopf.login_with_kubeconfig(**kwargs)
     if info is None:

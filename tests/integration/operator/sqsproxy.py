@@ -1,0 +1,108 @@
+"""A tiny HTTP proxy in front of moto that counts SQS actions and can inject AWS errors.
+
+It speaks plain HTTP both ways (the operator's boto3 client just gets its URL as the SQS
+endpoint), so the code under test is not patched.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+
+@dataclass
+class Fault:
+    status: int
+    code: str
+    remaining: int  # -1: forever
+
+
+@dataclass
+class SqsProxy:
+    upstream: str
+    counts: Counter[str] = field(default_factory=Counter)
+    faults: dict[str, Fault] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    server: ThreadingHTTPServer | None = None
+
+    @property
+    def url(self) -> str:
+        assert self.server is not None
+        host, port = self.server.server_address[:2]
+        return f"http://{host!s}:{port}"
+
+    def fail(self, action: str, *, status: int = 500, code: str = "InternalFailure",
+             times: int = -1) -> None:
+        """Answer `action` with an AWS error `times` times (-1: until cleared)."""
+        with self.lock:
+            self.faults[action] = Fault(status, code, times)
+
+    def clear(self) -> None:
+        with self.lock:
+            self.faults.clear()
+
+    def _fault_for(self, action: str) -> Fault | None:
+        with self.lock:
+            self.counts[action] += 1
+            fault = self.faults.get(action)
+            if fault is None or fault.remaining == 0:
+                return None
+            if fault.remaining > 0:
+                fault.remaining -= 1
+            return fault
+
+    def start(self) -> SqsProxy:
+        proxy = self
+        target = urlparse(self.upstream)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, format: str, *args: object) -> None:
+                return
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length)
+                action = (self.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1] or "?"
+                fault = proxy._fault_for(action)
+                if fault is not None:
+                    payload = json.dumps({"__type": f"com.amazonaws.sqs#{fault.code}",
+                                          "message": f"injected {fault.code}"}).encode()
+                    self.send_response(fault.status)
+                    self.send_header("Content-Type", "application/x-amz-json-1.0")
+                    self.send_header("x-amzn-query-error", f"{fault.code};Sender")
+                    self.send_header("Content-Length", str(len(payload)))
+                    self.end_headers()
+                    self.wfile.write(payload)
+                    return
+                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
+                headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+                conn.request("POST", self.path, body=body, headers=headers)
+                response = conn.getresponse()
+                data = response.read()
+                conn.close()
+                self.send_response(response.status)
+                for key, value in response.getheaders():
+                    if key.lower() not in ("content-length", "connection", "transfer-encoding",
+                                           "server", "date"):
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        threading.Thread(target=self.server.serve_forever, daemon=True,
+                         name="sqs-proxy").start()
+        return self
+
+    def stop(self) -> None:
+        if self.server is not None:
+            self.server.shutdown()
+            self.server.server_close()

@@ -1,0 +1,247 @@
+"""The operator over real HTTP: emulator for Kubernetes, moto for SQS."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from tests.integration.operator.conftest import (
+    NAMESPACE,
+    Harness,
+    condition,
+    is_ready,
+    spec_for,
+    wait_for,
+)
+from webordinary.contracts.environment import ANNOTATION_WAKE
+
+CHILDREN = [
+    ("/api/v1", "serviceaccounts", "editor"),
+    ("/api/v1", "persistentvolumeclaims", "workspace"),
+    ("/api/v1", "services", "editor"),
+    ("/apis/apps/v1", "deployments", "editor"),
+    ("/apis/networking.k8s.io/v1", "ingresses", "preview"),
+    ("/apis/networking.k8s.io/v1", "networkpolicies", "editor"),
+]
+
+
+def test_create_to_ready_with_every_child_and_queue(harness: Harness) -> None:
+    api = harness.api
+    name = "ameliastamps-website-john"
+    with harness.run_operator() as runner:
+        created = api.create_ee(name, spec_for("john", sessions=["1a2b3c4d"]))
+        ee = wait_for(lambda: (e := api.ee(name)) and is_ready(e) and e, what="Ready")
+    assert runner.exception is None, runner.stdout
+    status = ee["status"]
+    assert status["phase"] == "Ready"
+    assert status["observedGeneration"] == created["metadata"]["generation"]
+    for kind in ("QueuesReady", "StorageReady", "WorkloadReady", "RoutingReady", "Ready"):
+        cond = condition(ee, kind)
+        assert cond is not None
+        assert cond["status"] == "True", cond
+    assert harness.queue_names() == sorted(
+        f"webordinary-{role}-{name}" for role in ("input", "output", "dlq"))
+    urls = status["queues"]
+    attributes = harness.sqs.get_queue_attributes(
+        QueueUrl=urls["input"], AttributeNames=["All"])["Attributes"]
+    redrive = json.loads(attributes["RedrivePolicy"])
+    dlq_arn = harness.sqs.get_queue_attributes(
+        QueueUrl=urls["dlq"], AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    assert redrive["deadLetterTargetArn"] == dlq_arn
+    assert int(redrive["maxReceiveCount"]) == 3
+    tags = harness.sqs.list_queue_tags(QueueUrl=urls["output"])["Tags"]
+    assert tags == {"webordinary.dev/namespace": NAMESPACE, "webordinary.dev/name": name,
+                    "webordinary.dev/uid": created["metadata"]["uid"]}
+    for group, plural, role in CHILDREN:
+        child = api.child(group, plural, f"{name}-{role}")
+        assert child is not None, (plural, role)
+        refs = child["metadata"].get("ownerReferences", [])
+        if plural == "persistentvolumeclaims":
+            assert refs == []
+        else:
+            assert refs[0]["uid"] == created["metadata"]["uid"]
+    deployment = api.child("/apis/apps/v1", "deployments", f"{name}-editor")
+    env = {e["name"]: e.get("value") for e in
+           deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+    assert env["WEBORDINARY_INPUT_QUEUE_URL"] == urls["input"]
+    assert deployment["spec"]["replicas"] == 1
+    ingress = api.child("/apis/networking.k8s.io/v1", "ingresses", f"{name}-preview")
+    assert [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]] == [
+        "/session/1a2b3c4d"]
+
+
+def _deployment(harness: Harness, name: str) -> dict[str, Any]:
+    result: dict[str, Any] = harness.api.child("/apis/apps/v1", "deployments", f"{name}-editor")
+    return result
+
+
+def _env(deployment: dict[str, Any]) -> dict[str, str | None]:
+    container = deployment["spec"]["template"]["spec"]["containers"][0]
+    return {e["name"]: e.get("value") for e in container["env"]}
+
+
+def test_spec_change_updates_children_and_queues(harness: Harness) -> None:
+    api = harness.api
+    name = "ameliastamps-website-mary"
+    with harness.run_operator() as runner:
+        api.create_ee(name, spec_for("mary", sessions=["aaa111"]))
+        wait_for(lambda: is_ready(api.ee(name)), what="Ready")
+        api.patch_ee(name, {"spec": {
+            "sessions": ["aaa111", "bbb222"], "idleTimeout": "45m",
+            "editor": {"image": "registry.example/editor:2", "env": [
+                {"name": "LOG_LEVEL", "value": "debug"}]},
+            "queues": {"maxReceiveCount": 7, "visibilityTimeout": 120},
+        }})
+
+        def updated() -> bool:
+            ee = api.ee(name) or {}
+            return (ee.get("status", {}).get("observedGeneration") == ee["metadata"]["generation"]
+                    and is_ready(ee))
+
+        wait_for(updated, what="new generation observed")
+    assert runner.exception is None
+    ingress = api.child("/apis/networking.k8s.io/v1", "ingresses", f"{name}-preview")
+    assert [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]] == [
+        "/session/aaa111", "/session/bbb222"]
+    deployment = _deployment(harness, name)
+    env = _env(deployment)
+    assert env["WEBORDINARY_IDLE_TIMEOUT_SECONDS"] == str(45 * 60)
+    assert env["LOG_LEVEL"] == "debug"
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["image"] == (
+        "registry.example/editor:2")
+    ee = api.ee(name) or {}
+    assert ee["status"]["sessionCount"] == 2
+    attributes = harness.sqs.get_queue_attributes(
+        QueueUrl=ee["status"]["queues"]["input"], AttributeNames=["All"])["Attributes"]
+    assert int(json.loads(attributes["RedrivePolicy"])["maxReceiveCount"]) == 7
+    assert attributes["VisibilityTimeout"] == "120"
+    assert len(harness.queue_names()) == 3
+
+
+@pytest.mark.parametrize(
+    ("patch", "field"),
+    [
+        ({"idleTimeout": "0s"}, "spec.idleTimeout"),
+        ({"editor": {"env": [{"name": "WEBORDINARY_INPUT_QUEUE_URL", "value": "x"}]}},
+         "spec.editor.env[0].name"),
+    ],
+)
+def test_invalid_spec_is_reported_with_the_field(
+    harness: Harness, patch: dict[str, Any], field: str
+) -> None:
+    api = harness.api
+    name = "ameliastamps-website-bad"
+    with harness.run_operator() as runner:
+        api.create_ee(name, spec_for("bad", **patch))
+
+        def invalid() -> dict[str, Any] | None:
+            cond = condition(api.ee(name), "Ready")
+            return cond if cond and cond["reason"] == "InvalidSpec" else None
+
+        cond = wait_for(invalid, what="InvalidSpec")
+        ee = api.ee(name) or {}
+        assert cond["status"] == "False"
+        assert cond["message"].startswith(field), cond["message"]
+        assert ee["status"]["phase"] == "Failed"
+        assert api.child("/apis/apps/v1", "deployments", f"{name}-editor") is None
+        assert harness.queue_names() == []
+        # Fixing the spec recovers without a restart.
+        fixed = {"spec": {"idleTimeout": "20m", "editor": {"env": []}}}
+        api.patch_ee(name, fixed)
+        wait_for(lambda: is_ready(api.ee(name)), what="Ready after the fix")
+    assert runner.exception is None
+
+
+def test_deleted_children_and_queue_come_back(harness: Harness) -> None:
+    api = harness.api
+    name = "ameliastamps-website-drift"
+    with harness.run_operator() as runner:
+        api.create_ee(name, spec_for("drift", sessions=["c0ffee"]))
+        ee = wait_for(lambda: (e := api.ee(name)) and is_ready(e) and e, what="Ready")
+        old_output = ee["status"]["queues"]["output"]
+        api.call("DELETE", f"/api/v1/namespaces/{NAMESPACE}/services/{name}-editor")
+        api.call("DELETE",
+                 f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/ingresses/{name}-preview")
+        harness.sqs.delete_queue(QueueUrl=old_output)
+        assert api.child("/api/v1", "services", f"{name}-editor") is None
+        wait_for(lambda: api.child("/api/v1", "services", f"{name}-editor"), timeout=15,
+                 what="Service recreated")
+        wait_for(lambda: api.child("/apis/networking.k8s.io/v1", "ingresses", f"{name}-preview"),
+                 timeout=15, what="Ingress recreated")
+        wait_for(lambda: f"webordinary-output-{name}" in harness.queue_names(), timeout=15,
+                 what="output queue recreated")
+        wait_for(lambda: is_ready(api.ee(name)), what="Ready again")
+    assert runner.exception is None
+    assert len(harness.queue_names()) == 3
+
+
+def test_delete_removes_queues_and_keeps_the_workspace(harness: Harness) -> None:
+    api = harness.api
+    keep, drop = "ameliastamps-website-keep", "ameliastamps-website-drop"
+    with harness.run_operator() as runner:
+        api.create_ee(keep, spec_for("keep"))
+        api.create_ee(drop, spec_for("drop", storage={"deletionPolicy": "Delete"},
+                                     queues={"deletionPolicy": "Retain"}))
+        wait_for(lambda: is_ready(api.ee(keep)) and is_ready(api.ee(drop)), what="both Ready")
+        assert len(harness.queue_names()) == 6
+        api.delete_ee(keep)
+        api.delete_ee(drop)
+        wait_for(lambda: api.ee(keep) is None and api.ee(drop) is None, what="both gone")
+    assert runner.exception is None
+    assert harness.queue_names() == sorted(
+        f"webordinary-{role}-{drop}" for role in ("input", "output", "dlq"))
+    assert api.child("/api/v1", "persistentvolumeclaims", f"{keep}-workspace") is not None
+    wait_for(lambda: api.child("/api/v1", "persistentvolumeclaims", f"{drop}-workspace") is None,
+             timeout=5, what="workspace of the Delete policy removed")
+    wait_for(lambda: api.child("/apis/apps/v1", "deployments", f"{keep}-editor") is None,
+             timeout=5, what="owned children garbage-collected")
+
+
+def test_foreign_queue_is_a_clear_error(harness: Harness) -> None:
+    api = harness.api
+    name = "ameliastamps-website-taken"
+    harness.sqs.create_queue(QueueName=f"webordinary-output-{name}",
+                             tags={"team": "someone-else"})
+    with harness.run_operator() as runner:
+        api.create_ee(name, spec_for("taken"))
+
+        def conflict() -> dict[str, Any] | None:
+            cond = condition(api.ee(name), "QueuesReady")
+            return cond if cond and cond["reason"] == "QueueConflict" else None
+
+        cond = wait_for(conflict, what="QueueConflict")
+        assert f"webordinary-output-{name}" in cond["message"]
+        assert (api.ee(name) or {})["status"]["phase"] == "Failed"
+    assert runner.exception is None
+    tags = harness.sqs.list_queue_tags(QueueUrl=harness.sqs.get_queue_url(
+        QueueName=f"webordinary-output-{name}")["QueueUrl"])["Tags"]
+    assert tags == {"team": "someone-else"}, "a foreign queue must not be touched"
+
+
+def test_sleeps_when_idle_and_wakes_on_request_or_message(harness: Harness) -> None:
+    api = harness.api
+    name = "ameliastamps-website-nap"
+    with harness.run_operator() as runner:
+        api.create_ee(name, spec_for("nap", idleTimeout="2s"))
+
+        def phase(expected: str) -> bool:
+            return ((api.ee(name) or {}).get("status") or {}).get("phase") == expected
+
+        wait_for(lambda: phase("Sleeping"), timeout=15, what="Sleeping")
+        assert _deployment(harness, name)["spec"]["replicas"] == 0
+        api.patch_ee(name, {"metadata": {"annotations": {
+            ANNOTATION_WAKE: datetime.now(UTC).isoformat()}}})
+        wait_for(lambda: _deployment(harness, name)["spec"]["replicas"] == 1, timeout=5,
+                 what="woken by annotation")
+        wait_for(lambda: phase("Sleeping"), timeout=15, what="asleep again")
+        url = (api.ee(name) or {})["status"]["queues"]["input"]
+        harness.sqs.send_message(QueueUrl=url, MessageBody="{}")
+        wait_for(lambda: _deployment(harness, name)["spec"]["replicas"] == 1, timeout=10,
+                 what="woken by a message")
+        api.patch_ee(name, {"spec": {"suspend": True}})
+        wait_for(lambda: _deployment(harness, name)["spec"]["replicas"] == 0, timeout=10,
+                 what="suspended despite the message")
+    assert runner.exception is None
