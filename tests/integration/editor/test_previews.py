@@ -183,6 +183,12 @@ async def test_cap_of_two_stops_the_least_recently_used(
     assert not alive(pid_a)
     assert await metric(previews, "webordinary_preview_evictions_total") == evictions + 1
     assert await metric(previews, "webordinary_preview_active_servers") == 2
+    # The HMR client of an evicted tab pings for its server: that must not wake it.
+    with pytest.raises(aiohttp.WSServerHandshakeError) as refused:
+        await http.ws_connect("/session/a/", protocols=("vite-ping",))
+    assert refused.value.status == 503
+    await asyncio.sleep(0.2)
+    assert previews.active_sessions() == ["b", "c"]
     # A sleeping known session: the page says it is starting, and the request wakes it.
     status, page = await get_text(http, "/session/a/")
     assert status == 503

@@ -60,6 +60,7 @@ def test_missing_trailing_slash_redirects(raw: str, location: str) -> None:
         "/session/a/./x",
         "/session/a/..%5c..%5cetc",
         "/session/a/%00",
+        "/session/a/__open-in-editor?file=/etc/passwd",
     ],
 )
 def test_everything_else_is_not_found(raw: str) -> None:

@@ -9,6 +9,8 @@ from urllib.parse import unquote
 from webordinary.contracts.naming import is_thread_id
 
 SESSION_PREFIX: Final = "/session/"
+# Dev-server endpoints that act on the pod rather than serve the site (launches an editor).
+BLOCKED_TAILS: Final = ("__open-in-editor",)
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,8 @@ def parse_path(raw_path: str) -> Route:
         return NotFoundRoute("invalid path")
     if any(segment in (".", "..") for segment in decoded.split("/")):
         return NotFoundRoute("invalid path")
+    if decoded.startswith(BLOCKED_TAILS):
+        return NotFoundRoute("not served")
     return SessionRoute(thread_id)
 
 

@@ -382,12 +382,14 @@ class Previews:
             wait = max(1, round(self._retry_after_failure - since_failure))
             page = pages.failed_page(session.thread_id, session.last_error.log_tail, wait)
             return _html(502, page, "failed", retry_after=wait)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            # An open tab's HMR client pings until its server is back; letting the ping wake
+            # the server would make tabs of evicted sessions evict each other forever.
+            REQUESTS.labels("sleeping").inc()
+            return web.Response(status=503, text="preview not running\n",
+                                headers={"Retry-After": str(self._refresh)})
         if not self._closed:
             self._spawn(self._wake(session))
-        if request.headers.get("Upgrade", "").lower() == "websocket":
-            REQUESTS.labels("starting").inc()
-            return web.Response(status=503, text="preview starting\n",
-                                headers={"Retry-After": str(self._refresh)})
         page = pages.starting_page(session.thread_id, self._refresh)
         return _html(503, page, "starting", retry_after=self._refresh)
 
