@@ -45,7 +45,8 @@ def _response(payload: Any, status: int = 200, warnings: list[str] | None = None
     headers = {"Content-Type": _JSON}
     response = aiohttp.web.Response(body=_dumps(payload), status=status, headers=headers)
     for warning in warnings or []:
-        response.headers.add("Warning", f'299 - "{warning}"')
+        escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
+        response.headers.add("Warning", f'299 - "{escaped}"')
     return response
 
 

@@ -119,6 +119,7 @@ class Store:
         self.history_floor: dict[StorageKey, int] = {}
         self.watchers: dict[StorageKey, set[Watcher]] = {}
         self.rv = 0
+        self.history_limit = HISTORY_LIMIT
         self.counts: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
         self.counts_lock = threading.Lock()
@@ -211,7 +212,7 @@ class Store:
         event = Event(self.rv, kind, obj, old)
         history = self.history[key]
         history.append(event)
-        if len(history) > HISTORY_LIMIT:
+        while len(history) > self.history_limit:
             dropped = history.popleft()
             self.history_floor[key] = dropped.rv
         for watcher in list(self.watchers[key]):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from typing import Any
 
 from webordinary.devkit.kube.resources import Resource
@@ -25,20 +26,31 @@ def wants_table(accept: str) -> bool:
     return "as=Table" in accept
 
 
+_STEP = re.compile(
+    r'\.([A-Za-z0-9_\-]+)|\[(\d+)\]|\[\?\(@\.([A-Za-z0-9_\-]+)==["\']([^"\']*)["\']\)\]')
+
+
 def _json_path(obj: Any, path: str) -> Any:
+    """The JSONPath subset printer columns use: .a.b, [0], [?(@.type=="Ready")]."""
     if path.startswith("#"):
         value = obj.get(path[1:]) if isinstance(obj, dict) else None
         return len(value) if isinstance(value, dict) else 0
     if "/" in path:
         left, right = path.split("/", 1)
         return f"{_json_path(obj, left) or 0}/{_json_path(obj, right) or 0}"
-    current = obj
-    for key in path.strip().lstrip(".").split("."):
-        if not key:
-            continue
-        if isinstance(current, dict):
-            current = current.get(key)
+    current: Any = obj
+    for match in _STEP.finditer(path.strip()):
+        key, index, filter_key, filter_value = match.groups()
+        if key is not None:
+            current = current.get(key) if isinstance(current, dict) else None
+        elif index is not None:
+            items = current if isinstance(current, list) else []
+            current = items[int(index)] if int(index) < len(items) else None
         else:
+            items = current if isinstance(current, list) else []
+            current = next((i for i in items if isinstance(i, dict)
+                            and str(i.get(filter_key)) == filter_value), None)
+        if current is None:
             return None
     return current
 
@@ -56,6 +68,10 @@ def _age(timestamp: str | None) -> str:
     if seconds < 172800:
         return f"{seconds // 3600}h"
     return f"{seconds // 86400}d"
+
+
+def _type_of(columns: list[tuple[str, str, str, int]], name: str) -> str:
+    return next((t for n, t, _, _ in columns if n == name), "string")
 
 
 def as_table(resource: Resource, objs: list[dict[str, Any]], rv: int) -> dict[str, Any]:
@@ -79,7 +95,7 @@ def as_table(resource: Resource, objs: list[dict[str, Any]], rv: int) -> dict[st
         cells: list[Any] = [meta.get("name")]
         for name, _, path, _ in columns:
             value = _json_path(obj, path)
-            if name.lower() == "age" or path == ".metadata.creationTimestamp":
+            if value is not None and (_type_of(columns, name) == "date"):
                 value = _age(value)
             cells.append("<none>" if value is None else value)
         if not any(n.lower() == "age" for n, *_ in columns):
