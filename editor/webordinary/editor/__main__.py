@@ -27,6 +27,7 @@ def make_previews(config: Config) -> PreviewsLike | None:
     previews: PreviewsLike = Previews(
         config.workspace.sessions, port=config.env.preview_port,
         metrics_port=config.env.metrics_port, max_active=config.settings.max_previews,
+        host=config.settings.preview_host,
     )
     return previews
 

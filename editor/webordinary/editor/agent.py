@@ -11,20 +11,14 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
-
-from claude_agent_sdk import (
-    AssistantMessage,
-    ClaudeAgentOptions,
-    ClaudeSDKClient,
-    HookMatcher,
-    ResultMessage,
-    TextBlock,
-)
+from typing import TYPE_CHECKING, Any
 
 from webordinary.contracts.messages import Usage
 from webordinary.editor.planner import tool_path_problem
 from webordinary.editor.settings import Config
+
+if TYPE_CHECKING:
+    from claude_agent_sdk import ClaudeAgentOptions, ClaudeSDKClient, ResultMessage
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +49,11 @@ class Outcome:
     error: str | None = None
     transient: bool = False
     session_id: str | None = None
+
+
+def preload() -> None:
+    """Import the SDK (about a second, mostly its MCP types) off the startup path."""
+    import claude_agent_sdk  # noqa: F401
 
 
 def session_id_for(environment: str, thread_id: str) -> str:
@@ -105,6 +104,8 @@ class Agent:
         return any(projects.glob(f"*/{self.session_id}.jsonl"))
 
     def options(self) -> ClaudeAgentOptions:
+        from claude_agent_sdk import ClaudeAgentOptions, HookMatcher
+
         settings = self.config.settings
         ws = self.config.workspace
         env = {
@@ -137,6 +138,8 @@ class Agent:
 
     async def _connected(self) -> ClaudeSDKClient:
         if self._client is None:
+            from claude_agent_sdk import ClaudeSDKClient
+
             client = ClaudeSDKClient(self.options())
             await client.connect()
             self._client = client
@@ -166,6 +169,8 @@ class Agent:
             await self.close()
             return Outcome(Ending.FAILED, error=f"Claude Code did not start: {exc}",
                            transient=True)
+        from claude_agent_sdk import AssistantMessage, ResultMessage, TextBlock
+
         texts: list[str] = []
         final: list[ResultMessage] = []
 

@@ -48,6 +48,7 @@ class EditorSettings(BaseSettings):
     max_previews: Annotated[int, Field(ge=1)] = 2
     max_agents: Annotated[int, Field(ge=1)] = 2
     previews_enabled: bool = True
+    preview_host: str = "0.0.0.0"
     npm_install: bool = True
     cli_path: str | None = None
     cli_max_retries: Annotated[int, Field(ge=0)] | None = None

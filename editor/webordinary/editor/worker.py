@@ -27,7 +27,7 @@ from webordinary.contracts.messages import (
     Usage,
 )
 from webordinary.contracts.naming import preview_path
-from webordinary.editor.agent import Agents, Ending, Outcome
+from webordinary.editor.agent import Agents, Ending, Outcome, preload
 from webordinary.editor.journal import Journal
 from webordinary.editor.planner import (
     Adopt,
@@ -123,6 +123,7 @@ class Editor:
         started = time.monotonic()
         await self.startup()
         log.info("editor ready in %.2fs", time.monotonic() - started)
+        warm = asyncio.create_task(asyncio.to_thread(preload))
         tasks = [asyncio.create_task(self._poll(), name="poll"),
                  asyncio.create_task(self._heartbeat(), name="heartbeat"),
                  asyncio.create_task(self._process(), name="process")]
@@ -132,6 +133,7 @@ class Editor:
             if task.done() and not task.cancelled() and task.exception() is not None:
                 log.error("editor task %s failed", task.get_name(), exc_info=task.exception())
         await self._drain(tasks)
+        warm.cancel()
 
     async def startup(self) -> None:
         await self.sessions.prepare()
@@ -151,6 +153,9 @@ class Editor:
         if self.previews is not None:
             await self.previews.start()
             self.previews.set_ready(True)
+            log.info("previews on port %s, health and metrics on port %s",
+                     getattr(self.previews, "port", "?"),
+                     getattr(self.previews, "metrics_port", "?"))
         self.ready.set()
 
     def shutdown(self) -> None:
@@ -170,8 +175,8 @@ class Editor:
         poll.cancel()
         if self.current is not None:
             self.current.interrupt(Ending.INTERRUPTED)
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(process), max(1.0, grace * 0.6))
+            with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+                await asyncio.wait_for(asyncio.shield(process), max(1.0, grace * 0.6))
         process.cancel()
         while not self.inbox.empty():
             job = self.inbox.get_nowait()

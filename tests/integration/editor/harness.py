@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
 import sys
 import time
+import urllib.error
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +23,7 @@ import boto3
 
 from webordinary.devkit.aws import FAKE_CREDENTIALS, MotoServer
 from webordinary.devkit.messages_api import MessagesAPI
+from webordinary.editor.sessions import STAMP, lock_digest
 
 ROOT = Path(__file__).resolve().parents[3]
 SITE = ROOT / "tests" / "fixtures" / "site"
@@ -81,6 +85,31 @@ class Editor:
     def wait_ready(self, timeout: float = 30.0) -> float:
         self.wait_log("editor ready", timeout)
         return time.monotonic() - self.started_at
+
+    def preview_port(self) -> int:
+        match = re.search(r"previews on port (\d+)", self.log())
+        assert match, self.log()[-2000:]
+        return int(match.group(1))
+
+    def get(self, path: str, timeout: float = 10.0) -> tuple[int, str]:
+        """GET from the editor's preview entry point."""
+        url = f"http://127.0.0.1:{self.preview_port()}{path}"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout) as response:
+                return response.status, response.read().decode(errors="replace")
+        except urllib.error.HTTPError as exc:
+            return exc.code, exc.read().decode(errors="replace")
+
+    def wait_page(self, path: str, needle: str, timeout: float = 40.0) -> str:
+        """Poll a preview page until it answers 200 with `needle` in it."""
+        deadline = time.monotonic() + timeout
+        status, body = 0, ""
+        while time.monotonic() < deadline:
+            status, body = self.get(path)
+            if status == 200 and needle in body:
+                return body
+            time.sleep(0.2)
+        raise AssertionError(f"{path} never showed {needle!r}: {status} {body[:500]}")
 
     def terminate(self, timeout: float = 30.0) -> int:
         """SIGTERM and wait; returns the exit code."""
@@ -150,6 +179,23 @@ class Rig:
         })
         env.update(self.extra_env)
         return env
+
+    def enable_previews(self) -> None:
+        """Real Astro dev servers: node_modules hard-linked from the fixture, stamp matching."""
+        modules = SITE / "node_modules"
+        if not (modules / "astro" / "package.json").is_file():
+            raise AssertionError("the Astro fixture site has no node_modules: run ./dev setup")
+        target = self.workspace / "sessions" / "node_modules"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        subprocess.run(["cp", "-al", str(modules), str(target)], check=True)
+        digest = lock_digest(self.base / "seed")
+        assert digest is not None
+        (target / STAMP).write_text(digest)
+        self.extra_env.update({
+            "WEBORDINARY_EDITOR_PREVIEWS_ENABLED": "true",
+            "WEBORDINARY_EDITOR_NPM_INSTALL": "true",
+            "WEBORDINARY_EDITOR_PREVIEW_HOST": "127.0.0.1",
+        })
 
     def start_editor(self, ready: bool = True) -> Editor:
         editor = Editor(self.environ(), self.base / f"editor-{len(self.editors)}.log").start()

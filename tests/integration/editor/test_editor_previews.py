@@ -1,0 +1,32 @@
+"""The editor with real previews: an edit shows up at /session/{thread}/ (real astro dev)."""
+
+from __future__ import annotations
+
+from tests.integration.editor.harness import Rig, command
+from webordinary.devkit.messages_api import edit, read, text, tools
+
+INDEX = "src/pages/index.astro"
+OLD_HEADLINE = "Welcome to Amelia's Stamps"
+
+
+def test_each_session_preview_shows_its_own_change(rig: Rig) -> None:
+    rig.enable_previews()
+    rig.api.push(
+        tools(read(INDEX)), tools(edit(INDEX, OLD_HEADLINE, "Spring sale")), text("Sale on."),
+        tools(read(INDEX)), tools(edit(INDEX, OLD_HEADLINE, "Closed for summer")),
+        text("Closed."),
+    )
+    editor = rig.start_editor()
+    rig.send(command("a", "pa-1", "Announce the spring sale"))
+    [a] = rig.results(1)
+    rig.send(command("b", "pb-1", "Say we are closed for summer"))
+    [b] = rig.results(1)
+    assert (a["status"], b["status"]) == ("completed", "completed")
+
+    page_a = editor.wait_page(a["previewPath"], "Spring sale")
+    page_b = editor.wait_page(b["previewPath"], "Closed for summer")
+    assert "Closed for summer" not in page_a
+    assert "Spring sale" not in page_b
+    assert editor.get("/session/nobody/")[0] == 404
+    assert editor.terminate() == 0
+    assert "Spring sale" in rig.show("thread-a", INDEX)
