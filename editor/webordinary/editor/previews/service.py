@@ -111,6 +111,8 @@ class Previews:
 
     async def start(self) -> None:
         """Bind the router on `port` and health/metrics on `metrics_port`."""
+        if self._runners or self._closed:
+            raise RuntimeError("Previews.start() runs once, before close()")
         self._client = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=None, sock_connect=5),
             auto_decompress=False,
