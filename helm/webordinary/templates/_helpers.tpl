@@ -112,17 +112,3 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
-
-{{/*
-Render a map of env vars (name -> value) as a container env list, skipping empty values.
-*/}}
-{{- define "webordinary.envMap" -}}
-{{- range $name, $value := . }}
-{{- if not (kindIs "invalid" $value) }}
-{{- if ne (toString $value) "" }}
-- name: {{ $name }}
-  value: {{ toString $value | quote }}
-{{- end }}
-{{- end }}
-{{- end }}
-{{- end }}

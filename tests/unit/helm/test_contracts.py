@@ -6,12 +6,14 @@ import importlib
 import os
 from typing import Any
 
+import kubernetes_validate
 import pytest
 import yaml
 
 from tests.unit.helm.chart_render import (
     CHART,
     FULL,
+    KUBE_VERSIONS,
     ROOT,
     Rendered,
     ci_values,
@@ -172,6 +174,8 @@ def test_chart_crd_is_what_helm_installs_and_what_rbac_names() -> None:
     assert crd["metadata"]["name"] == f"{plural}.{group}"
     versions = [v for v in crd["spec"]["versions"] if v["served"]]
     assert all("status" in v.get("subresources", {}) for v in versions)
+    for kube_version in KUBE_VERSIONS:
+        kubernetes_validate.validate(crd, kube_version, strict=True)
     rules = render().get("ClusterRole", fullname("operator"))["rules"]
     named = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
     assert {(group, plural), (group, f"{plural}/status"), (group, f"{plural}/finalizers")} <= named
