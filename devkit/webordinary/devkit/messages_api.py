@@ -103,10 +103,23 @@ class Recorded:
         return json.dumps(self.body.get("messages", []), ensure_ascii=False)
 
 
+def _strings(value: Any) -> list[str]:
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, dict):
+        return [s for v in value.values() for s in _strings(v)]
+    if isinstance(value, list):
+        return [s for v in value for s in _strings(v)]
+    return []
+
+
 def find_cwd(body: JsonDict) -> str | None:
     """The CLI puts its cwd in the system prompt (or a system entry of the messages)."""
-    match = CWD_RE.search(json.dumps(body.get("system", "")) + json.dumps(body.get("messages")))
-    return match.group(1).rstrip("\\n\"',") if match else None
+    for chunk in _strings([body.get("system"), body.get("messages")]):
+        match = CWD_RE.search(chunk)
+        if match:
+            return match.group(1)
+    return None
 
 
 def is_side_request(body: JsonDict) -> bool:

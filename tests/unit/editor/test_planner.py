@@ -1,0 +1,123 @@
+"""Pure decisions of the editor: parsing, planning, commit messages, path safety."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from webordinary.contracts.messages import Command, Result, ResultStatus
+from webordinary.editor.planner import (
+    Adopt,
+    Reject,
+    Replay,
+    Run,
+    commit_message,
+    confined,
+    parse,
+    plan,
+    rejection,
+    should_give_up,
+    subject,
+    tool_path_problem,
+    upload_path,
+)
+
+
+def body(**overrides: object) -> str:
+    raw: dict[str, object] = {"version": "v1", "sessionId": "x", "commandId": "c-1",
+                              "type": "edit", "instruction": "Change the title",
+                              "context": {"branch": "thread-x"}}
+    raw.update(overrides)
+    return json.dumps(raw)
+
+
+def nothing(_: str) -> Result | None:
+    return None
+
+
+def test_a_valid_envelope_is_run() -> None:
+    decision = plan(body(), "m1", nothing, running=None)
+    assert isinstance(decision, Run)
+    assert decision.command.instruction == "Change the title"
+
+
+@pytest.mark.parametrize(
+    ("raw", "reason", "mentions"),
+    [
+        ("{not json", "invalid_json", "not JSON"),
+        ("[1, 2]", "invalid_envelope", "JSON object"),
+        (body(type="dance"), "unknown_type", "type"),
+        (body(version="v2"), "unsupported_version", "version"),
+        (body(context=None), "invalid_envelope", "context"),
+        (body(sessionId="../../etc"), "invalid_envelope", "sessionId"),
+        (body(surprise=1), "invalid_envelope", "surprise"),
+    ],
+)
+def test_bad_messages_are_rejected_naming_the_problem(raw: str, reason: str,
+                                                     mentions: str) -> None:
+    decision = parse(raw, "m1")
+    assert isinstance(decision, Reject)
+    assert decision.reason == reason
+    assert mentions in decision.message
+
+
+def test_a_rejection_keeps_the_ids_it_could_read() -> None:
+    decision = parse(body(type="dance"), "m1")
+    assert isinstance(decision, Reject)
+    result = rejection(decision, "env")
+    assert (result.command_id, result.session_id) == ("c-1", "x")
+    assert result.status is ResultStatus.REJECTED
+    assert result.error is not None
+    assert result.error.reason == "unknown_type"
+    unreadable = parse("garbage", "m1")
+    assert isinstance(unreadable, Reject)
+    assert unreadable.command_id == "sqs-m1"
+
+
+def test_an_answered_command_is_replayed_not_rerun() -> None:
+    done = Result(command_id="c-1", session_id="x", status=ResultStatus.COMPLETED)
+    decision = plan(body(), "m1", lambda cid: done if cid == "c-1" else None, running=None)
+    assert decision == Replay(done)
+
+
+def test_the_running_command_coming_back_is_adopted() -> None:
+    assert isinstance(plan(body(), "m1", nothing, running="c-1"), Adopt)
+    assert isinstance(plan(body(), "m1", nothing, running="c-0"), Run)
+
+
+def test_commit_messages_carry_instruction_summary_and_ids() -> None:
+    command = Command.model_validate_json(body(instruction="Make it blue\nand bold"))
+    message = commit_message(command, "Made the header blue.", wip="interrupted")
+    assert message.startswith("WIP (interrupted): Make it blue\n\nMade the header blue.")
+    assert "and bold" in message
+    assert "Command-Id: c-1" in message
+    assert subject("x" * 200, "f").endswith("...")
+    assert len(subject("x" * 200, "f")) == 72
+    assert subject("   \n", "edit command") == "edit command"
+
+
+def test_retries_stop_at_the_last_attempt() -> None:
+    assert not should_give_up(1, 3)
+    assert should_give_up(3, 3)
+
+
+def test_uploads_stay_in_public_uploads(tmp_path: Path) -> None:
+    assert upload_path(tmp_path, "logo.png") == (tmp_path / "public/uploads/logo.png").resolve()
+    assert upload_path(tmp_path, "../../x.png").name == "x.png"
+    for bad in ("..", ".htaccess", ""):
+        with pytest.raises(ValueError, match="unsafe"):
+            upload_path(tmp_path, bad)
+
+
+def test_tool_paths_are_confined_to_the_worktree(tmp_path: Path) -> None:
+    assert confined(tmp_path, str(tmp_path / "src/pages/index.astro"))
+    assert confined(tmp_path, "src/pages/index.astro")
+    assert not confined(tmp_path, "/etc/passwd")
+    assert not confined(tmp_path, str(tmp_path / ".." / "other"))
+    assert not confined(tmp_path, str(tmp_path / ".git" / "config"))
+    (tmp_path / "link").symlink_to("/etc")
+    assert not confined(tmp_path, str(tmp_path / "link" / "passwd"))
+    assert tool_path_problem(tmp_path, {"file_path": "/etc/passwd"}) is not None
+    assert tool_path_problem(tmp_path, {"pattern": "*.astro"}) is None

@@ -1,0 +1,71 @@
+"""Git sessions over real git: clone/fetch, one worktree per thread, commits, pushes."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tests.integration.editor.harness import git, make_remote
+from webordinary.editor.sessions import Identity, Sessions, install_dependencies
+from webordinary.editor.settings import Workspace
+
+
+def sessions_for(tmp_path: Path, remote: Path, name: str = "ws") -> Sessions:
+    return Sessions(Workspace(tmp_path / name), repository_url=str(remote), branch="main",
+                    token=None, identity=Identity("Editor", "editor@example.com"))
+
+
+async def test_worktrees_per_thread_commit_and_push(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path)
+    sessions = sessions_for(tmp_path, remote)
+    await sessions.prepare()
+    a = await sessions.worktree("a")
+    b = await sessions.worktree("b")
+    assert a == tmp_path / "ws" / "sessions" / "thread-a"
+    assert await sessions.worktree("a") == a
+    assert sessions.known() == ["a", "b"]
+    base = await sessions.head(a)
+    assert await sessions.commit(a, "nothing\n") is None
+
+    (a / "src" / "pages" / "new.md").write_text("# New\n")
+    (a / "node_modules").mkdir()
+    (a / "node_modules" / "junk.js").write_text("x")
+    (a / ".astro").mkdir()
+    (a / ".astro" / "types.d.ts").write_text("x")
+    sha = await sessions.commit(a, "Add a page\n\nbody\n")
+    assert sha is not None
+    assert sha != base
+    assert await sessions.changed_files(a, base) == ["src/pages/new.md"]
+    assert not await sessions.dirty(a)
+    assert await sessions.head(b) == base
+    assert git("log", "-1", "--format=%an <%ae>|%s", "thread-a", cwd=a).strip() == \
+        "Editor <editor@example.com>|Add a page"
+
+    await sessions.push("a")
+    assert git("rev-parse", "thread-a", cwd=remote).strip() == sha
+
+
+async def test_a_new_volume_resumes_a_pushed_session_branch(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path)
+    first = sessions_for(tmp_path, remote, "one")
+    await first.prepare()
+    worktree = await first.worktree("a")
+    (worktree / "kept.md").write_text("kept\n")
+    await first.commit(worktree, "Keep\n")
+    await first.push("a")
+
+    second = sessions_for(tmp_path, remote, "two")
+    await second.prepare()
+    again = await second.worktree("a")
+    assert (again / "kept.md").read_text() == "kept\n"
+
+    git("branch", "-f", "main", "thread-a", cwd=remote)
+    await second.prepare()
+    fresh = await second.worktree("b")
+    assert (fresh / "kept.md").exists()
+
+
+async def test_dependencies_are_skipped_without_a_manifest(tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path)
+    workspace.create()
+    (workspace.repo).mkdir()
+    assert await install_dependencies(workspace) is False
