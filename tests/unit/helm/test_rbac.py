@@ -59,6 +59,8 @@ def test_operator_may_reconcile_editenvironments(cluster_wide: bool) -> None:
             assert allows(rules, group, resource, verb), f"{verb} {group}/{resource}"
     assert allows(rules, "", "events", "create")
     assert allows(rules, "apiextensions.k8s.io", "customresourcedefinitions", "watch")
+    assert allows(rules, "", "namespaces", "list"), "kopf's namespace observer (namespaced mode)"
+    assert allows(rules, "", "namespaces", "watch")
     elsewhere = rules_bound_to(rendered, fullname("operator"), "kube-system")
     assert allows(elsewhere, "apps", "deployments", "create") is cluster_wide
 
