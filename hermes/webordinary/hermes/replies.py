@@ -193,7 +193,7 @@ def rejection_mail(
 
 
 def render(mail: OutgoingMail, now: datetime | None = None) -> bytes:
-    """RFC 5322 bytes (multipart/alternative text + HTML) with the threading headers."""
+    """RFC 5322 bytes (multipart/alternative text + HTML, CRLF) with the threading headers."""
     msg = EmailMessage()
     msg["From"] = formataddr((mail.sender_name, mail.sender)) if mail.sender_name else mail.sender
     msg["To"] = mail.to
@@ -211,4 +211,4 @@ def render(mail: OutgoingMail, now: datetime | None = None) -> bytes:
     msg["X-Webordinary-Kind"] = mail.kind
     msg.set_content(mail.text)
     msg.add_alternative(mail.html, subtype="html")
-    return msg.as_bytes()
+    return msg.as_bytes(policy=msg.policy.clone(linesep="\r\n"))  # RFC 5322 line ends
