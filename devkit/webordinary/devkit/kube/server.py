@@ -20,7 +20,7 @@ import attrs
 import kmock
 import yaml
 
-from webordinary.devkit.kube import errors
+from webordinary.devkit.kube import errors, openapi
 from webordinary.devkit.kube.errors import ApiError
 from webordinary.devkit.kube.resources import VERBS, Resource
 from webordinary.devkit.kube.selectors import parse_field_selector, parse_label_selector
@@ -98,7 +98,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         if head == "version":
             return _response(_version()), "GET"
         if head == "openapi":
-            raise ApiError(404, "NotFound", "the server could not find the requested resource")
+            return self._openapi(parts), "GET"
         if head == "api":
             if len(parts) == 1:
                 return _response({
@@ -388,6 +388,23 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         return response
 
     # -- discovery -------------------------------------------------------------------------
+
+    def _openapi(self, parts: list[str]) -> aiohttp.web.Response:
+        resources = list(self.store.resources.values())
+        if parts[1:] == ["v3"]:
+            return _response(openapi.root(resources))
+        if len(parts) >= 4 and parts[1] == "v3":
+            gv = parts[2:]
+            if gv[0] == "api" and gv[1:] == ["v1"]:
+                chosen = [r for r in resources if not r.group]
+            elif gv[0] == "apis" and len(gv) == 3:
+                chosen = [r for r in resources if r.group == gv[1] and r.version == gv[2]]
+            else:
+                chosen = []
+            document = openapi.document(chosen)
+            if document is not None:
+                return aiohttp.web.Response(body=document, headers={"Content-Type": _JSON})
+        raise ApiError(404, "NotFound", "the server could not find the requested resource")
 
     def _root_paths(self) -> list[str]:
         paths = {"/api", "/api/v1", "/apis", "/version", "/healthz"}

@@ -97,6 +97,8 @@ def as_table(resource: Resource, objs: list[dict[str, Any]], rv: int) -> dict[st
             value = _json_path(obj, path)
             if value is not None and (_type_of(columns, name) == "date"):
                 value = _age(value)
+            if value is None and not resource.custom and _type_of(columns, name) == "integer":
+                value = 0
             cells.append("<none>" if value is None else value)
         if not any(n.lower() == "age" for n, *_ in columns):
             cells.append(_age(meta.get("creationTimestamp")))
