@@ -72,6 +72,7 @@ class Reason(StrEnum):
     TOO_MANY_ATTACHMENTS = "too-many-attachments"
     EMPTY_INSTRUCTION = "empty-instruction"
     INSTRUCTION_TOO_LONG = "instruction-too-long"
+    UNAVAILABLE = "unavailable"
 
 
 RATE_LIMITED_REASONS = frozenset(
@@ -133,7 +134,7 @@ def reply_context(mail: ParsedMail, project_address: str | None = None) -> Reply
     if mail.message_id and mail.message_id not in refs:
         refs.append(mail.message_id)
     return ReplyContext(
-        to=mail.reply_to or mail.from_address,
+        to=mail.from_address,  # the authenticated address, never a Reply-To redirection
         subject=reply_subject(mail.subject),
         message_id=mail.message_id,
         references=refs,

@@ -175,6 +175,12 @@ _REJECT_TEXT: dict[Reason, list[str]] = {
         "Please reply with what you would like to change, e.g. 'Add the attached photo to the "
         "About page'.",
     ],
+    Reason.UNAVAILABLE: [
+        "Sorry - we could not start your editing environment, so your request was not "
+        "carried out.",
+        "What to try: send your request again in a few minutes. If this keeps happening, "
+        "please contact support.",
+    ],
     Reason.INSTRUCTION_TOO_LONG: [
         "Your instruction is longer than we can take in one go.",
         "Please split it into several smaller requests.",

@@ -99,10 +99,11 @@ class Hermes:
             own_addresses=frozenset(own),
         )
 
-    async def handle_inbound(self, inbound: Inbound) -> str:
+    async def handle_inbound(self, inbound: Inbound, last_attempt: bool = False) -> str:
         """One received mail, end to end. Returns what happened (for logs and tests).
 
-        Raises RetryLater when the mail should be delivered again later.
+        Raises RetryLater when the mail should be delivered again later; on the `last_attempt`
+        the user gets a failure reply instead.
         """
         self.metrics.received.labels(inbound.source).inc()
         try:
@@ -125,7 +126,14 @@ class Hermes:
         lock = self._locks.setdefault(plan.command_id, asyncio.Lock())
         try:
             async with lock:
-                return await self._accept(plan)
+                try:
+                    return await self._accept(plan)
+                except RetryLater as exc:
+                    if not last_attempt:
+                        raise
+                    log.error("giving up on %s: %s", plan.command_id, exc)
+                    reply = Reply(Reason.UNAVAILABLE, plan.reply, str(exc), plan.thread_id)
+                    return await self._reject(reply, f"reject:{plan.command_id}")
         finally:
             if not lock.locked():
                 self._locks.pop(plan.command_id, None)
@@ -283,8 +291,9 @@ class Hermes:
             recipients=note.recipients, envelope_from=note.envelope_from,
             received_at=note.received_at,
         )
+        last = message.receive_count >= self.settings.inbound_max_receives
         try:
-            outcome = await self.handle_inbound(inbound)
+            outcome = await self.handle_inbound(inbound, last_attempt=last)
         except RetryLater as exc:
             log.warning("mail %s postponed: %s", note.ses_message_id, exc)
             return False

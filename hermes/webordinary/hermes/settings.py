@@ -30,6 +30,9 @@ class HermesSettings(BaseSettings):
     """SQS queue fed by SES receipt notifications (SNS-wrapped or raw); unset disables it."""
     inbound_wait_seconds: Annotated[int, Field(ge=0, le=20)] = 10
     inbound_visibility_seconds: Annotated[int, Field(ge=10, le=43200)] = 300
+    """How long a postponed mail waits before Hermes tries it again."""
+    inbound_max_receives: Annotated[int, Field(ge=1, le=100)] = 6
+    """After this many postponed attempts the user gets a failure reply instead of silence."""
     s3_bucket: str | None = None
     """Bucket for attachments too big to travel inline in a command."""
     s3_attachments_prefix: str = "attachments/"
