@@ -104,13 +104,14 @@ def _render(values: str, name: str, namespace: str) -> Rendered:
 
 
 def fullname(component: str | None = None, release: str = RELEASE) -> str:
-    base = f"{release}-webordinary"
+    """Like the chart's webordinary.fullname: the release name alone if it contains the chart's."""
+    base = release if "webordinary" in release else f"{release}-webordinary"
     return f"{base}-{component}" if component else base
 
 
-def config_env(rendered: Rendered, component: str) -> dict[str, str]:
+def config_env(rendered: Rendered, component: str, release: str = RELEASE) -> dict[str, str]:
     """The environment a component's container gets: its ConfigMap plus literal env entries."""
-    deployment = rendered.get("Deployment", fullname(component))
+    deployment = rendered.get("Deployment", fullname(component, release))
     (container,) = deployment["spec"]["template"]["spec"]["containers"]
     env: dict[str, str] = {}
     for source in container.get("envFrom", []):
