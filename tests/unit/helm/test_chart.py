@@ -33,7 +33,7 @@ STANDARD_LABELS = (
 )
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # Kinds the official schemas do not cover; checked by their own tests.
-CUSTOM_KINDS = {"ServiceMonitor"}
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor"}
 
 
 @pytest.fixture(scope="module", params=sorted(VALUE_SETS))
@@ -141,6 +141,9 @@ def test_optional_objects_appear_when_enabled() -> None:
             service["metadata"]["labels"].items())
         assert monitor["spec"]["endpoints"][0]["port"] in {p["name"] for p in
                                                            service["spec"]["ports"]}
+    (editors,) = rendered.all("PodMonitor")
+    assert editors["metadata"]["namespace"] == "tenants", "where the editors run"
+    assert editors["spec"]["podMetricsEndpoints"][0]["port"] == "metrics"
     pvc = rendered.get("PersistentVolumeClaim", fullname("hermes") + "-journal")
     assert pvc["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
 

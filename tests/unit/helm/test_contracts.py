@@ -179,3 +179,23 @@ def test_chart_crd_is_what_helm_installs_and_what_rbac_names() -> None:
     rules = render().get("ClusterRole", fullname("operator"))["rules"]
     named = {(g, r) for rule in rules for g in rule["apiGroups"] for r in rule["resources"]}
     assert {(group, plural), (group, f"{plural}/status"), (group, f"{plural}/finalizers")} <= named
+
+
+def test_editor_pod_monitor_selects_the_pods_the_operator_builds() -> None:
+    from webordinary.contracts.editor_env import METRICS_PORT
+    from webordinary.contracts.environment import EditEnvironmentSpec, QueueUrls
+    from webordinary.operator import builders
+    from webordinary.operator.settings import OperatorSettings
+
+    spec = EditEnvironmentSpec.model_validate({
+        "clientId": "ameliastamps", "projectId": "website", "userId": "john",
+        "repository": {"url": "https://example.test/site.git"}})
+    queues = QueueUrls(input="http://q/i", output="http://q/o", dlq="http://q/d")
+    owner = builders.Owner("tenants", "ameliastamps-website-john", "uid-1")
+    editor = builders.deployment(owner, spec, queues, 1, OperatorSettings())
+    pod_labels = editor["spec"]["template"]["metadata"]["labels"]
+    (monitor,) = render(FULL).all("PodMonitor")
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
+    (container,) = editor["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    assert ports[monitor["spec"]["podMetricsEndpoints"][0]["port"]] == METRICS_PORT

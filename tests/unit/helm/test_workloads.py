@@ -39,6 +39,10 @@ def test_every_container_is_restricted(rendered: Rendered) -> None:
         assert ctx.get("privileged", False) is False, where
         assert ctx["runAsNonRoot"] is True, where
         assert ctx["seccompProfile"]["type"] == "RuntimeDefault", where
+        spec = deployment["spec"]["template"]["spec"]
+        for host in ("hostNetwork", "hostPID", "hostIPC"):
+            assert not spec.get(host), f"{where}: {host}"
+        assert not [v for v in spec.get("volumes", []) if "hostPath" in v], where
 
 
 def test_our_pods_run_as_the_image_user_with_a_read_only_root() -> None:
@@ -83,6 +87,16 @@ def test_only_the_dev_values_make_the_root_writable() -> None:
     assert [n for n, v in VALUE_SETS.items()
             if v.get("securityContext", {}).get("readOnlyRootFilesystem") is False] == [
         "kind-values.yaml"]
+
+
+def test_only_our_components_get_an_api_token(rendered: Rendered) -> None:
+    for deployment in rendered.all("Deployment"):
+        spec = deployment["spec"]["template"]["spec"]
+        component = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
+        if component in ("operator", "hermes"):
+            assert spec["serviceAccountName"] == fullname(component)
+        else:
+            assert spec["automountServiceAccountToken"] is False, component
 
 
 def test_singletons_never_overlap(rendered: Rendered) -> None:
