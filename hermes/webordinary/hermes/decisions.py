@@ -181,14 +181,16 @@ def decide(
     recipients = inbound.recipients or [*mail.to, *mail.cc]
     found = route(routing, sender, recipients)
     keys = thread_keys(mail, fallback=inbound.delivery_id)
-    thread = resolve_thread(keys, known_threads)
     if isinstance(found, Miss):
+        thread = resolve_thread(keys, known_threads)
         reason = {
             Miss.UNKNOWN_SENDER: Reason.UNKNOWN_SENDER,
             Miss.UNKNOWN_PROJECT: Reason.UNKNOWN_PROJECT,
             Miss.NOT_AUTHORIZED: Reason.NOT_AUTHORIZED,
         }[found]
         return Reply(reason, reply_context(mail), thread_id=thread)
+    environment = environment_name(found.client_id, found.project_id, found.user_id)
+    thread = resolve_thread(keys, known_threads, scope=environment)
     context = reply_context(mail, found.address)
     if inbound.raw and len(inbound.raw) > limits.max_message_bytes:
         return Reply(Reason.TOO_LARGE, context, f"{len(inbound.raw)} bytes", thread)
@@ -202,7 +204,7 @@ def decide(
     return Accept(
         EditPlan(
             route=found,
-            environment=environment_name(found.client_id, found.project_id, found.user_id),
+            environment=environment,
             thread_id=thread,
             thread_keys=keys,
             command_id=command_id_for(mail, inbound.delivery_id),

@@ -49,7 +49,7 @@ from webordinary.hermes.replies import (
 )
 from webordinary.hermes.routing import RoutingSource
 from webordinary.hermes.settings import HermesSettings
-from webordinary.hermes.threads import learn, mid_key
+from webordinary.hermes.threads import learn, mid_key, scoped
 
 log = logging.getLogger(__name__)
 
@@ -179,7 +179,7 @@ class Hermes:
         command = build_command(plan, inline, stored, now)
         body = command.model_dump_json(by_alias=True, exclude_none=True)
         await self.queues.send(queue, body, group_id=plan.thread_id, dedup_id=plan.command_id)
-        self.journal.remember_threads(learn(plan.thread_keys, plan.thread_id))
+        self.journal.remember_threads(learn(plan.thread_keys, plan.thread_id, plan.environment))
         self.journal.record_command(
             CommandRecord(
                 command_id=plan.command_id, thread_id=plan.thread_id,
@@ -199,7 +199,7 @@ class Hermes:
                            self.settings.preview_base_url, self.settings.from_address,
                            self.settings.from_name)
             try:
-                await self._send_mail(ack, plan.thread_id)
+                await self._send_mail(ack, plan.thread_id, plan.environment)
                 self.journal.record_reply(f"ack:{plan.command_id}")
             except Exception:  # the command is queued; a lost ack is not worth a retry loop
                 self.metrics.errors.labels("ack").inc()
@@ -257,11 +257,11 @@ class Hermes:
             await asyncio.sleep(delay)
             delay = min(delay * 1.5, 2.0)
 
-    async def _send_mail(self, mail: OutgoingMail, thread_id: str) -> None:
+    async def _send_mail(self, mail: OutgoingMail, thread_id: str, scope: str = "") -> None:
         raw = render(mail, self.clock())
         await self.mailer.send(raw, self.settings.from_address, [mail.to])
-        if thread_id:
-            self.journal.remember_threads({mid_key(mail.message_id): thread_id})
+        if thread_id and scope:  # a reply to our reply stays in the session
+            self.journal.remember_threads({scoped(mid_key(mail.message_id), scope): thread_id})
         self.metrics.replies.labels(mail.kind).inc()
 
     async def handle_sqs_notification(self, message: QueueMessage) -> bool:
@@ -361,7 +361,7 @@ class Hermes:
         else:
             mail = result_mail(record.reply, result, record.thread_id, base, sender, name)
         try:
-            await self._send_mail(mail, record.thread_id)
+            await self._send_mail(mail, record.thread_id, record.environment)
         except Exception as exc:
             self.metrics.errors.labels("reply").inc()
             log.warning("reply for %s not sent yet: %s", result.command_id, exc)

@@ -7,6 +7,10 @@ mail's own Message-ID. Every key a mail carries is also an *alias*: when Hermes 
 any of them (a registry of keys it has seen), the known thread wins, so mixed clients (an
 Outlook reply without References to a Gmail message, or to Hermes' own reply) stay in one
 session.
+
+Ids and registry keys are scoped by environment (client-project-user): two users in one
+conversation get two sessions, and nobody can steer mail into another tenant's session (or its
+preview path) by quoting that tenant's Message-IDs.
 """
 
 from __future__ import annotations
@@ -76,28 +80,36 @@ def thread_keys(mail: ParsedMail, fallback: str = "") -> ThreadKeys:
     return ThreadKeys(root=root, aliases=aliases, own=own)
 
 
-def thread_id_of_key(key: str) -> str:
+def scoped(key: str, scope: str) -> str:
+    """Registry key of `key` within an environment (`scope`)."""
+    return f"{scope}|{key}" if scope else key
+
+
+def thread_id_of_key(key: str, scope: str = "") -> str:
     """The thread id a root key starts: 16 hex of its sha256 (valid per naming rules)."""
-    value = hashlib.sha256(key.encode("utf-8")).hexdigest()[:THREAD_HASH_LEN]
+    basis = f"{scope}\x00{key}" if scope else key
+    value = hashlib.sha256(basis.encode("utf-8")).hexdigest()[:THREAD_HASH_LEN]
     assert is_thread_id(value)
     return value
 
 
-def resolve_thread(keys: ThreadKeys, known: Mapping[str, str] | None = None) -> str:
+def resolve_thread(
+    keys: ThreadKeys, known: Mapping[str, str] | None = None, scope: str = ""
+) -> str:
     """The thread id: the first alias already known, else a new id from the root key."""
     if known:
         for alias in keys.aliases:
-            found = known.get(alias)
+            found = known.get(scoped(alias, scope))
             if found:
                 return found
-    return thread_id_of_key(keys.root)
+    return thread_id_of_key(keys.root, scope)
 
 
-def thread_id(mail: ParsedMail, known: Mapping[str, str] | None = None) -> str:
+def thread_id(mail: ParsedMail, known: Mapping[str, str] | None = None, scope: str = "") -> str:
     """Convenience: the thread id of a parsed mail."""
-    return resolve_thread(thread_keys(mail), known)
+    return resolve_thread(thread_keys(mail), known, scope)
 
 
-def learn(keys: ThreadKeys, thread: str) -> dict[str, str]:
+def learn(keys: ThreadKeys, thread: str, scope: str = "") -> dict[str, str]:
     """Registry entries to remember after placing a mail in `thread`."""
-    return {key: thread for key in (*keys.aliases, *keys.own, keys.root)}
+    return {scoped(key, scope): thread for key in (*keys.aliases, *keys.own, keys.root)}

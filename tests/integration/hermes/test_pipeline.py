@@ -42,6 +42,7 @@ from webordinary.hermes.threads import thread_id
 NS = "webordinary"
 PREVIEW = "https://preview.test"
 BUCKET = "hermes-mail"
+JOHN = "ameliastamps-website-john"
 
 
 @dataclass
@@ -150,7 +151,7 @@ async def stack(moto: MotoServer, kube_api: KubeAPI, tmp_path: Path,
 
 async def test_email_to_command_to_reply(stack: Stack) -> None:
     raw = corpus("gmail_new.eml")
-    thread = thread_id(parse_mail(raw))
+    thread = thread_id(parse_mail(raw), scope=JOHN)
     await stack.deliver(ses_notification(raw, message_id="ses-gmail-1"))
 
     [command] = await stack.commands("ameliastamps-website-john")
@@ -243,7 +244,8 @@ async def test_raw_ses_notification_with_mail_in_s3_and_attachment(stack: Stack)
     assert attachment.filename == "Team Foto Munchen.png"
     assert attachment.content_base64 is not None
     assert base64.b64decode(attachment.content_base64).startswith(b"\x89PNG")
-    assert command.session_id == thread_id(parse_mail(corpus("apple_mail_first.eml")))
+    first = parse_mail(corpus("apple_mail_first.eml"))
+    assert command.session_id == thread_id(first, scope="ameliastamps-website-team")
 
 
 @pytest.mark.parametrize("stack", [{"inline_attachments_max_bytes": 10}], indirect=True)
@@ -292,7 +294,7 @@ async def test_concurrent_sessions_of_one_user_are_all_recorded(stack: Stack) ->
     await wait_for(lambda: stack.counter("hermes_commands_sent_total") == 3)
     env = await stack.environment("ameliastamps-website-john")
     assert env is not None
-    expected = {thread_id(parse_mail(corpus(n)))
+    expected = {thread_id(parse_mail(corpus(n)), scope=JOHN)
                 for n in ("gmail_new.eml", "mobile_iphone.eml", "forwarded.eml")}
     assert set(env["spec"]["sessions"]) == expected
 
@@ -324,7 +326,7 @@ async def test_smtp_listener_feeds_the_same_pipeline(stack: Stack) -> None:
 
     assert await asyncio.to_thread(send) == {}
     [command] = await stack.commands("ameliastamps-website-john")
-    assert command.session_id == thread_id(parse_mail(raw))
+    assert command.session_id == thread_id(parse_mail(raw), scope=JOHN)
     assert stack.counter("hermes_emails_received_total", source="smtp") == 1
 
     def forged() -> None:

@@ -76,7 +76,8 @@ async def test_mail_to_command_through_the_real_operator(
             assert isinstance(messages, list)
             assert messages, "no command on the operator-made input queue"
             command = Command.model_validate_json(messages[0]["Body"])
-            assert command.session_id == thread_id(parse_mail(raw))
+            scope = "ameliastamps-website-john"
+            assert command.session_id == thread_id(parse_mail(raw), scope=scope)
             env = await running.hermes.kube.get(NS, "ameliastamps-website-john")
             assert env is not None
             assert env["status"]["queues"]["input"].endswith(name)

@@ -233,3 +233,24 @@ def test_instruction_of_subject_only_mail() -> None:
     assert instruction_of(mail) == "Make the logo bigger"
     reply = parse_mail(b"From: a@b.c\r\nSubject: Re: logo\r\nIn-Reply-To: <x@y>\r\n\r\n")
     assert instruction_of(reply) == ""
+
+
+def test_threads_are_scoped_by_environment(hermes_routing: RoutingConfig) -> None:
+    """One conversation, two users: two sessions. Quoting another tenant's Message-IDs never
+    lands in that tenant's session (nor its preview path)."""
+    raw = corpus("gmail_reply.eml")
+    john = _decide("gmail_reply.eml", hermes_routing)
+    sarah_raw = raw.replace(b"From: John Smith <john@ameliastamps.com>",
+                            b"From: Sarah <sarah@ameliastamps.com>")
+    sarah = decide(Inbound(raw=sarah_raw, verdicts=PASSING, source="ses", delivery_id="s"),
+                   hermes_routing, LIMITS)
+    assert isinstance(john, Accept)
+    assert isinstance(sarah, Accept)
+    assert john.plan.thread_id != sarah.plan.thread_id
+    known = learn(john.plan.thread_keys, john.plan.thread_id, john.plan.environment)
+    again = decide(Inbound(raw=sarah_raw, verdicts=PASSING, source="ses", delivery_id="s"),
+                   hermes_routing, LIMITS, known)
+    assert isinstance(again, Accept)
+    assert again.plan.thread_id == sarah.plan.thread_id
+    assert john.plan.thread_id == thread_id(parse_mail(raw), scope="ameliastamps-website-john")
+

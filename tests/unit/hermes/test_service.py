@@ -236,7 +236,8 @@ async def test_journal_survives_a_restart(parts: Any, tmp_path: Path) -> None:
     assert await third.handle_result(result.model_dump_json(by_alias=True), False)
     assert len([m for m in mailer.sent if m["X-Webordinary-Kind"] == "result-failed"]) == 1
     # the reply's own Message-ID joins the thread registry (an Outlook reply to it stays)
-    assert third.journal.threads[f"mid:{reply['Message-ID'].strip('<>')}"] == command.session_id
+    key = f"ameliastamps-website-john|mid:{reply['Message-ID'].strip('<>')}"
+    assert third.journal.threads[key] == command.session_id
 
 
 async def test_reply_failure_keeps_the_result_for_later(parts: Any) -> None:
