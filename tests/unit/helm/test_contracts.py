@@ -199,3 +199,18 @@ def test_editor_pod_monitor_selects_the_pods_the_operator_builds() -> None:
     (container,) = editor["spec"]["template"]["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
     assert ports[monitor["spec"]["podMetricsEndpoints"][0]["port"]] == METRICS_PORT
+
+
+def test_storage_class_matches_the_crd_default() -> None:
+    crd = yaml.safe_load((CHART / "crds" / CRD_FILE).read_text())
+    spec = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    default = spec["properties"]["storage"]["properties"]["storageClassName"]["default"]
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["storageClass"]["name"] == default
+    created = render({"storageClass": {"create": True, "fileSystemId": "fs-01234567"}})
+    assert created.has("StorageClass", default)
+    assert "WARNING" not in created.notes
+    renamed = render({"storageClass": {"create": True, "fileSystemId": "fs-01234567",
+                                       "name": "efs-other"}})
+    assert f'default to "{default}"' in renamed.notes
+    assert f'StorageClass "{default}"' in render().notes
