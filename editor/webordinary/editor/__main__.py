@@ -47,7 +47,7 @@ def main() -> None:
         level=config.settings.log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
-    for noisy in ("botocore", "urllib3", "claude_agent_sdk", "asyncio"):
+    for noisy in ("botocore", "urllib3", "claude_agent_sdk", "asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     asyncio.run(serve(config))
 

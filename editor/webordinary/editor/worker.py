@@ -329,6 +329,7 @@ class Editor:
     async def _perform(self, job: Job) -> Result:
         job.started_at = time.time()
         worktree = await self.sessions.worktree(job.command.session_id)
+        log.info("worktree %s ready", worktree.name)
         self._preview(job.command.session_id, worktree)
         before = await self.sessions.head(worktree)
         kind = job.command.type
@@ -351,6 +352,7 @@ class Editor:
                 if self.deps is not None:
                     await asyncio.shield(self.deps)
                 await previews.activate(thread_id)
+                log.info("preview of thread-%s is serving", thread_id)
             except Exception as exc:
                 log.warning("preview of thread-%s did not start: %s", thread_id, exc)
 

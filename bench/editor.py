@@ -1,0 +1,171 @@
+"""Editor benchmark: interrupt latency, warm start -> ready, new-session preview, RSS.
+
+Runs the real editor process (`python -m webordinary.editor`) against moto SQS, a local bare
+git remote, the real Claude Code CLI talking to the scripted Messages API stand-in, and real
+`astro dev` previews of the fixture site. Prints one table.
+
+Targets: interrupt p95 < 1.5 s, ready < 5 s, new-session preview < 4 s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.integration.editor.harness import Editor, Rig, command
+from webordinary.devkit.aws import start_moto
+from webordinary.devkit.messages_api import MessagesAPI, stall, text
+
+
+def percentile(values: list[float], share: float) -> float:
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(share * (len(ordered) - 1))))
+    return ordered[index]
+
+
+def rss_mib(pid: int) -> float:
+    """Resident memory of the editor and all its descendants (CLI, dev servers)."""
+    root = psutil.Process(pid)
+    total = 0
+    for process in [root, *root.children(recursive=True)]:
+        try:
+            total += process.memory_info().rss
+        except psutil.NoSuchProcess:
+            continue
+    return total / 2**20
+
+
+def status_of(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            response.read(1)
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except OSError:
+        return 0
+
+
+def first_byte(editor: Editor, path: str, timeout: float = 60.0) -> tuple[float, float]:
+    """Seconds until the preview answers 200, and until the session was known (non-404)."""
+    url = f"http://127.0.0.1:{editor.preview_port()}{path}"
+    began = time.monotonic()
+    known = 0.0
+    while time.monotonic() - began < timeout:
+        status = status_of(url)
+        if status != 404 and not known:
+            known = time.monotonic()
+        if status == 200:
+            done = time.monotonic()
+            return done - began, done - (known or began)
+        time.sleep(0.05)
+    raise TimeoutError(f"{path} never answered 200 (last {status}):\n{editor.log()[-3000:]}")
+
+
+def measure_interrupts(rig: Rig, runs: int) -> list[float]:
+    latencies = []
+    rig.send(command("bench", "warmup", "Warm up"))
+    rig.api.push(text("warm"))
+    rig.results(1, timeout=60)
+    for run in range(runs):
+        rig.api.push(stall(), text("next one done"))
+        ended = len(rig.api.stalls_ended)
+        started = rig.api.stalls_started
+        rig.send(command("bench", f"slow-{run}", f"Slow job {run}"))
+        rig.api.wait_for(lambda s=started: rig.api.stalls_started > s, timeout=60)
+        sent = time.time()
+        rig.send(command("bench", f"fast-{run}", f"Fast job {run}"))
+        rig.api.wait_for(lambda e=ended: len(rig.api.stalls_ended) > e, timeout=30)
+        latencies.append(rig.api.stalls_ended[ended] - sent)
+        rig.results(2, timeout=60)
+    return latencies
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--runs", type=int, default=10, help="interrupt runs")
+    parser.add_argument("--starts", type=int, default=3, help="warm start runs")
+    args = parser.parse_args()
+
+    moto = start_moto()
+    api = MessagesAPI(demo=False).start()
+    rows: list[tuple[str, str, str]] = []
+    with tempfile.TemporaryDirectory(prefix="bench-editor-") as tmp:
+        rig = Rig(base=Path(tmp), moto=moto, api=api)
+        rig.enable_previews()
+        try:
+            editor = rig.start_editor()
+            idle = rss_mib(editor.process.pid if editor.process else 0)
+            rows.append(("RSS editor, 0 previews (idle, no CLI yet)", f"{idle:.0f} MiB", ""))
+
+            latencies = measure_interrupts(rig, args.runs)
+            p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+            rows.append(("interrupt latency p50", f"{p50 * 1000:.0f} ms", ""))
+            rows.append(("interrupt latency p95", f"{p95 * 1000:.0f} ms",
+                         "ok" if p95 < 1.5 else "MISSED (< 1.5 s)"))
+
+            editor.terminate()
+            readies = []
+            for _ in range(args.starts):
+                editor = rig.start_editor(ready=False)
+                began = editor.started_at
+                url = ""
+                while True:
+                    if "previews on port" in editor.log():
+                        url = f"http://127.0.0.1:{editor.preview_port()}"
+                        break
+                    time.sleep(0.02)
+                metrics = int(editor.log().split("health and metrics on port ")[1].split()[0])
+                while status_of(f"http://127.0.0.1:{metrics}/readyz") != 200:
+                    time.sleep(0.02)
+                readies.append(time.monotonic() - began)
+                assert url
+                editor.terminate()
+            ready = statistics.median(readies)
+            rows.append(("start -> ready (warm volume, median)", f"{ready:.2f} s",
+                         "ok" if ready < 5 else "MISSED (< 5 s)"))
+
+            editor = rig.start_editor()
+            pid = editor.process.pid if editor.process else 0
+            previews = []
+            for index, thread in enumerate(("pa", "pb")):
+                rig.api.push(text("Looked at it."))
+                rig.send(command(thread, f"preview-{thread}", "Have a look"))
+                total, from_known = first_byte(editor, f"/session/{thread}/")
+                previews.append((total, from_known))
+                rig.results(1, timeout=60)
+                time.sleep(1)
+                rows.append((f"RSS editor + children, {index + 1} preview(s)",
+                             f"{rss_mib(pid):.0f} MiB", "includes Claude Code CLI"))
+            total, from_known = previews[0]
+            rows.append(("new-session preview: command sent -> first 200 byte",
+                         f"{total:.2f} s", "ok" if total < 4 else "MISSED (< 4 s)"))
+            rows.append(("new-session preview: session known -> first 200 byte",
+                         f"{from_known:.2f} s", ""))
+            editor.terminate()
+        finally:
+            rig.close()
+            api.stop()
+            moto.stop()
+
+    width = max(len(r[0]) for r in rows)
+    print(f"{'measure'.ljust(width)}  {'value':>10}  note")
+    print(f"{'-' * width}  {'-' * 10}  ----")
+    for name, value, note in rows:
+        print(f"{name.ljust(width)}  {value:>10}  {note}")
+    print(f"(interrupt runs: {len(latencies)}: "
+          + ", ".join(f"{v * 1000:.0f}" for v in latencies) + " ms)")
+
+
+if __name__ == "__main__":
+    main()
