@@ -18,6 +18,7 @@ import asyncio
 import logging
 import signal
 import threading
+import time
 from collections.abc import Coroutine, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -106,6 +107,14 @@ class KubeAPI:
             }
 
         return self.call(snapshot())
+
+    def cpu_seconds(self) -> float:
+        """CPU time the emulator's thread has used so far (robust on a busy machine)."""
+
+        async def measure() -> float:
+            return time.thread_time()
+
+        return self.call(measure())
 
     def register_crds(self, paths: Sequence[Path]) -> None:
         """Create the CRDs found in these files/folders (as `kubectl apply` would)."""

@@ -11,9 +11,9 @@ Directives honoured: `$patch: replace|delete`, `$deleteFromPrimitiveList/<field>
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
+from webordinary.devkit.kube.data import clone
 from webordinary.devkit.kube.errors import ApiError, bad_request
 
 _MISSING = object()
@@ -89,7 +89,7 @@ def apply_json_patch(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
     """Apply RFC 6902 operations; a failed `test` or a missing path is a 422 like the API."""
     if not isinstance(patch, list):
         raise bad_request("json: cannot unmarshal object into Go value of type jsonpatch.Patch")
-    result: Any = copy.deepcopy(doc)
+    result: Any = clone(doc)
     for operation in patch:
         if not isinstance(operation, dict) or "op" not in operation or "path" not in operation:
             raise bad_request(f"invalid JSON patch operation: {operation!r}")
@@ -97,7 +97,7 @@ def apply_json_patch(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
         tokens = _pointer(path)
         if op in ("add", "replace", "test") and "value" not in operation:
             raise bad_request(f'missing value in JSON patch operation "{op}" at "{path}"')
-        value = copy.deepcopy(operation.get("value"))
+        value = clone(operation.get("value"))
         if op == "add":
             result = _add(result, tokens, value, path)
         elif op == "remove":
@@ -120,7 +120,7 @@ def apply_json_patch(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
             if op == "move":
                 moved = _remove(result, from_tokens, source)
             else:
-                moved = copy.deepcopy(_resolve(result, from_tokens, source))
+                moved = clone(_resolve(result, from_tokens, source))
             result = _add(result, tokens, moved, path)
         else:
             raise bad_request(f'unexpected JSON patch operation "{op}"')
@@ -132,7 +132,7 @@ def apply_json_patch(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
 def apply_merge_patch(doc: Any, patch: Any) -> Any:
     """RFC 7386: objects merge recursively, null deletes, everything else replaces."""
     if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
+        return clone(patch)
     result = dict(doc) if isinstance(doc, dict) else {}
     for key, value in patch.items():
         if value is None:
@@ -177,7 +177,7 @@ def _merge_list(field: str, old: Any, patch: list[Any], order: list[Any] | None)
         key = _merge_key(field, old_list + patch)
         if key is None or not all(isinstance(item, dict) for item in old_list + patch):
             return [strategic_merge(None, item) for item in patch]
-        merged = [copy.deepcopy(item) for item in old_list]
+        merged = [clone(item) for item in old_list]
         for item in patch:
             directive = item.get("$patch")
             if directive == "delete":
@@ -210,7 +210,7 @@ def strategic_merge(doc: Any, patch: Any) -> Any:
     if not isinstance(patch, dict):
         if isinstance(patch, list):
             return [strategic_merge(None, item) for item in patch]
-        return copy.deepcopy(patch)
+        return clone(patch)
     if patch.get("$patch") == "replace":
         return {k: strategic_merge(None, v) for k, v in patch.items() if k != "$patch"}
     if patch.get("$patch") == "delete":

@@ -8,7 +8,6 @@ write is atomic without locks.
 from __future__ import annotations
 
 import asyncio
-import copy
 import datetime
 import json
 import logging
@@ -21,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webordinary.devkit.kube import errors
+from webordinary.devkit.kube.data import clone
 from webordinary.devkit.kube.defaults import apply_builtin_defaults
 from webordinary.devkit.kube.errors import ApiError
 from webordinary.devkit.kube.patches import apply_json_patch, apply_merge_patch, strategic_merge
@@ -309,7 +309,7 @@ class Store:
                 raise errors.bad_request(
                     f"the API version in the data ({api_version}) does not match the expected "
                     f"API version ({resource.api_version})")
-        obj = copy.deepcopy(body)
+        obj = clone(body)
         obj["kind"] = resource.kind
         obj["apiVersion"] = resource.api_version
         meta = obj.get("metadata")
@@ -497,7 +497,7 @@ class Store:
         old_meta = old["metadata"]
         if subresource == "status":
             status = new.get("status")
-            new = copy.deepcopy(old)
+            new = clone(old)
             if status is None:
                 new.pop("status", None)
             else:
@@ -514,7 +514,7 @@ class Store:
             meta.pop("selfLink", None)
             if resource.status:
                 if "status" in old:
-                    new["status"] = copy.deepcopy(old["status"])
+                    new["status"] = clone(old["status"])
                 else:
                     new.pop("status", None)
             if old_meta.get("deletionTimestamp"):
@@ -667,11 +667,11 @@ class Store:
         if not finalizers and not namespace_pending:
             if dry_run:
                 return old, True
-            gone = copy.deepcopy(old)
+            gone = clone(old)
             gone["metadata"]["resourceVersion"] = self._next_rv()
             self._remove(resource, key, gone)
             return gone, True
-        new = copy.deepcopy(old)
+        new = clone(old)
         new_meta = new["metadata"]
         new_meta["deletionTimestamp"] = now_rfc3339()
         new_meta["deletionGracePeriodSeconds"] = 0
@@ -760,7 +760,7 @@ class Store:
         if alive == refs:
             return
         if alive:
-            new = copy.deepcopy(obj)
+            new = clone(obj)
             new["metadata"]["ownerReferences"] = alive
             self._commit_update(resource, key, obj, new)
         else:
@@ -772,7 +772,7 @@ class Store:
             if found is None:
                 continue
             resource, obj = found
-            new = copy.deepcopy(obj)
+            new = clone(obj)
             refs = [r for r in new["metadata"].get("ownerReferences") or []
                     if r.get("uid") != owner_uid]
             if refs:
@@ -802,7 +802,7 @@ class Store:
         obj = self.objects[resource.storage_key].get(key)
         if obj is None:
             return
-        new = copy.deepcopy(obj)
+        new = clone(obj)
         new["metadata"]["finalizers"] = [
             f for f in new["metadata"].get("finalizers") or [] if f != "foregroundDeletion"]
         if not new["metadata"]["finalizers"]:
@@ -834,7 +834,7 @@ class Store:
             return
         if obj["metadata"].get("finalizers"):
             return
-        final = copy.deepcopy(obj)
+        final = clone(obj)
         final["metadata"]["resourceVersion"] = self._next_rv()
         final["spec"] = {}
         self._remove(namespaces, ("", namespace), final)

@@ -1,6 +1,6 @@
 """Validation as the API server does it, returning (field path, message) causes.
 
-Built-ins: the official OpenAPI schemas bundled by kubernetes-validate (1.33, strict: unknown
+Built-ins: the official schemas bundled by kubernetes-validate (1.33, strict: unknown
 fields are rejected), compiled once per kind and cached, plus the checks the real server does
 beyond the schema that our workloads can trip over (names, labels, selector vs template
 labels, container images, quantities, PVC requests, ingress paths).
@@ -11,7 +11,6 @@ transition rule `self == oldSelf` of `x-kubernetes-validations`; other CEL rules
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 from collections.abc import Iterator
@@ -19,14 +18,11 @@ from functools import cache
 from importlib import resources as importlib_resources
 from typing import Any
 
-import jsonschema  # type: ignore[import-untyped]
-from referencing import Registry
-from referencing import Resource as RefResource
-
+from webordinary.devkit.kube.data import clone
 from webordinary.devkit.kube.resources import Resource
+from webordinary.devkit.kube.schemacheck import Cause, Check, Compiler
 
 KUBE_VERSION = "1.33.0"
-Cause = tuple[str, str]
 
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 _DNS_1035 = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")
@@ -126,16 +122,15 @@ def metadata_causes(resource: Resource, obj: dict[str, Any]) -> list[Cause]:
 
 
 @cache
-def _builtin_definitions() -> Registry:
+def _builtin_compiler() -> Compiler:
     base = importlib_resources.files("kubernetes_validate").joinpath(
         f"kubernetes-json-schema/v{KUBE_VERSION}-local-strict")
-    definitions = json.loads(base.joinpath("_definitions.json").read_text())
-    registry: Registry = RefResource.from_contents(definitions) @ Registry()
-    return registry
+    definitions = json.loads(base.joinpath("_definitions.json").read_text())["$defs"]
+    return Compiler(definitions)
 
 
 @cache
-def builtin_validator(api_version: str, kind: str) -> jsonschema.protocols.Validator | None:
+def builtin_validator(api_version: str, kind: str) -> Check | None:
     """The compiled, cached validator of a built-in kind (None when none is bundled)."""
     slug = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
     base = importlib_resources.files("kubernetes_validate").joinpath(
@@ -145,35 +140,7 @@ def builtin_validator(api_version: str, kind: str) -> jsonschema.protocols.Valid
         schema = json.loads(path.read_text())
     except FileNotFoundError:
         return None
-    registry = RefResource.from_contents(schema) @ _builtin_definitions()
-    validator: jsonschema.protocols.Validator = jsonschema.Draft202012Validator(
-        schema, registry=registry)
-    return validator
-
-
-def _schema_error_causes(errors: Iterator[jsonschema.ValidationError]) -> list[Cause]:
-    causes: list[Cause] = []
-    for error in sorted(errors, key=lambda e: list(map(str, e.absolute_path))):
-        leaves = [error]
-        if error.context:
-            best = jsonschema.exceptions.best_match(error.context)
-            if best is not None:
-                leaves = [best]
-        for leaf in leaves:
-            path = field_path(list(leaf.absolute_path))
-            if leaf.validator == "additionalProperties":
-                extra = re.findall(r"'([^']+)'", leaf.message.split("(")[-1])
-                for name in extra or ["?"]:
-                    causes.append((f"{path}.{name}" if path else name,
-                                   f'unknown field "{name}"'))
-            elif leaf.validator == "required":
-                missing = re.findall(r"^'([^']+)'", leaf.message)
-                name = missing[0] if missing else "?"
-                causes.append((f"{path}.{name}" if path else name, "Required value"))
-            else:
-                causes.append((path, f"Invalid value: {json.dumps(leaf.instance)[:80]}: "
-                                     f"{leaf.message}"))
-    return causes
+    return _builtin_compiler().compile(schema)
 
 
 def _quantity_causes(resources: Any, path: str) -> list[Cause]:
@@ -353,7 +320,7 @@ def validate_builtin(resource: Resource, obj: dict[str, Any]) -> list[Cause]:
     causes = metadata_causes(resource, obj)
     validator = builtin_validator(resource.api_version, resource.kind)
     if validator is not None:
-        causes += _schema_error_causes(validator.iter_errors(obj))
+        validator(obj, (), causes)
     if not causes:
         causes += builtin_semantic_causes(resource, obj)
     return causes
@@ -390,46 +357,18 @@ def builtin_update_causes(
     return causes
 
 
-def _openapi_to_jsonschema(schema: Any) -> Any:
-    """OpenAPI v3.0 structural schema -> Draft 4 JSON schema (nullable, int-or-string)."""
-    if isinstance(schema, list):
-        return [_openapi_to_jsonschema(item) for item in schema]
-    if not isinstance(schema, dict):
-        return schema
-    out: dict[str, Any] = {}
-    for key, value in schema.items():
-        if key in ("properties", "patternProperties", "definitions"):
-            out[key] = {k: _openapi_to_jsonschema(v) for k, v in value.items()}
-        elif key in ("items", "additionalProperties", "not", "allOf", "anyOf", "oneOf"):
-            out[key] = _openapi_to_jsonschema(value)
-        elif key in ("default", "example", "description") or key.startswith("x-kubernetes"):
-            continue
-        else:
-            out[key] = value
-    if schema.get("x-kubernetes-int-or-string"):
-        out.pop("type", None)
-        out["anyOf"] = [*out.get("anyOf", []), {"type": "integer"}, {"type": "string"}]
-    if schema.get("x-kubernetes-preserve-unknown-fields") and "type" not in out:
-        pass
-    if schema.get("nullable") and "type" in out:
-        out["type"] = [out["type"], "null"]
-    out.pop("nullable", None)
-    if schema.get("x-kubernetes-embedded-resource"):
-        out.pop("additionalProperties", None)
-    return out
-
-
 class CustomSchema:
     """A CRD's structural schema: defaulting, pruning, validation, transition rules."""
 
     def __init__(self, schema: dict[str, Any] | None) -> None:
         self.schema = schema or {"type": "object", "x-kubernetes-preserve-unknown-fields": True}
-        converted = _openapi_to_jsonschema(self.schema)
-        props = converted.setdefault("properties", {})
+        root = dict(self.schema)
+        properties = dict(root.get("properties") or {})
         for key in ("apiVersion", "kind"):
-            props.setdefault(key, {"type": "string"})
-        props["metadata"] = {"type": "object"}
-        self.validator: jsonschema.protocols.Validator = jsonschema.Draft4Validator(converted)
+            properties.setdefault(key, {"type": "string"})
+        properties["metadata"] = {"type": "object"}
+        root["properties"] = properties
+        self.check = Compiler(crd=True).compile(root)
 
     def normalise(self, obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Prune unknown fields and nulls, then apply defaults; returns pruned field paths."""
@@ -446,7 +385,8 @@ class CustomSchema:
         return result, pruned
 
     def causes(self, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
-        causes = _schema_error_causes(self.validator.iter_errors(obj))
+        causes: list[Cause] = []
+        self.check(obj, (), causes)
         if old is not None:
             causes += _rule_causes(self.schema, obj, old, [])
         return causes
@@ -481,7 +421,7 @@ def _prune_and_default(value: Any, schema: dict[str, Any], path: str, pruned: li
             if key not in result and "default" in sub:
                 child_path = f"{path}.{key}" if path else key
                 result[key] = _prune_and_default(
-                    copy.deepcopy(sub["default"]), sub, child_path, pruned)
+                    clone(sub["default"]), sub, child_path, pruned)
         return result
     if isinstance(value, list) and isinstance(schema.get("items"), dict):
         return [
