@@ -1,15 +1,17 @@
 """What Hermes has done: commands sent, replies sent, threads known (idempotency memory).
 
 In memory, optionally mirrored to an append-only JSON-lines file (replayed at start) so a
-restart does not resend commands or repeat replies. Every record is one line; a torn last line
-(crash mid-write) is skipped on load.
+restart does not resend commands or repeat replies. Every record is one line with its time; a
+torn last line (crash mid-write) is skipped on load. Records older than the retention are
+dropped at start and the file is rewritten without them, so it does not grow forever.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-from datetime import datetime
+import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -36,20 +38,38 @@ class CommandRecord(BaseModel):
 class Journal:
     """Idempotency state keyed by commandId, plus the thread registry (see threads.py)."""
 
-    def __init__(self, path: Path | None = None) -> None:
+    def __init__(
+        self, path: Path | None = None, retention: timedelta = timedelta(days=30),
+        now: datetime | None = None,
+    ) -> None:
         self.path = path
         self.threads: dict[str, str] = {}
         self.commands: dict[str, CommandRecord] = {}
         self.replies: set[str] = set()
         if path is not None and path.exists():
-            self._load(path)
+            self._load(path, (now or datetime.now(UTC)) - retention)
 
-    def _load(self, path: Path) -> None:
+    def _load(self, path: Path, horizon: datetime) -> None:
+        kept: list[str] = []
+        dropped = 0
         for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             try:
-                self._apply(json.loads(line))
-            except (json.JSONDecodeError, ValidationError, KeyError, TypeError) as exc:
+                record = json.loads(line)
+                if "at" in record and datetime.fromisoformat(record["at"]) < horizon:
+                    dropped += 1
+                    continue
+                self._apply(record)
+                kept.append(line)
+            except (json.JSONDecodeError, ValidationError, KeyError, TypeError,
+                    ValueError) as exc:
+                dropped += 1
                 log.warning("journal %s line %d skipped: %s", path, number, exc)
+        if dropped:
+            temporary = path.with_suffix(path.suffix + ".tmp")
+            temporary.write_text("".join(f"{line}\n" for line in kept), encoding="utf-8")
+            os.replace(temporary, path)
+            log.info("journal %s compacted: %d records kept, %d dropped", path, len(kept),
+                     dropped)
 
     def _apply(self, record: dict[str, Any]) -> None:
         kind = record["t"]
@@ -65,6 +85,7 @@ class Journal:
         if self.path is None:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        record["at"] = datetime.now(UTC).isoformat()
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record, separators=(",", ":")) + "\n")
 

@@ -11,7 +11,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import ValidationError
@@ -81,7 +81,9 @@ class Hermes:
         self.mailer = mailer
         self.blobs = blobs
         self.routing = routing or RoutingSource(settings.routing_file)
-        self.journal = journal or Journal(settings.journal_path)
+        self.journal = journal or Journal(
+            settings.journal_path, timedelta(days=settings.journal_retention_days)
+        )
         self.metrics = metrics or Metrics()
         self.clock = clock
         self.budget = ReplyBudget(settings.unknown_sender_replies_per_hour)

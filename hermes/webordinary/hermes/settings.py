@@ -57,6 +57,7 @@ class HermesSettings(BaseSettings):
     """The SRE-edited routing config (ConfigMap key `routing.yaml`), re-read when it changes."""
     journal_path: Path | None = None
     """JSON-lines journal of commands and replies; unset keeps it in memory only."""
+    journal_retention_days: Annotated[int, Field(ge=1)] = 30
 
     queue_wait_seconds: Annotated[float, Field(gt=0)] = 180.0
     """How long to wait for an environment's input queue URL before retrying the email later."""

@@ -321,3 +321,19 @@ async def test_last_attempt_answers_the_user_instead_of_retrying(parts: Any) -> 
     assert reply["X-Webordinary-Kind"] == "reject-unavailable"
     assert "send your request again" in reply.get_body(("plain",)).get_content()
     assert queues.sent == []
+
+
+def test_journal_drops_old_records_and_compacts(tmp_path: Path) -> None:
+    path = tmp_path / "j.jsonl"
+    journal = Journal(path)
+    journal.record_reply("result:old")
+    journal.record_reply("result:new")
+    lines = path.read_text().splitlines()
+    old = json.loads(lines[0])
+    old["at"] = "2026-01-01T00:00:00+00:00"
+    path.write_text("\n".join([json.dumps(old), lines[1], "garbage"]) + "\n")
+    again = Journal(path, now=datetime.now(UTC))
+    assert not again.replied("result:old")
+    assert again.replied("result:new")
+    assert path.read_text().splitlines() == [lines[1]]
+
