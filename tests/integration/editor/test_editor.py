@@ -52,7 +52,7 @@ def test_new_message_interrupts_a_stalled_job_which_is_saved_as_wip(rig: Rig) ->
     rig.send(command("x", "slow-1", "Write a draft page"))
     rig.api.wait_for(lambda: rig.api.stalls_started == 1)
     sent = time.time()
-    rig.send(command("x", "fast-2", "Make the footer blue"))
+    rig.send(command("y", "fast-2", "Make the footer blue"))
     first, second = rig.results(2)
 
     assert rig.api.stalls_ended, "the stalled request never ended"
@@ -67,7 +67,10 @@ def test_new_message_interrupts_a_stalled_job_which_is_saved_as_wip(rig: Rig) ->
     assert second["commandId"] == "fast-2"
     assert second["status"] == "completed", second
     assert second["summary"] == "Now the footer is blue."
-    assert "Make the footer blue" in rig.api.main_requests()[-1].transcript()
+    last = rig.api.main_requests()[-1]
+    assert "Make the footer blue" in last.transcript()
+    assert last.cwd == str(rig.workspace / "sessions" / "thread-y")
+    assert second["sessionId"] == "y"
 
 
 def test_two_sessions_get_two_branches_and_worktrees(rig: Rig) -> None:

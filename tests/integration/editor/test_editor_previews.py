@@ -11,22 +11,22 @@ OLD_HEADLINE = "Welcome to Amelia's Stamps"
 
 def test_each_session_preview_shows_its_own_change(rig: Rig) -> None:
     rig.enable_previews()
-    rig.api.push(
-        tools(read(INDEX)), tools(edit(INDEX, OLD_HEADLINE, "Spring sale")), text("Sale on."),
-        tools(read(INDEX)), tools(edit(INDEX, OLD_HEADLINE, "Closed for summer")),
-        text("Closed."),
-    )
+    rig.api.demo = True  # session a: the stand-in's demo script inserts the instruction
     editor = rig.start_editor()
-    rig.send(command("a", "pa-1", "Announce the spring sale"))
+    rig.send(command("a", "pa-1", "Spring sale on all stamps"))
     [a] = rig.results(1)
+    rig.api.push(tools(read(INDEX)), tools(edit(INDEX, OLD_HEADLINE, "Closed for summer")),
+                 text("Closed."))
     rig.send(command("b", "pb-1", "Say we are closed for summer"))
     [b] = rig.results(1)
     assert (a["status"], b["status"]) == ("completed", "completed")
+    assert a["filesChanged"] == [INDEX]
 
-    page_a = editor.wait_page(a["previewPath"], "Spring sale")
+    page_a = editor.wait_page(a["previewPath"], "<p>Spring sale on all stamps</p>")
     page_b = editor.wait_page(b["previewPath"], "Closed for summer")
+    assert OLD_HEADLINE in page_a
     assert "Closed for summer" not in page_a
     assert "Spring sale" not in page_b
     assert editor.get("/session/nobody/")[0] == 404
     assert editor.terminate() == 0
-    assert "Spring sale" in rig.show("thread-a", INDEX)
+    assert "<p>Spring sale on all stamps</p>" in rig.show("thread-a", INDEX)
