@@ -4,6 +4,7 @@ stand-in."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -65,7 +66,7 @@ class Editor:
         handle = self.log_path.open("ab")
         self.process = subprocess.Popen(
             [sys.executable, "-m", "webordinary.editor"], env=self.env, cwd=ROOT,
-            stdout=handle, stderr=subprocess.STDOUT,
+            stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
         )
         handle.close()
         return self
@@ -119,9 +120,12 @@ class Editor:
         return self.process.wait(timeout)
 
     def kill(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
+        """SIGKILL the editor and everything it started (a crashed pod loses them all)."""
+        if self.process is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait(10)
 
 
 @dataclass

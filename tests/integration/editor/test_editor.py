@@ -170,24 +170,31 @@ def test_sigterm_mid_job_commits_pushes_and_reports(rig: Rig) -> None:
         "WIP (interrupted): Write the news page")
 
 
-def test_restart_resumes_the_conversation(rig: Rig) -> None:
-    # A stopped editor's last long poll may still take the next message (moto only wakes a
-    # waiting poll for new messages, so it returns after the short lease at the next poll).
+def test_after_a_crash_work_is_recovered_and_the_conversation_resumes(rig: Rig) -> None:
+    # A crashed editor's last long poll may still hold the next message (moto only wakes a
+    # waiting poll for new messages): keep polls and leases short so the test stays quick.
     rig.extra_env["WEBORDINARY_EDITOR_POLL_WAIT_SECONDS"] = "2"
-    rig.api.push(text("The first answer about stamps."))
+    rig.extra_env["WEBORDINARY_EDITOR_VISIBILITY_TIMEOUT_SECONDS"] = "10"
+    rig.api.push(text("The first answer about stamps."),
+                 tools(write("src/pages/crash.md", "# Before the crash\n")), stall())
     editor = rig.start_editor()
     rig.send(command("x", "mem-1", "Remember that we sell stamps"))
     [first] = rig.results(1)
     assert first["status"] == "completed"
-    assert editor.terminate() == 0
+    rig.send(command("x", "crash-2", "Write the crash page"))
+    rig.api.wait_for(lambda: rig.api.stalls_started == 1)
+    editor.kill()
 
-    rig.api.push(text("Yes, you sell stamps."))
+    rig.api.push(text("Yes, you sell stamps; the page is written."))
     rig.start_editor()
-    rig.send(command("x", "mem-2", "What do we sell?"))
-    [second] = rig.results(1)
+    [second] = rig.results(1, timeout=40)
 
-    assert second["status"] == "completed"
+    assert second["commandId"] == "crash-2"
+    assert second["status"] == "completed", second
+    messages = rig.log_messages("thread-x")
+    assert any(m.startswith("WIP (recovered)") for m in messages), messages
+    assert "Before the crash" in rig.show("thread-x", "src/pages/crash.md")
     transcript = rig.api.main_requests()[-1].transcript()
     assert "Remember that we sell stamps" in transcript
     assert "The first answer about stamps." in transcript
-    assert "What do we sell?" in transcript
+    assert "Write the crash page" in transcript
