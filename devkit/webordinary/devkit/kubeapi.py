@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import aiohttp.web
 import yaml
 
+from webordinary.devkit.kube.data import clone
 from webordinary.devkit.kube.errors import ApiError
 from webordinary.devkit.kube.server import StrictKubernetesEmulator
 from webordinary.devkit.kube.store import Obj, Store
@@ -136,7 +137,7 @@ class KubeAPI:
             if resource is None:
                 return None
             obj = store.objects[resource.storage_key].get((namespace or "", name))
-            return None if obj is None else yaml.safe_load(yaml.safe_dump(obj))
+            return None if obj is None else clone(obj)
 
         return self.call(read())
 

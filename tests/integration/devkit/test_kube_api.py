@@ -650,6 +650,8 @@ def test_creating_a_crd_through_the_api_registers_its_resource(http: KubeHTTP) -
     http.delete("/apis/apiextensions.k8s.io/v1/customresourcedefinitions/"
                 "gadgets.test.webordinary.dev")
     assert http.get(path).status_code == 404
+    created(http.post("/apis/apiextensions.k8s.io/v1/customresourcedefinitions", crd))
+    assert http.get(path).json()["items"] == []
 
 
 def test_an_invalid_crd_is_refused(http: KubeHTTP) -> None:

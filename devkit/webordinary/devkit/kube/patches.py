@@ -109,7 +109,8 @@ def apply_json_patch(doc: dict[str, Any], patch: Any) -> dict[str, Any]:
             result = _add(result, tokens, value, path)
         elif op == "test":
             actual = _resolve(result, tokens, path)
-            numbers = isinstance(actual, int | float) and isinstance(value, int | float)
+            numbers = all(isinstance(v, int | float) and not isinstance(v, bool)
+                          for v in (actual, value))
             if actual != value or (type(actual) is not type(value) and not numbers):
                 raise _patch_error(f"testing value {path} failed: test failed")
         elif op in ("move", "copy"):

@@ -698,12 +698,25 @@ class Store:
         self._index(resource, key, None, old)
         self._emit(resource, "DELETED", final, old)
         if resource.plural == "customresourcedefinitions":
-            self.unregister_crd(old)
+            self._drop_custom_objects(old)
         uid = old["metadata"]["uid"]
         if self.dependents.get(uid):
             self._later(lambda: self._collect(uid))
         if key[0]:
             self._later(lambda: self._namespace_done(key[0]))
+
+    def _drop_custom_objects(self, crd: Obj) -> None:
+        """A CRD is gone: so are its objects (DELETED events), then the resource itself."""
+        served = resources_from_crd(crd)
+        if served:
+            resource = self.find(served[0].group, served[0].version, served[0].plural)
+            if resource is not None:
+                items = self.objects[resource.storage_key]
+                for key in sorted(items):
+                    final = clone(items[key])
+                    final["metadata"]["resourceVersion"] = self._next_rv()
+                    self._remove(resource, key, final)
+        self.unregister_crd(crd)
 
     # -- garbage collection ----------------------------------------------------------------
 

@@ -184,6 +184,19 @@ def parse_quantity(text: str) -> float:
     return float(number) * _SUFFIXES.get(suffix, 1)
 
 
+_PROTOCOLS = ("SCTP", "TCP", "UDP")
+
+
+def _port_causes(ports: Any, path: str) -> list[Cause]:
+    causes: list[Cause] = []
+    for index, port in enumerate(ports if isinstance(ports, list) else []):
+        protocol = port.get("protocol") if isinstance(port, dict) else None
+        if protocol is not None and protocol not in _PROTOCOLS:
+            causes.append((f"{path}[{index}].protocol", f'Unsupported value: "{protocol}": '
+                                                        'supported values: "SCTP", "TCP", "UDP"'))
+    return causes
+
+
 def _pod_spec_causes(spec: Any, path: str) -> list[Cause]:
     if not isinstance(spec, dict):
         return []
@@ -208,6 +221,7 @@ def _pod_spec_causes(spec: Any, path: str) -> list[Cause]:
             if not container.get("image"):
                 causes.append((f"{cpath}.image", "Required value"))
             causes += _quantity_causes(container.get("resources"), f"{cpath}.resources")
+            causes += _port_causes(container.get("ports"), f"{cpath}.ports")
             env_names: set[str] = set()
             for env_index, env in enumerate(container.get("env") or []):
                 if isinstance(env, dict) and not env.get("name"):
@@ -275,6 +289,7 @@ def builtin_semantic_causes(resource: Resource, obj: dict[str, Any]) -> list[Cau
         causes += _pod_spec_causes(spec, "spec")
     elif plural == "services" and isinstance(spec, dict):
         ports = spec.get("ports") or []
+        causes += _port_causes(ports, "spec.ports")
         if not ports and spec.get("clusterIP") != "None" and spec.get("type") != "ExternalName":
             causes.append(("spec.ports", "Required value"))
         seen: set[str] = set()

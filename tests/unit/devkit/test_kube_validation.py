@@ -1,0 +1,158 @@
+"""Schema checks and validation rules of the Kubernetes API emulator (no HTTP)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from webordinary.devkit.kube.resources import BUILTINS, Resource
+from webordinary.devkit.kube.schemacheck import Cause, Compiler
+from webordinary.devkit.kube.validation import CustomSchema, validate_builtin
+
+
+def builtin(plural: str, group: str = "") -> Resource:
+    return next(r for r in BUILTINS if r.plural == plural and r.group == group)
+
+
+def deployment() -> dict[str, Any]:
+    return {
+        "apiVersion": "apps/v1", "kind": "Deployment",
+        "metadata": {"name": "web", "namespace": "ns", "labels": {"a": "b"}},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{
+                "name": "main", "image": "nginx:1", "ports": [{"containerPort": 80}],
+                "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": 1}}}]}}},
+    }
+
+
+def causes_of(doc: dict[str, Any]) -> list[Cause]:
+    return validate_builtin(builtin("deployments", "apps"), doc)
+
+
+def test_a_valid_deployment_passes_quickly() -> None:
+    doc = deployment()
+    assert causes_of(doc) == []
+    started = time.perf_counter()
+    for _ in range(50):
+        causes_of(doc)
+    assert (time.perf_counter() - started) / 50 < 0.02
+
+
+@pytest.mark.parametrize(("change", "field", "text"), [
+    (lambda d: d["spec"].update(replicas="3"), "spec.replicas", "must be of type integer"),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(bogus=1),
+     "spec.template.spec.containers[0].bogus", "unknown field"),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0].pop("name"),
+     "spec.template.spec.containers[0].name", "Required value"),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["ports"][0].update(
+        protocol="HTTP"), "spec.template.spec.containers[0].ports[0].protocol",
+     "Unsupported value"),
+    (lambda d: d["metadata"].update(name="Web"), "metadata.name", "RFC 1123"),
+    (lambda d: d["metadata"]["labels"].update(a="-bad"), "metadata.labels", "valid label"),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"].update(
+        cpu="2"), "spec.template.spec.containers[0].resources.requests", "cpu limit"),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0]["resources"]["requests"].update(
+        memory="lots"), "spec.template.spec.containers[0].resources.requests[memory]",
+     "quantities"),
+    (lambda d: d["spec"]["template"]["spec"]["containers"][0].update(
+        volumeMounts=[{"name": "nope", "mountPath": "/x"}]),
+     "spec.template.spec.containers[0].volumeMounts[0].name", "Not found"),
+])
+def test_invalid_deployments(change: Any, field: str, text: str) -> None:
+    doc = deployment()
+    change(doc)
+    causes = causes_of(doc)
+    assert any(f == field and text in message for f, message in causes), causes
+
+
+SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "properties": {
+        "spec": {
+            "type": "object", "required": ["id"],
+            "properties": {
+                "id": {"type": "string", "pattern": "^[a-z]+$", "maxLength": 5,
+                       "x-kubernetes-validations": [{"rule": "self == oldSelf",
+                                                     "message": "id is immutable"}]},
+                "count": {"type": "integer", "minimum": 1, "maximum": 3, "default": 2},
+                "port": {"x-kubernetes-int-or-string": True},
+                "maybe": {"type": "string", "nullable": True},
+                "items": {"type": "array", "items": {"type": "string"}, "maxItems": 2,
+                          "x-kubernetes-list-type": "set"},
+                "free": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                "map": {"type": "object", "additionalProperties": {"type": "integer"}},
+                "nested": {"type": "object", "default": {},
+                           "properties": {"deep": {"type": "boolean", "default": True}}},
+                "exclusive": {"type": "number", "maximum": 1, "exclusiveMaximum": True},
+                "oneof": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+            },
+        },
+        "status": {"type": "object", "properties": {"phase": {"type": "string",
+                                                              "enum": ["A", "B"]}}},
+    },
+}
+
+
+def custom(spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "x.dev/v1", "kind": "X", "metadata": {"name": "x"}, "spec": spec}
+
+
+def test_defaults_and_pruning() -> None:
+    schema = CustomSchema(SCHEMA)
+    obj, pruned = schema.normalise(custom({"id": "abc", "junk": 1, "maybe": None,
+                                           "count": None, "free": {"any": {"thing": 1}}}))
+    assert obj["spec"] == {"id": "abc", "maybe": None, "count": 2, "free": {"any": {"thing": 1}},
+                           "nested": {"deep": True}}
+    assert pruned == ["spec.junk"]
+    assert schema.causes(obj, None) == []
+
+
+@pytest.mark.parametrize(("spec", "field", "text"), [
+    ({"id": "ABC"}, "spec.id", "should match"),
+    ({"id": "abcdefg"}, "spec.id", "Too long"),
+    ({}, "spec.id", "Required value"),
+    ({"id": "a", "count": 4}, "spec.count", "less than or equal to 3"),
+    ({"id": "a", "count": 0}, "spec.count", "greater than or equal to 1"),
+    ({"id": "a", "count": "2"}, "spec.count", "must be of type integer"),
+    ({"id": "a", "count": True}, "spec.count", "must be of type integer"),
+    ({"id": "a", "port": 1.5}, "spec.port", "must be of type integer or string"),
+    ({"id": "a", "items": ["a", "b", "c"]}, "spec.items", "Too many"),
+    ({"id": "a", "items": ["a", "a"]}, "spec.items[1]", "Duplicate value"),
+    ({"id": "a", "map": {"k": "v"}}, "spec.map.k", "must be of type integer"),
+    ({"id": "a", "exclusive": 1}, "spec.exclusive", "less than 1"),
+    ({"id": "a", "oneof": []}, "spec.oneof", "must be of type"),
+])
+def test_custom_schema_violations(spec: dict[str, Any], field: str, text: str) -> None:
+    schema = CustomSchema(SCHEMA)
+    obj, _ = schema.normalise(custom(spec))
+    causes = schema.causes(obj, None)
+    assert any(f == field and text in message for f, message in causes), causes
+
+
+def test_transition_rule_only_on_update() -> None:
+    schema = CustomSchema(SCHEMA)
+    old, _ = schema.normalise(custom({"id": "abc"}))
+    new, _ = schema.normalise(custom({"id": "xyz"}))
+    assert schema.causes(new, None) == []
+    assert schema.causes(new, old) == [("spec.id", 'Invalid value: "string": id is immutable')]
+    assert schema.causes(old, old) == []
+
+
+def test_status_enum() -> None:
+    schema = CustomSchema(SCHEMA)
+    obj = custom({"id": "a"})
+    obj["status"] = {"phase": "C"}
+    causes = schema.causes(obj, None)
+    assert causes == [("status.phase", 'Unsupported value: "C": supported values: "A", "B"')]
+
+
+def test_recursive_references_compile() -> None:
+    definitions = {"Node": {"type": "object", "properties": {
+        "child": {"$ref": "#/$defs/Node"}, "value": {"type": "integer"}}}}
+    check = Compiler(definitions).ref("Node")
+    out: list[Cause] = []
+    check({"child": {"child": {"value": "x"}}}, (), out)
+    assert out == [("child.child.value", 'Invalid value: "x": must be of type integer')]
