@@ -6,6 +6,7 @@ import asyncio
 import copy
 import email
 import json
+import os
 from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
@@ -337,3 +338,19 @@ def test_journal_drops_old_records_and_compacts(tmp_path: Path) -> None:
     assert again.replied("result:new")
     assert path.read_text().splitlines() == [lines[1]]
 
+
+
+async def test_routing_edits_apply_without_restart(parts: Any) -> None:
+    hermes, _, queues, mailer = parts
+    newcomer = corpus("mobile_iphone.eml").replace(b"john@ameliastamps.com", b"kim@example.org")
+    mail = Inbound(raw=newcomer, verdicts=PASSING, source="ses", delivery_id="k1")
+    assert await hermes.handle_inbound(mail) == "reply:unknown-sender"
+    assert mailer.sent[0]["X-Webordinary-Kind"] == "reject-unknown-sender"
+    path = hermes.settings.routing_file
+    path.write_text(ROUTING_YAML.replace(
+        "senders:\n", "senders:\n  - {address: kim@example.org, clientId: ameliastamps, "
+        "userId: kim}\n", 1))
+    os.utime(path, ns=(1, 2 * 10**18))  # a new mtime even on coarse clocks
+    assert await hermes.handle_inbound(mail.model_copy(update={"delivery_id": "k2"})) == "command"
+    assert queues.sent
+    await hermes.close()
