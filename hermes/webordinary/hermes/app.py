@@ -73,6 +73,7 @@ def _web_app(hermes: Hermes) -> web.Application:
         return web.Response(text="ok")
 
     async def readyz(_: web.Request) -> web.Response:
+        hermes.routing.get()  # picks up an edit of the routing file
         routing_error = hermes.routing.error
         if not hermes.ready or routing_error:
             return web.Response(status=503, text=routing_error or "not ready")
