@@ -400,8 +400,12 @@ class Hermes:
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
                 continue
             for message in batch:
-                if await self.handle_result(message.body, from_dlq, environment):
-                    await self.queues.delete(url, message.receipt_handle)
+                try:
+                    if await self.handle_result(message.body, from_dlq, environment):
+                        await self.queues.delete(url, message.receipt_handle)
+                except Exception:  # keep polling; the message comes back after its timeout
+                    self.metrics.errors.labels("result").inc()
+                    log.exception("handling %s from %s failed", message.message_id, url)
             if not batch and self.settings.results_wait_seconds == 0:
                 await asyncio.sleep(self.settings.results_interval_seconds)
 
