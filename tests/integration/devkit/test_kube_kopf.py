@@ -66,6 +66,7 @@ def make_registry(url: str, deleted: threading.Event) -> kopf.OperatorRegistry:
                                  json=child, timeout=5)
         assert response.status_code in (201, 409), response.text
         patch.status["phase"] = "Ready"
+        kopf.info(body, reason="ChildCreated", message=f"{name}-child")
         return {"child": f"{name}-child"}
 
     @kopf.on.delete("test.webordinary.dev", "v1", "widgets", registry=registry)
@@ -75,10 +76,11 @@ def make_registry(url: str, deleted: threading.Event) -> kopf.OperatorRegistry:
     return registry
 
 
-def test_kopf_operator_end_to_end(api: KubeAPI) -> None:
+@pytest.mark.parametrize("scope", [["-A"], ["--namespace=shop"]], ids=["cluster", "namespace"])
+def test_kopf_operator_end_to_end(api: KubeAPI, scope: list[str]) -> None:
     deleted = threading.Event()
     registry = make_registry(api.url, deleted)
-    args = ["run", "--standalone", "-A", "--verbose"]
+    args = ["run", "--standalone", *scope, "--verbose"]
     with KopfRunner(args, registry=registry, timeout=60) as runner:
         widget = {"apiVersion": "test.webordinary.dev/v1", "kind": "Widget",
                   "metadata": {"name": "w1"}, "spec": {"owner": "bob"}}
@@ -96,6 +98,13 @@ def test_kopf_operator_end_to_end(api: KubeAPI) -> None:
         child = requests.get(f"{api.url}/api/v1/namespaces/shop/configmaps/w1-child",
                              timeout=5).json()
         assert child["metadata"]["ownerReferences"][0]["uid"] == obj["metadata"]["uid"]
+
+        def posted() -> bool:
+            events = requests.get(f"{api.url}/api/v1/namespaces/shop/events", timeout=5).json()
+            return any(e["involvedObject"]["uid"] == obj["metadata"]["uid"]
+                       for e in events["items"])
+
+        wait_for(posted)
 
         gone = requests.delete(f"{api.url}{WIDGETS}/w1", timeout=5)
         assert gone.status_code == 200
