@@ -247,6 +247,7 @@ async def test_health_ready_and_metrics(previews: Previews) -> None:
     assert await metric(previews, 'webordinary_preview_starts_total{outcome="ok"}') >= 3
     assert await metric(previews, 'webordinary_preview_requests_total{outcome="proxied"}') > 0
     assert await metric(previews, "webordinary_preview_start_seconds_count") >= 3
+    assert await metric(previews, "webordinary_preview_warm_starts_total") >= 1
     assert await metric(previews, "webordinary_preview_active_servers") == len(
         previews.active_sessions()
     )
@@ -255,7 +256,7 @@ async def test_health_ready_and_metrics(previews: Previews) -> None:
 async def test_a_site_that_cannot_start_gets_a_page_with_its_error(sessions_dir: Path) -> None:
     service = Previews(
         sessions_dir, port=0, metrics_port=0, host="127.0.0.1", max_active=1,
-        retry_after_failure=30.0,
+        retry_after_failure=30.0, standby=False,
     )
     await service.start()
     try:
@@ -292,10 +293,20 @@ async def test_allowed_hosts_and_close_stops_everything(sessions_dir: Path) -> N
                 assert "Welcome to" in await resp.text()
         pid = service.server_pid("d")
         assert pid is not None
+        for _ in range(100):
+            spare = service.standby_pid()
+            if spare is not None:
+                break
+            await asyncio.sleep(0.1)
+        assert spare is not None, "a new spare follows every start"
         port = service.port
+        spare_logs = set((sessions_dir / ".previews").glob("standby-*.log"))
         await service.close()
         closed = True
         assert not alive(pid)
+        assert not alive(spare)
+        # Its spare's log is gone (the module's own Previews still has one).
+        assert len(set((sessions_dir / ".previews").glob("standby-*.log"))) == len(spare_logs) - 1
         with pytest.raises(ConnectionRefusedError):
             await asyncio.open_connection("127.0.0.1", port)
     finally:

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import os
+import secrets
 import signal
 import socket
 import time
@@ -15,6 +16,9 @@ from typing import Any
 import aiohttp
 
 from webordinary.editor.previews.devconfig import RUNNER
+
+# runner.mjs exits with this when the Astro it preloaded has changed on disk since.
+STALE_STANDBY_EXIT = 75
 
 
 class PreviewStartError(RuntimeError):
@@ -155,3 +159,60 @@ class DevServer:
                 await self.process.wait()
         # Children outliving the leader (esbuild) still belong to the group.
         self._signal(signal.SIGKILL)
+
+
+def _standby_log(state_root: Path) -> Path:
+    state_root.mkdir(parents=True, exist_ok=True)
+    return state_root / f"standby-{secrets.token_hex(4)}.log"
+
+
+class Standby:
+    """A node process that has already imported Astro and waits for a session's config.
+
+    Importing Astro is about half of a dev server's start (~3 s of CPU); a spare does it ahead
+    of time and becomes the next session's dev server (one process per session still).
+    """
+
+    def __init__(self, process: asyncio.subprocess.Process, log_path: Path) -> None:
+        self.process = process
+        self.log_path = log_path
+
+    @classmethod
+    async def spawn(cls, *, cwd: Path, state_root: Path, env: dict[str, str], node: str) -> Standby:
+        log_path = _standby_log(state_root)
+        with log_path.open("wb") as log:
+            process = await asyncio.create_subprocess_exec(
+                node,
+                str(RUNNER),
+                "--standby",
+                cwd=str(cwd),
+                env=env,
+                stdin=asyncio.subprocess.PIPE,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return cls(process, log_path)
+
+    @property
+    def alive(self) -> bool:
+        return self.process.returncode is None
+
+    async def assign(self, *, thread_id: str, state: Path, config: dict[str, Any]) -> DevServer:
+        """Hand the session's config over; the process becomes that session's dev server."""
+        config_path, log_path = _prepare_state(state, config)
+        os.replace(self.log_path, log_path)  # the process keeps writing to the renamed file
+        stdin = self.process.stdin
+        if stdin is None:
+            raise BrokenPipeError("standby has no stdin")
+        stdin.write(f"{config_path}\n".encode())
+        await stdin.drain()
+        stdin.close()
+        port = int(config["inline"]["server"]["port"])
+        return DevServer(thread_id, port, self.process, log_path)
+
+    async def discard(self) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        await self.process.wait()
+        self.log_path.unlink(missing_ok=True)

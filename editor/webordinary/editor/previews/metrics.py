@@ -18,6 +18,9 @@ STARTS: Final = Counter(
 CRASHES: Final = Counter(
     "webordinary_preview_crashes", "Astro dev servers that exited without being stopped"
 )
+WARM_STARTS: Final = Counter(
+    "webordinary_preview_warm_starts", "Dev server starts served by the warm standby process"
+)
 EVICTIONS: Final = Counter(
     "webordinary_preview_evictions", "Dev servers stopped to make room (LRU cap)"
 )
