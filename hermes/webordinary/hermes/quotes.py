@@ -28,6 +28,7 @@ _HEADER_FROM = re.compile(r"^\s*\*?(From|De|Von|Van|Da)\s*:\*?\s+\S", re.IGNOREC
 _HEADER_NEXT = re.compile(
     r"^\s*\*?(Sent|Date|Datum|Envoyé|Gesendet|Enviado|Inviato|To|Subject|Cc)\s*:", re.IGNORECASE
 )
+_SENT = re.compile(r"^\s*\*?(Sent|Gesendet|Envoyé|Enviado|Inviato|Verzonden)\s*:\*?\s", re.I)
 _UNDERSCORES = re.compile(r"^\s*_{8,}\s*$")
 _SIG_DELIM = re.compile(r"^--\s?$")
 _MOBILE = re.compile(
@@ -43,13 +44,14 @@ _BLANKS = re.compile(r"\n{3,}")
 
 
 def _is_outlook_block(lines: list[str], index: int) -> bool:
-    """A 'From: x' line followed within 4 lines by Sent:/Date:/To:/Subject: is a quoted header."""
+    """A quoted header block: 'From: x' directly followed by 'Sent:' (Outlook), or a
+    'From: ... @...' line with at least two more header lines (Date:/To:/Subject:) below it."""
     if not _HEADER_FROM.match(lines[index]):
         return False
     window = lines[index + 1 : index + 5]
-    return sum(1 for line in window if _HEADER_NEXT.match(line)) >= 2 or any(
-        re.match(r"^\s*\*?(Sent|Date|Gesendet|Envoyé)\s*:", line, re.IGNORECASE) for line in window
-    )
+    if window and _SENT.match(window[0]):
+        return True
+    return "@" in lines[index] and sum(1 for line in window if _HEADER_NEXT.match(line)) >= 2
 
 
 def _cut_index(lines: list[str]) -> int:

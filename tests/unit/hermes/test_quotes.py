@@ -29,6 +29,10 @@ CASES = {
                            "From: the top of the page, remove the banner."),
     "keeps-on-sentence": ("On the home page, write that we are open.\nThanks",
                           "On the home page, write that we are open.\nThanks"),
+    "keeps-hours": ("Please set the hours:\nFrom: 9am\nTo: 5pm\nDate: every weekday",
+                    "Please set the hours:\nFrom: 9am\nTo: 5pm\nDate: every weekday"),
+    "outlook-no-address": ("Ok.\n\nFrom: Webordinary\nSent: Monday, 1 June\nTo: Me\n\nold",
+                           "Ok."),
     "forward-kept": ("See below.\n\n---------- Forwarded message ---------\nFrom: A <a@b.c>\n"
                      "Date: Mon\nSubject: S\nTo: B <b@c.d>\n\nText", None),
     "crlf": ("Line one\r\nLine two\r\n\r\nOn Mon, X wrote:\r\n> q", "Line one\nLine two"),
