@@ -48,7 +48,7 @@ class Running:
 def build(
     settings: HermesSettings, kube: EnvironmentApi | None = None
 ) -> tuple[Hermes, AwsClients]:
-    clients = AwsClients(settings.aws_region, settings.aws_endpoint_url)
+    clients = AwsClients(settings.aws_region, settings.aws_endpoint_url, settings.aws_threads)
     mailer = (
         SmtpMailer(settings.smtp_outbound_host, settings.smtp_outbound_port, clients.executor)
         if settings.smtp_outbound_host

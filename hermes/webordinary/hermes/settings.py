@@ -25,6 +25,8 @@ class HermesSettings(BaseSettings):
     aws_region: str = "us-east-1"
     aws_endpoint_url: str | None = None
     """moto or another local endpoint; unset means real AWS."""
+    aws_threads: Annotated[int, Field(ge=4, le=1024)] = 64
+    """Threads for AWS calls: each watched output queue/DLQ long-polls in one (2 per env)."""
 
     inbound_queue_url: str | None = None
     """SQS queue fed by SES receipt notifications (SNS-wrapped or raw); unset disables it."""
