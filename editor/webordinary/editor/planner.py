@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,6 +14,7 @@ from pydantic import ValidationError
 
 from webordinary.contracts.messages import Command, Result, ResultError, ResultStatus
 
+ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 UPLOADS_DIR = "public/uploads"
 SUBJECT_MAX = 72
 PATH_KEYS = ("file_path", "path", "notebook_path")
@@ -173,3 +175,11 @@ def tool_path_problem(worktree: Path, tool_input: dict[str, Any]) -> str | None:
         if isinstance(value, str) and value and not confined(worktree, value):
             return f"{key} {value!r} is outside this site's working copy"
     return None
+
+
+def build_report(output: str, limit: int = 2000) -> str:
+    """The useful end of a failed build's output: no colour codes, no stack frames."""
+    lines = [ANSI_RE.sub("", line).rstrip() for line in output.splitlines()]
+    kept = [line for line in lines if line.strip() and not line.lstrip().startswith("at ")]
+    text = "\n".join(kept)
+    return text if len(text) <= limit else "..." + text[-limit:]

@@ -34,6 +34,7 @@ from webordinary.editor.planner import (
     Reject,
     Replay,
     Run,
+    build_report,
     commit_message,
     plan,
     rejection,
@@ -475,7 +476,7 @@ class Editor:
                                     reason="timeout", message="the build took too long"))
         output = communicate.result()[0].decode(errors="replace")
         if process.returncode:
-            tail = output[-3000:]
+            tail = build_report(output)
             return self._result(job, ResultStatus.FAILED, summary=f"The build failed:\n{tail}",
                                 error=ResultError(reason="build_failed", message=tail))
         return self._result(job, ResultStatus.COMPLETED, summary="The site builds without errors.")

@@ -240,6 +240,13 @@ class Rig:
                                           WaitTimeSeconds=int(wait))
         assert not answer.get("Messages"), answer.get("Messages")
 
+    def wait_empty(self, url: str, timeout: float = 10.0) -> None:
+        """The result goes out before the delete: give the delete a moment."""
+        deadline = time.monotonic() + timeout
+        while self.queue_depth(url) != 0:
+            assert time.monotonic() < deadline, f"{url} still holds messages"
+            time.sleep(0.1)
+
     def queue_depth(self, url: str) -> int:
         attrs = self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=[
             "ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"])["Attributes"]

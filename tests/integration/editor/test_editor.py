@@ -39,7 +39,7 @@ def test_edit_changes_files_commits_on_thread_branch_and_answers(rig: Rig) -> No
     worktree = rig.workspace / "sessions" / "thread-x"
     assert "Spring sale on all stamps" in (worktree / INDEX).read_text()
     assert rig.api.main_requests()[0].cwd == str(worktree)
-    assert rig.queue_depth(rig.input_url) == 0
+    rig.wait_empty(rig.input_url)
 
 
 def test_new_message_interrupts_a_stalled_job_which_is_saved_as_wip(rig: Rig) -> None:
@@ -111,7 +111,7 @@ def test_malformed_messages_are_rejected_with_the_problem_named(rig: Rig) -> Non
     assert "context" in results["no-context"]["error"]["message"]
     assert "sessionId" in results["bad-session"]["error"]["message"]
     assert rig.api.requests == []
-    assert rig.queue_depth(rig.input_url) == 0
+    rig.wait_empty(rig.input_url)
     assert rig.queue_depth(rig.dlq_url) == 0
 
 

@@ -13,6 +13,7 @@ from webordinary.editor.planner import (
     Reject,
     Replay,
     Run,
+    build_report,
     commit_message,
     confined,
     parse,
@@ -121,3 +122,11 @@ def test_tool_paths_are_confined_to_the_worktree(tmp_path: Path) -> None:
     assert not confined(tmp_path, str(tmp_path / "link" / "passwd"))
     assert tool_path_problem(tmp_path, {"file_path": "/etc/passwd"}) is not None
     assert tool_path_problem(tmp_path, {"pattern": "*.astro"}) is None
+
+
+def test_build_reports_drop_colours_and_stack_frames() -> None:
+    output = "\x1b[31merror\x1b[39m Expected from\n  Location:\n    /s/index.astro:2:12\n" \
+             "  Stack trace:\n    at failure (/x.js:1:1)\n    at next (/y.js:2:2)\n"
+    assert build_report(output) == "error Expected from\n  Location:\n    /s/index.astro:2:12\n" \
+                                   "  Stack trace:"
+    assert build_report("x" * 50, limit=10) == "..." + "x" * 10
