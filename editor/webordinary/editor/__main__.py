@@ -8,6 +8,8 @@ import logging
 import signal
 import sys
 
+from pydantic import ValidationError
+
 from webordinary.editor.settings import Config, load_config
 from webordinary.editor.sqs import Queues
 from webordinary.editor.worker import Editor, PreviewsLike
@@ -42,14 +44,22 @@ async def serve(config: Config) -> None:
 
 
 def main() -> None:
-    config = load_config()
+    try:
+        config = load_config()
+    except ValidationError as exc:
+        print(f"invalid editor configuration (WEBORDINARY_* variables):\n{exc}", file=sys.stderr)
+        sys.exit(2)
     logging.basicConfig(
         level=config.settings.log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     for noisy in ("botocore", "urllib3", "claude_agent_sdk", "asyncio", "aiohttp.access"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    asyncio.run(serve(config))
+    try:
+        asyncio.run(serve(config))
+    except Exception:
+        log.exception("the editor stopped on an error")
+        sys.exit(1)
 
 
 if __name__ == "__main__":

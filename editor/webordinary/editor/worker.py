@@ -92,6 +92,11 @@ def prompt_for(command: Command, uploads: list[str]) -> str:
     return "\n\n".join(parts)
 
 
+def _report_install(task: asyncio.Task[bool]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.error("node dependencies could not be installed: %s", task.exception())
+
+
 class Editor:
     """One editor process: owns the workspace, the queue consumer, the agents and previews."""
 
@@ -151,6 +156,7 @@ class Editor:
             self.max_attempts = count
         if self.settings.npm_install:
             self.deps = asyncio.create_task(install_dependencies(self.workspace))
+            self.deps.add_done_callback(_report_install)
         if self.previews is not None:
             await self.previews.start()
             self.previews.set_ready(True)
@@ -284,6 +290,10 @@ class Editor:
             self.current = job
             try:
                 await self._execute(job)
+            except Exception:
+                # Journaled before sending: the redelivered message is answered from the journal.
+                log.exception("could not answer %s; it will be redelivered",
+                              job.command.command_id)
             finally:
                 self.current = None
 
