@@ -44,17 +44,25 @@ def reply_message_id(kind: str, key: str, sender: str) -> str:
     return f"{kind}.{key}@{sender.rpartition('@')[2] or 'webordinary.dev'}"
 
 
+def _html_paragraph(text: str) -> str:
+    return f"<p>{html.escape(text).replace(chr(10), '<br>')}</p>"
+
+
 def _compose(
     ctx: ReplyContext, sender: str, sender_name: str, kind: str, key: str,
     paragraphs: list[str], items: list[str] | None = None, link: str | None = None,
+    after: list[str] | None = None,
 ) -> OutgoingMail:
+    """Paragraphs, then the list of items (right under its heading), then `after`, the link."""
     text_parts = list(paragraphs)
-    html_parts = [f"<p>{html.escape(p).replace(chr(10), '<br>')}</p>" for p in paragraphs]
+    html_parts = [_html_paragraph(p) for p in paragraphs]
     if items:
         text_parts.append("\n".join(f"  - {item}" for item in items))
         html_parts.append(
             "<ul>" + "".join(f"<li><code>{html.escape(i)}</code></li>" for i in items) + "</ul>"
         )
+    text_parts.extend(after or [])
+    html_parts.extend(_html_paragraph(p) for p in after or [])
     if link:
         text_parts.append(f"Preview: {link}")
         safe = html.escape(link, quote=True)
@@ -100,13 +108,14 @@ def result_mail(
     more = len(result.files_changed) - len(files)
     items = files + ([f"... and {more} more"] if more > 0 else [])
     summary = result.summary.strip()
+    after: list[str] = []
     if result.status == ResultStatus.COMPLETED:
         paragraphs = ["Done! " + (summary or "Your change is ready.")]
         if items:
             paragraphs.append("Files changed:")
         if result.commit:
-            paragraphs.append(f"Saved as commit {result.commit[:12]}.")
-        paragraphs.append("Reply to this mail if you want anything else changed.")
+            after.append(f"Saved as commit {result.commit[:12]}.")
+        after.append("Reply to this mail if you want anything else changed.")
     elif result.status == ResultStatus.INTERRUPTED:
         paragraphs = [
             "Your request was interrupted before it finished. "
@@ -126,7 +135,7 @@ def result_mail(
             paragraphs.append("Files touched before it stopped:")
     return _compose(
         ctx, sender, sender_name, f"result-{result.status.value}", result.command_id,
-        paragraphs, items or None, link,
+        paragraphs, items or None, link, after,
     )
 
 
