@@ -136,6 +136,7 @@ def main() -> None:
                          "ok" if ready < 5 else "MISSED (< 5 s)"))
 
             editor = rig.start_editor()
+            time.sleep(3)  # steady state: the SDK import right after start is over
             pid = editor.process.pid if editor.process else 0
             previews = []
             for index, thread in enumerate(("pa", "pb")):
@@ -163,6 +164,8 @@ def main() -> None:
     print(f"{'-' * width}  {'-' * 10}  ----")
     for name, value, note in rows:
         print(f"{name.ljust(width)}  {value:>10}  {note}")
+    print(f"load average at the end: {', '.join(f'{v:.1f}' for v in psutil.getloadavg())} "
+          f"on {psutil.cpu_count()} CPUs")
     print(f"(interrupt runs: {len(latencies)}: "
           + ", ".join(f"{v * 1000:.0f}" for v in latencies) + " ms)")
 
