@@ -119,7 +119,7 @@ def _decode_text(part: Message) -> str:
     for candidate in (charset, "utf-8", "cp1252"):
         try:
             return payload.decode(candidate)
-        except (LookupError, UnicodeError):
+        except (LookupError, ValueError):  # unknown/garbled charset names raise ValueError too
             continue
     return payload.decode("latin-1")
 
