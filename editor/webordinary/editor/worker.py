@@ -253,6 +253,8 @@ class Editor:
                      decision.result.command_id)
             await self._answer(decision.result, message, record=False)
         elif isinstance(decision, Adopt):
+            log.warning("running command %s came back (its lease lapsed)",
+                        decision.command.command_id)
             await self.queues.extend(message.receipt, self.settings.visibility_timeout_seconds)
             if self.current is not None:
                 self.current.message = message
@@ -277,6 +279,8 @@ class Editor:
             for message in held:
                 try:
                     await self.queues.extend(message.receipt, visibility)
+                    log.info("extended the lease of message %s by %ss", message.message_id,
+                             visibility)
                 except Exception as exc:
                     log.warning("could not extend visibility of %s: %s", message.message_id, exc)
 

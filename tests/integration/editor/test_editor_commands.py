@@ -62,12 +62,17 @@ def test_attachments_land_in_uploads_and_paths_outside_are_refused(rig: Rig) -> 
     assert not (rig.workspace / "sessions" / "escaped.txt").exists()
 
 
-def test_a_job_over_its_time_limit_fails_and_keeps_its_work(rig: Rig) -> None:
-    rig.extra_env["WEBORDINARY_EDITOR_JOB_TIMEOUT_SECONDS"] = "3"
+def test_a_long_job_keeps_its_lease_and_fails_at_its_time_limit(rig: Rig) -> None:
+    rig.extra_env["WEBORDINARY_EDITOR_VISIBILITY_TIMEOUT_SECONDS"] = "10"
+    rig.extra_env["WEBORDINARY_EDITOR_JOB_TIMEOUT_SECONDS"] = "13"
     rig.api.push(tools(write("src/pages/slow.md", "# Slow\n")), stall())
-    rig.start_editor()
+    editor = rig.start_editor()
     rig.send(command("x", "slow-1", "Write a slow page"))
-    [result] = rig.results(1)
+    [result] = rig.results(1, timeout=40)
+
+    assert editor.log().count("extended the lease of message") >= 2
+    assert "came back" not in editor.log()
+    assert len(rig.api.main_requests()) == 2
 
     assert result["status"] == "failed", result
     assert result["error"]["reason"] == "timeout"
