@@ -183,3 +183,13 @@ def build_report(output: str, limit: int = 2000) -> str:
     kept = [line for line in lines if line.strip() and not line.lstrip().startswith("at ")]
     text = "\n".join(kept)
     return text if len(text) <= limit else "..." + text[-limit:]
+
+
+def parse_s3_uri(uri: str) -> tuple[str, str]:
+    """`s3://bucket/key` -> (bucket, key); anything else is refused."""
+    if not uri.startswith("s3://"):
+        raise ValueError(f"not an s3:// URI: {uri!r}")
+    bucket, _, key = uri[5:].partition("/")
+    if not bucket or not key:
+        raise ValueError(f"an s3 URI needs a bucket and a key: {uri!r}")
+    return bucket, key

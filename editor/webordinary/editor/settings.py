@@ -47,6 +47,8 @@ class EditorSettings(BaseSettings):
     shutdown_grace_seconds: Annotated[float, Field(gt=0)] = 25.0
     max_previews: Annotated[int, Field(ge=1)] = 2
     max_agents: Annotated[int, Field(ge=1)] = 2
+    s3_endpoint_url: str | None = None
+    max_attachment_bytes: Annotated[int, Field(gt=0)] = 25 * 2**20
     previews_enabled: bool = True
     preview_host: str = "0.0.0.0"
     npm_install: bool = True

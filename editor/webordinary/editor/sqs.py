@@ -16,6 +16,7 @@ from botocore.config import Config as BotoConfig
 
 from webordinary.contracts.editor_env import EditorEnv
 from webordinary.contracts.messages import Result
+from webordinary.editor.planner import parse_s3_uri
 
 
 @dataclass
@@ -110,3 +111,30 @@ class Queues:
         if not raw:
             return None
         return int(json.loads(raw).get("maxReceiveCount", 0)) or None
+
+
+class Attachments:
+    """Reads attachments Hermes stored in S3 (the large ones) for the edit they belong to."""
+
+    def __init__(self, region: str, endpoint_url: str | None) -> None:
+        self.region = region
+        self.endpoint_url = endpoint_url
+        self._client: Any = None
+
+    async def fetch(self, uri: str, max_bytes: int) -> bytes:
+        bucket, key = parse_s3_uri(uri)
+        if self._client is None:
+            self._client = boto3.client("s3", region_name=self.region,
+                                        endpoint_url=self.endpoint_url)
+        client = self._client
+
+        def call() -> bytes:
+            answer = client.get_object(Bucket=bucket, Key=key)
+            if int(answer.get("ContentLength", 0)) > max_bytes:
+                raise ValueError(f"larger than {max_bytes} bytes")
+            data: bytes = answer["Body"].read(max_bytes + 1)
+            if len(data) > max_bytes:
+                raise ValueError(f"larger than {max_bytes} bytes")
+            return data
+
+        return await in_thread(call)

@@ -43,7 +43,7 @@ from webordinary.editor.planner import (
 )
 from webordinary.editor.sessions import GitError, Identity, Sessions, install_dependencies
 from webordinary.editor.settings import Config
-from webordinary.editor.sqs import Queues, Received
+from webordinary.editor.sqs import Attachments, Queues, Received
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,7 @@ class Job:
     started_at: float = field(default_factory=time.time)
     stop: Ending | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
+    notes: list[str] = field(default_factory=list)
 
     def interrupt(self, reason: Ending) -> None:
         if self.stop is None:
@@ -82,13 +83,15 @@ def stamp(epoch: float) -> datetime:
     return datetime.fromtimestamp(epoch, tz=UTC)
 
 
-def prompt_for(command: Command, uploads: list[str]) -> str:
+def prompt_for(command: Command, uploads: list[str], missing: list[str] | None = None) -> str:
     """The customer's instruction, plus the files it names and the files it brought."""
     parts = [command.instruction.strip() or "Please review the site."]
     if command.context.files:
         parts.append("Files mentioned: " + ", ".join(command.context.files))
     if uploads:
         parts.append("Files attached to the email, saved in the site: " + ", ".join(uploads))
+    if missing:
+        parts.append("Attachments that could not be saved: " + "; ".join(missing))
     return "\n\n".join(parts)
 
 
@@ -114,6 +117,8 @@ class Editor:
             identity=Identity(self.settings.git_author_name, self.settings.git_author_email),
         )
         self.agents = Agents(config)
+        self.attachments = Attachments(
+            config.env.aws_region, self.settings.s3_endpoint_url or config.env.sqs_endpoint_url)
         self.journal = Journal(self.workspace.journal)
         self.inbox: asyncio.Queue[Job] = asyncio.Queue()
         self.waiting: list[Job] = []
@@ -331,6 +336,8 @@ class Editor:
                 files: list[str] | None = None, commit: str | None = None,
                 usage: Usage | None = None, error: ResultError | None = None) -> Result:
         finished = time.time()
+        if job.notes:
+            summary = "\n\n".join([summary, "Note: " + "; ".join(job.notes)]).strip()
         return Result(
             command_id=job.command.command_id, session_id=job.command.session_id, status=status,
             summary=summary, files_changed=files or [], commit=commit,
@@ -375,23 +382,33 @@ class Editor:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def _save_uploads(self, job: Job, worktree: Path) -> list[str]:
+    async def _save_uploads(self, job: Job, worktree: Path) -> list[str]:
+        """Write attachments under public/uploads/; unreachable ones become notes, not silence."""
         saved = []
         for attachment in job.command.attachments:
-            if attachment.content_base64 is None:
-                log.warning("attachment %s has no inline content (s3 not supported)",
-                            attachment.filename)
-                continue
             target = upload_path(worktree, attachment.filename)
+            if attachment.content_base64 is not None:
+                data = base64.b64decode(attachment.content_base64, validate=True)
+            elif attachment.s3_uri is not None:
+                try:
+                    data = await self.attachments.fetch(attachment.s3_uri,
+                                                        self.settings.max_attachment_bytes)
+                except Exception as exc:
+                    log.warning("attachment %s not fetched: %s", attachment.filename, exc)
+                    job.notes.append(f"{attachment.filename} could not be fetched ({exc})")
+                    continue
+            else:
+                job.notes.append(f"{attachment.filename} arrived without content")
+                continue
             target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(base64.b64decode(attachment.content_base64, validate=True))
+            target.write_bytes(data)
             saved.append(str(target.relative_to(worktree)))
         return saved
 
     async def _edit(self, job: Job, worktree: Path, before: str) -> Result:
         command = job.command
         try:
-            uploads = self._save_uploads(job, worktree)
+            uploads = await self._save_uploads(job, worktree)
         except (ValueError, OSError) as exc:
             return self._result(job, ResultStatus.REJECTED, summary=f"Attachment refused: {exc}",
                                 error=ResultError(reason="invalid_attachment", message=str(exc)))
@@ -400,7 +417,8 @@ class Editor:
         else:
             agent = await self.agents.get(command.session_id, worktree)
             run = asyncio.create_task(
-                agent.run(prompt_for(command, uploads), self.settings.job_timeout_seconds))
+                agent.run(prompt_for(command, uploads, job.notes),
+                          self.settings.job_timeout_seconds))
             watcher = asyncio.create_task(job.stopped.wait())
             await asyncio.wait({run, watcher}, return_when=asyncio.FIRST_COMPLETED)
             if not run.done():

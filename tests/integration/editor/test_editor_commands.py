@@ -5,6 +5,8 @@ from __future__ import annotations
 import base64
 import subprocess
 
+import boto3
+
 from tests.integration.editor.harness import Rig, command, git
 from webordinary.devkit.messages_api import ToolCall, edit, read, stall, text, tools, write
 
@@ -45,18 +47,29 @@ def test_attachments_land_in_uploads_and_paths_outside_are_refused(rig: Rig) -> 
         tools(write("../escaped.txt", "nope\n")),
         text("I could not read that file."),
     )
+    s3 = boto3.client("s3", endpoint_url=rig.moto.endpoint_url, region_name="us-east-1")
+    s3.create_bucket(Bucket="mail")
+    s3.put_object(Bucket="mail", Key="acme/x/att-1/photo.jpg", Body=b"JPEG-bytes")
     rig.start_editor()
-    attachment = {"filename": "logo.png", "contentType": "image/png", "contentBase64": PNG}
-    rig.send(command("x", "att-1", "Use the attached logo", attachments=[attachment]))
+    attachments = [
+        {"filename": "logo.png", "contentType": "image/png", "contentBase64": PNG},
+        {"filename": "photo.jpg", "s3Uri": "s3://mail/acme/x/att-1/photo.jpg"},
+        {"filename": "gone.jpg", "s3Uri": "s3://mail/acme/x/att-1/gone.jpg"},
+    ]
+    rig.send(command("x", "att-1", "Use the attached logo", attachments=attachments))
     [result] = rig.results(1)
 
     assert result["status"] == "completed", result
     assert "public/uploads/logo.png" in result["filesChanged"]
+    assert "public/uploads/photo.jpg" in result["filesChanged"]
+    assert "gone.jpg could not be fetched" in result["summary"]
+    assert rig.show("thread-x", "public/uploads/photo.jpg") == "JPEG-bytes"
     stored = subprocess.run(["git", "show", "thread-x:public/uploads/logo.png"], cwd=rig.repo,
                             capture_output=True, check=True).stdout
     assert stored == base64.b64decode(PNG)
     first, second, third = rig.api.main_requests()
     assert "public/uploads/logo.png" in first.transcript()
+    assert "gone.jpg could not be fetched" in first.transcript()
     assert "outside this site's working copy" in second.transcript()
     assert "outside this site's working copy" in third.transcript()
     assert not (rig.workspace / "sessions" / "escaped.txt").exists()

@@ -17,6 +17,7 @@ from webordinary.editor.planner import (
     commit_message,
     confined,
     parse,
+    parse_s3_uri,
     plan,
     rejection,
     should_give_up,
@@ -130,3 +131,10 @@ def test_build_reports_drop_colours_and_stack_frames() -> None:
     assert build_report(output) == "error Expected from\n  Location:\n    /s/index.astro:2:12\n" \
                                    "  Stack trace:"
     assert build_report("x" * 50, limit=10) == "..." + "x" * 10
+
+
+def test_s3_uris_need_a_bucket_and_a_key() -> None:
+    assert parse_s3_uri("s3://mail/a/b/c.jpg") == ("mail", "a/b/c.jpg")
+    for bad in ("https://x/y", "s3://bucket", "s3:///key"):
+        with pytest.raises(ValueError, match="s3"):
+            parse_s3_uri(bad)
