@@ -97,6 +97,23 @@ def test_kubectl_apply_of_crds_registers_resources(api: KubeAPI) -> None:
     assert "spec.size" in rejected.stderr
 
 
+@pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
+def test_kubectl_create_generators_send_protobuf(api: KubeAPI) -> None:
+    kubectl(api, "create", "namespace", "webordinary")
+    kubectl(api, "-n", "webordinary", "create", "secret", "generic", "key",
+            "--from-literal=api-key=sk-test")
+    kubectl(api, "-n", "webordinary", "create", "configmap", "cfg", "--from-literal=a=b")
+    secret = json.loads(kubectl(api, "-n", "webordinary", "get", "secret", "key",
+                                "-o", "json").stdout)
+    assert secret["data"] == {"api-key": "c2stdGVzdA=="}
+    assert secret["type"] == "Opaque"
+    config = json.loads(kubectl(api, "-n", "webordinary", "get", "cm", "cfg", "-o", "json").stdout)
+    assert config["data"] == {"a": "b"}
+    refused = kubectl(api, "-n", "webordinary", "create", "deployment", "web", "--image=x:1",
+                      ok=False)
+    assert "send JSON" in refused.stderr
+
+
 def test_kubernetes_client(api: KubeAPI) -> None:
     config = kubernetes.client.Configuration(host=api.url)
     with kubernetes.client.ApiClient(config) as client:

@@ -20,7 +20,7 @@ import attrs
 import kmock
 import yaml
 
-from webordinary.devkit.kube import errors, openapi
+from webordinary.devkit.kube import errors, openapi, protobuf
 from webordinary.devkit.kube.errors import ApiError
 from webordinary.devkit.kube.resources import VERBS, Resource
 from webordinary.devkit.kube.selectors import parse_field_selector, parse_label_selector
@@ -228,6 +228,8 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         if not data:
             return None
         content_type = (raw.headers.get("Content-Type") or "").split(";")[0].strip()
+        if content_type == protobuf.PROTOBUF and raw.method == "POST":
+            return protobuf.decode(data)
         if "protobuf" in content_type:
             raise errors.unsupported_media_type(content_type)
         try:

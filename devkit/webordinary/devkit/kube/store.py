@@ -13,6 +13,7 @@ import json
 import logging
 import random
 import threading
+import time
 import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable
@@ -49,8 +50,21 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
+_stamp: list[Any] = [0, ""]
+
+
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """The current time as the API writes it (second precision), formatted once a second."""
+    second = int(time.time())
+    if _stamp[0] != second:
+        moment = datetime.datetime.fromtimestamp(second, datetime.UTC)
+        _stamp[:] = [second, moment.strftime("%Y-%m-%dT%H:%M:%SZ")]
+    return str(_stamp[1])
+
+
+def new_uid() -> str:
+    """A random (version 4) UUID without a system call per object."""
+    return str(uuid.UUID(int=random.getrandbits(128), version=4))
 
 
 @dataclass
@@ -383,13 +397,15 @@ class Store:
 
     def _finish_create(self, resource: Resource, namespace: str, obj: Obj) -> Obj:
         meta = obj["metadata"]
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = new_uid()
         meta["creationTimestamp"] = now_rfc3339()
         meta["generation"] = 1
         meta["resourceVersion"] = self._next_rv()
         if resource.plural == "namespaces":
             obj["status"] = {"phase": "Active"}
-            obj.setdefault("spec", {"finalizers": ["kubernetes"]})
+            spec = obj.setdefault("spec", {})
+            if not spec.get("finalizers"):
+                spec["finalizers"] = ["kubernetes"]
             meta.setdefault("labels", {})["kubernetes.io/metadata.name"] = meta["name"]
         key = (namespace, meta["name"])
         self.objects[resource.storage_key][key] = obj
@@ -447,7 +463,7 @@ class Store:
         if resource.plural == "customresourcedefinitions":
             self._crd_conflicts(obj)
         if dry_run:
-            meta["uid"] = str(uuid.uuid4())
+            meta["uid"] = new_uid()
             meta["creationTimestamp"] = now_rfc3339()
             meta["generation"] = 1
             return obj, warnings
