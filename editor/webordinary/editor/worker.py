@@ -27,6 +27,7 @@ from webordinary.contracts.messages import (
     Usage,
 )
 from webordinary.contracts.naming import preview_path
+from webordinary.editor import metrics
 from webordinary.editor.agent import Agents, Ending, Outcome, preload
 from webordinary.editor.journal import Journal
 from webordinary.editor.planner import (
@@ -72,10 +73,12 @@ class Job:
     stop: Ending | None = None
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     notes: list[str] = field(default_factory=list)
+    interrupted_at: float | None = None
 
     def interrupt(self, reason: Ending) -> None:
         if self.stop is None:
             self.stop = reason
+            self.interrupted_at = time.monotonic()
         self.stopped.set()
 
 
@@ -297,6 +300,7 @@ class Editor:
                 return
             self.waiting.remove(job)
             self.current = job
+            metrics.BUSY.set(1)
             try:
                 await self._execute(job)
             except Exception:
@@ -305,6 +309,7 @@ class Editor:
                               job.command.command_id)
             finally:
                 self.current = None
+                metrics.BUSY.set(0)
 
     async def _execute(self, job: Job) -> None:
         command = job.command
@@ -313,6 +318,7 @@ class Editor:
         try:
             result = await self._perform(job)
         except Retry as retry:
+            metrics.RETRIES.inc()
             log.warning("command %s failed (attempt %d of %d), left for redelivery: %s",
                         command.command_id, job.message.receive_count, self.max_attempts, retry)
             with contextlib.suppress(Exception):
@@ -322,14 +328,20 @@ class Editor:
             log.exception("command %s crashed", command.command_id)
             result = self._result(job, ResultStatus.FAILED, summary="The edit failed.",
                                   error=ResultError(reason="editor_error", message=str(exc)))
-        await self._answer(result, job.message)
+        await self._answer(result, job.message, kind=command.type.value)
+        metrics.JOB_SECONDS.labels(command.type.value).observe(time.time() - job.started_at)
 
-    async def _answer(self, result: Result, message: Received, record: bool = True) -> None:
+    async def _answer(self, result: Result, message: Received, record: bool = True,
+                      kind: str = "invalid") -> None:
         """Journal, publish, then acknowledge: a crash in between only causes a replay."""
         if record:
             self.journal.put(result)
+        else:
+            metrics.REPLAYS.inc()
         await self.queues.send(result)
         await self.queues.delete(message.receipt)
+        if record:
+            metrics.COMMANDS.labels(kind, result.status.value).inc()
         log.info("answered %s: %s", result.command_id, result.status.value)
 
     def _result(self, job: Job, status: ResultStatus, *, summary: str = "",
@@ -425,6 +437,8 @@ class Editor:
                 agent.interrupt(job.stop or Ending.INTERRUPTED)
             watcher.cancel()
             outcome = await run
+            if job.interrupted_at is not None:
+                metrics.INTERRUPT_SECONDS.observe(time.monotonic() - job.interrupted_at)
         return await self._conclude(job, worktree, before, outcome)
 
     async def _conclude(self, job: Job, worktree: Path, before: str, outcome: Outcome) -> Result:

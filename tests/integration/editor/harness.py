@@ -92,9 +92,14 @@ class Editor:
         assert match, self.log()[-2000:]
         return int(match.group(1))
 
-    def get(self, path: str, timeout: float = 10.0) -> tuple[int, str]:
-        """GET from the editor's preview entry point."""
-        url = f"http://127.0.0.1:{self.preview_port()}{path}"
+    def metrics_port(self) -> int:
+        match = re.search(r"health and metrics on port (\d+)", self.log())
+        assert match, self.log()[-2000:]
+        return int(match.group(1))
+
+    def get(self, path: str, timeout: float = 10.0, port: int | None = None) -> tuple[int, str]:
+        """GET from the editor's preview entry point (or another of its ports)."""
+        url = f"http://127.0.0.1:{port or self.preview_port()}{path}"
         try:
             with urllib.request.urlopen(url, timeout=timeout) as response:
                 return response.status, response.read().decode(errors="replace")

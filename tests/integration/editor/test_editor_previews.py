@@ -28,5 +28,10 @@ def test_each_session_preview_shows_its_own_change(rig: Rig) -> None:
     assert "Closed for summer" not in page_a
     assert "Spring sale" not in page_b
     assert editor.get("/session/nobody/")[0] == 404
+    assert editor.get("/readyz", port=editor.metrics_port()) == (200, "ready\n")
+    status, exposition = editor.get("/metrics", port=editor.metrics_port())
+    assert status == 200
+    assert 'webordinary_editor_commands_total{status="completed",type="edit"} 2.0' in exposition
+    assert "webordinary_editor_busy 0.0" in exposition
     assert editor.terminate() == 0
     assert "<p>Spring sale on all stamps</p>" in rig.show("thread-a", INDEX)
