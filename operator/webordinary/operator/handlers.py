@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from datetime import UTC, datetime
 from typing import Any
@@ -58,9 +59,15 @@ async def run_reconcile(
 ) -> None:
     """Serialize per environment, measure, post events, turn transient trouble into a retry."""
     started = datetime.now(UTC)
-    async with rt.lock(body.metadata.uid or ""):
+    uid = body.metadata.uid or ""
+    loop = asyncio.get_running_loop()
+    async with rt.lock(uid):
+        recent = loop.time() - rt.last_done.get(uid, float("-inf"))
+        if trigger == "timer" and recent < rt.settings.drift_interval_seconds * 0.9:
+            return  # another trigger reconciled it moments ago
         try:
             outcome = await reconcile(rt, body, fresh=fresh, now=now(), retry=retry)
+            rt.last_done[uid] = loop.time()
         except KubeError as error:
             rt.metrics.errors.labels(reason="KubeError").inc()
             raise kopf.TemporaryError(
@@ -121,6 +128,7 @@ async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None
         raise kopf.TemporaryError(message, delay=settings.cleanup_slow_retry_seconds) from error
     rt.metrics.set_phase(owner.uid, None)
     rt.locks.pop(owner.uid, None)
+    rt.last_done.pop(owner.uid, None)
 
 
 async def _write_status(kube: KubeClient, owner: QueueOwner, status: Any) -> None:

@@ -48,6 +48,7 @@ class Runtime:
     metrics: Metrics
     kube: KubeClient | None = None
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
+    last_done: dict[str, float] = field(default_factory=dict)  # uid -> loop time of last run
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())

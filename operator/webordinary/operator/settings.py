@@ -12,7 +12,8 @@ class OperatorSettings(BaseSettings):
     """Settings of one operator process (the Helm chart sets them as env vars)."""
 
     model_config = SettingsConfigDict(
-        env_prefix="WEBORDINARY_OPERATOR_", extra="forbid", frozen=True
+        env_prefix="WEBORDINARY_OPERATOR_", extra="forbid", frozen=True,
+        env_parse_none_str="null",
     )
 
     # Empty: every namespace (kopf -A); otherwise a comma-separated list.
@@ -49,9 +50,11 @@ class OperatorSettings(BaseSettings):
     ingress_source_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
     metrics_scraper_namespace: str | None = None
 
-    # Drift and idle detection: one timer per environment.
-    drift_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
-    drift_initial_delay_seconds: Annotated[float, Field(ge=0)] = 15.0
+    # Drift and idle detection: one timer per environment. A tick right after another
+    # reconcile of the same environment is skipped, so idle environments cost nothing between
+    # ticks; a tick costs ~3 SQS and ~6 API reads. Wake-ups do not wait for it (annotation).
+    drift_interval_seconds: Annotated[float, Field(gt=0)] = 300.0
+    drift_initial_delay_seconds: Annotated[float, Field(ge=0)] = 30.0
     # Finalizer: bounded fast retries, then Degraded + Event and slow retries until released.
     cleanup_max_retries: Annotated[int, Field(ge=0)] = 5
     cleanup_slow_retry_seconds: Annotated[float, Field(gt=0)] = 300.0
@@ -61,7 +64,7 @@ class OperatorSettings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = 8080
     metrics_host: str = "0.0.0.0"
     # kopf's liveness probe: http://{metrics_host}:{liveness_port}/healthz (None: off).
-    liveness_port: Annotated[int, Field(ge=1, le=65535)] | None = 8081
+    liveness_port: Annotated[int, Field(ge=0, le=65535)] | None = 8081
     log_level: str = "INFO"
 
     @field_validator("namespaces", "ingress_source_cidrs", mode="before")

@@ -73,6 +73,7 @@ class KubeClient:
         self._info = info
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
 
     def _headers(self) -> dict[str, str]:
         info = self._info
@@ -84,6 +85,8 @@ class KubeClient:
         return {}
 
     async def _open(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise KubeError(0, "Closed", "the operator is shutting down")
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(
                 connector=aiohttp.TCPConnector(
@@ -94,6 +97,7 @@ class KubeClient:
         return self._session
 
     async def close(self) -> None:
+        self._closed = True
         if self._session is not None:
             await self._session.close()
 

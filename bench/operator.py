@@ -1,0 +1,211 @@
+"""Benchmark: N EditEnvironments created at once, the real operator as a subprocess.
+
+    ./dev bench operator --n 500
+
+Prints time until all are Ready, create->Ready percentiles, Kubernetes API writes and SQS calls
+per environment, the operator's peak RSS and its CPU while everything sits idle.
+The machine is shared: numbers are noisy, run it twice before believing one.
+"""
+
+import os
+import sys
+
+# This file is named operator.py: keep its folder off sys.path so `import operator` (stdlib)
+# anywhere below still finds the standard library; the repo root goes on instead.
+_HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
+sys.path.insert(0, os.path.dirname(_HERE))
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import threading  # noqa: E402
+import time  # noqa: E402
+import urllib.request  # noqa: E402
+from concurrent.futures import ThreadPoolExecutor  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import psutil  # noqa: E402
+
+from tests.integration.operator.sqsproxy import SqsProxy  # noqa: E402
+from webordinary.contracts import naming  # noqa: E402
+from webordinary.contracts.environment import API_VERSION, KIND, PLURAL  # noqa: E402
+from webordinary.devkit.aws import FAKE_CREDENTIALS  # noqa: E402
+from webordinary.devkit.kubeapi import start_kube_api  # noqa: E402
+
+ROOT = Path(_HERE).parent
+NAMESPACE = "bench"
+
+
+def request(url: str, method: str = "GET", body: Any = None) -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=60) as response:
+        return json.loads(response.read() or b"null")
+
+
+class ReadyWatcher:
+    """Notes when each environment first shows Ready=True, from one watch stream (cheap for
+    the emulator, unlike polling LISTs of hundreds of objects)."""
+
+    def __init__(self, path: str) -> None:
+        self.ready: dict[str, float] = {}
+        version = request(path)["metadata"]["resourceVersion"]
+        self._response = urllib.request.urlopen(
+            f"{path}?watch=true&resourceVersion={version}&timeoutSeconds=3600", timeout=3600)
+        # Daemon thread: it ends with the emulator (which closes its watch streams).
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for line in self._response:
+                item = json.loads(line)["object"]
+                conds = (item.get("status") or {}).get("conditions") or []
+                if any(c["type"] == "Ready" and c["status"] == "True" for c in conds):
+                    self.ready.setdefault(item["metadata"]["name"], time.monotonic())
+        except (OSError, ValueError):
+            return
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=500)
+    parser.add_argument("--idle", type=float, default=20.0, help="idle CPU window (s)")
+    parser.add_argument("--timeout", type=float, default=300.0)
+    parser.add_argument("--drift-interval", type=float, default=None,
+                        help="override the operator's drift timer (default: its own default)")
+    args = parser.parse_args()
+
+    kube = start_kube_api([ROOT / "crds"])
+    # moto gets its own process (and GIL): in the bench's process it would compete with the
+    # emulator, and the operator would be measured against a starved AWS stand-in.
+    moto = subprocess.Popen(
+        [sys.executable, "-c", "import time; from webordinary.devkit.aws import start_moto; "
+         "print(start_moto().endpoint_url, flush=True); time.sleep(86400)"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert moto.stdout is not None
+    moto_url = moto.stdout.readline().strip()
+    for key, value in FAKE_CREDENTIALS.items():
+        os.environ.setdefault(key, value)
+    proxy = SqsProxy(moto_url).start()
+    request(f"{kube.url}/api/v1/namespaces", "POST",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    env = dict(os.environ)
+    env.update({
+        "WEBORDINARY_OPERATOR_KUBE_API_URL": kube.url,
+        "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": proxy.url,
+        "WEBORDINARY_OPERATOR_METRICS_PORT": "null",
+        "WEBORDINARY_OPERATOR_LIVENESS_PORT": "null",
+        "WEBORDINARY_OPERATOR_LOG_LEVEL": "WARNING",
+    })
+    if args.drift_interval:
+        env["WEBORDINARY_OPERATOR_DRIFT_INTERVAL_SECONDS"] = str(args.drift_interval)
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the operator)
+        prefix="bench-operator-", suffix=".log", delete=False)
+    operator = subprocess.Popen([sys.executable, "-m", "webordinary.operator"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    proc = psutil.Process(operator.pid)
+    peak_rss = 0
+    try:
+        time.sleep(2.0)  # let it log in and start watching
+        path = f"{kube.url}/apis/{API_VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
+        watcher = ReadyWatcher(path)
+        kube.reset_counts()
+        ids = [f"u{i:04d}" for i in range(args.n)]
+        names = [naming.environment_name("bench", "site", uid) for uid in ids]
+        created: dict[str, float] = {}
+        started = time.monotonic()
+
+        def create(pair: tuple[str, str]) -> None:
+            uid, name = pair
+            request(path, "POST", {
+                "apiVersion": API_VERSION, "kind": KIND,
+                "metadata": {"name": name, "namespace": NAMESPACE},
+                "spec": {"clientId": "bench", "projectId": "site", "userId": uid,
+                         "repository": {"url": "https://example.com/site.git"},
+                         "sessions": [f"t{uid}"]},
+            })
+            created[name] = time.monotonic()
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(create, zip(ids, names, strict=True)))
+        created_all = time.monotonic() - started
+        ready = watcher.ready
+        deadline = started + args.timeout
+        while len(ready) < len(names) and time.monotonic() < deadline:
+            peak_rss = max(peak_rss, proc.memory_info().rss)
+            time.sleep(0.2)
+        all_ready = time.monotonic() - started
+        time.sleep(5.0)  # let queued Events (posted asynchronously by kopf) land
+        writes = kube.write_counts()
+        by_verb = kube.request_counts()
+        with proxy.lock:
+            sqs_counts = dict(proxy.counts)
+        server_ms = kube.timings()
+        # Idle: everything Ready, nothing changes.
+        proc.cpu_percent(None)
+        cpu_before = proc.cpu_times()
+        idle_started = time.monotonic()
+        while time.monotonic() - idle_started < args.idle:
+            peak_rss = max(peak_rss, proc.memory_info().rss)
+            time.sleep(0.5)
+        cpu_after = proc.cpu_times()
+        idle_elapsed = time.monotonic() - idle_started
+        idle_cpu = 100 * ((cpu_after.user - cpu_before.user)
+                          + (cpu_after.system - cpu_before.system)) / idle_elapsed
+        after = kube.write_counts()
+        idle_by_resource = {k: v - writes.get(k, 0) for k, v in after.items()
+                            if v != writes.get(k, 0)}
+        idle_writes = sum(idle_by_resource.values())
+    finally:
+        operator.terminate()
+        try:
+            operator.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+        proxy.stop()
+        kube.stop()
+        moto.kill()
+
+    n = len(names)
+    latencies = [ready[name] - created[name] for name in names if name in ready]
+    own_creates = writes.get(PLURAL, 0)  # includes kopf's own patches of the resource
+    operator_writes = sum(writes.values()) - n  # minus the bench's own N creates
+    rows = [
+        ("environments", f"{n}", ""),
+        ("created (all POSTs done)", f"{created_all:.1f} s", ""),
+        ("Ready", f"{len(ready)}/{n}", ""),
+        ("time until all Ready", f"{all_ready:.1f} s", "target < 30 s (n=500)"),
+        ("create->Ready p50", f"{statistics.median(latencies):.2f} s" if latencies else "-", ""),
+        ("create->Ready p99", f"{percentile(latencies, 0.99):.2f} s" if latencies else "-", ""),
+        ("API writes per env (operator)", f"{operator_writes / n:.1f}", "target <= 15"),
+        ("CreateQueue per env", f"{sqs_counts.get('CreateQueue', 0) / n:.2f}", "target <= 3"),
+        ("SQS calls per env", f"{sum(sqs_counts.values()) / n:.1f}", ""),
+        ("operator peak RSS", f"{peak_rss / 2**20:.0f} MiB", ""),
+        (f"operator CPU idle ({idle_elapsed:.0f} s)", f"{idle_cpu:.1f} %", "target < 2 %"),
+        ("API writes while idle", f"{idle_writes}", json.dumps(idle_by_resource)),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\noperator benchmark (shared 2-core machine: numbers are noisy; log {log.name})")
+    for label, value, note in rows:
+        print(f"  {label:<{width}}  {value:>12}  {note}")
+    print(f"  writes by resource: {json.dumps(writes, sort_keys=True)}")
+    print(f"  (editenvironments writes include the bench's {n} creates: {own_creates})")
+    print(f"  API requests by verb: {json.dumps(by_verb)}")
+    print(f"  emulator mean handling ms by verb: "
+          f"{json.dumps({k: round(v, 1) for k, v in server_ms.items()})}")
+    print(f"  SQS calls by action: {json.dumps(sqs_counts, sort_keys=True)}")
+
+
+if __name__ == "__main__":
+    main()
