@@ -36,3 +36,13 @@ def test_rejects_nonsense(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEBORDINARY_OPERATOR_DRIFT_INTERVAL_SECONDS", "0")
     with pytest.raises(ValidationError, match="drift_interval_seconds"):
         OperatorSettings()
+
+
+def test_null_turns_optional_ports_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("WEBORDINARY_OPERATOR_METRICS_PORT", "null")
+    monkeypatch.setenv("WEBORDINARY_OPERATOR_LIVENESS_PORT", "null")
+    settings = OperatorSettings()
+    assert settings.metrics_port is None
+    assert settings.liveness_endpoint() is None
+    assert OperatorSettings(liveness_port=8081).liveness_endpoint() == (
+        "http://0.0.0.0:8081/healthz")

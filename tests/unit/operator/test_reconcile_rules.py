@@ -1,0 +1,92 @@
+"""Pure parts of the reconcile: spec parsing names the field, ownership of live children."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+import pytest
+
+from webordinary.contracts.environment import FINALIZER, GROUP, Phase
+from webordinary.operator import builders
+from webordinary.operator.handlers import configure, login
+from webordinary.operator.metrics import Metrics
+from webordinary.operator.reconcile import is_foreign, parse_spec, previous_status
+from webordinary.operator.settings import OperatorSettings
+
+SPEC: dict[str, Any] = {"clientId": "c", "projectId": "p", "userId": "u",
+                        "repository": {"url": "https://x/y.git"}}
+OWNER = builders.Owner("ns", "c-p-u", "uid")
+
+
+@pytest.mark.parametrize(
+    ("patch", "message"),
+    [
+        ({"idleTimeout": "0s"}, "spec.idleTimeout: Value error, idleTimeout must be longer"),
+        ({"sessions": ["a", "a"]}, "spec.sessions: Value error, sessions must not repeat"),
+        ({"repository": {}}, "spec.repository.url: Field required"),
+        ({"editor": {"env": [{"name": "OK"}, {"name": "WEBORDINARY_X"}]}},
+         "spec.editor.env[1].name: 'WEBORDINARY_X' is reserved"),
+        ({"surprise": 1}, "spec.surprise: Extra inputs are not permitted"),
+    ],
+)
+def test_parse_spec_names_the_field(patch: dict[str, Any], message: str) -> None:
+    spec, invalid = parse_spec({**SPEC, **patch})
+    assert spec is None
+    assert invalid is not None
+    assert invalid.startswith(message), invalid
+
+
+def test_parse_spec_accepts_a_good_one() -> None:
+    spec, invalid = parse_spec(SPEC)
+    assert invalid is None
+    assert spec is not None
+    assert spec.idle_timeout == "20m"
+
+
+def test_unreadable_previous_status_counts_as_none() -> None:
+    assert previous_status({"phase": "Dancing"}).phase == Phase.PENDING
+    assert previous_status(None).phase == Phase.PENDING
+    assert previous_status({"phase": "Ready"}).phase == Phase.READY
+
+
+def test_is_foreign() -> None:
+    ours = {"metadata": {"ownerReferences": [{"kind": "EditEnvironment", "name": "c-p-u",
+                                              "uid": "older", "controller": True}]}}
+    assert is_foreign(ours, OWNER) is None, "a child of an earlier incarnation is adopted"
+    assert is_foreign({"metadata": {}}, OWNER) is None
+    theirs = {"metadata": {"ownerReferences": [{"kind": "Deployment", "name": "x",
+                                                "controller": True}]}}
+    assert is_foreign(theirs, OWNER) == "controlled by Deployment/x"
+
+
+def test_kopf_configuration() -> None:
+    settings = kopf.OperatorSettings()
+    configure(settings, OperatorSettings())
+    assert settings.persistence.finalizer == FINALIZER
+    assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
+    assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
+    assert settings.persistence.progress_storage.prefix == GROUP
+
+
+def test_login_to_a_local_emulator() -> None:
+    info = login(OperatorSettings(kube_api_url="http://127.0.0.1:1234"))
+    assert (info.server, info.insecure, info.token) == ("http://127.0.0.1:1234", True, "dummy")
+
+
+def test_metrics_track_phases() -> None:
+    metrics = Metrics()
+    metrics.set_phase("a", Phase.READY)
+    metrics.set_phase("b", Phase.READY)
+    metrics.set_phase("a", Phase.SLEEPING)
+    metrics.set_phase("b", None)
+    metrics.duration.labels(trigger="create").observe(0.2)
+    metrics.errors.labels(reason="AWSThrottled").inc()
+
+    def value(name: str, **labels: str) -> float | None:
+        return metrics.registry.get_sample_value(name, labels)
+
+    assert value("webordinary_operator_environments", phase="Ready") == 0
+    assert value("webordinary_operator_environments", phase="Sleeping") == 1
+    assert value("webordinary_operator_reconcile_errors_total", reason="AWSThrottled") == 1
+    assert value("webordinary_operator_reconcile_duration_seconds_count", trigger="create") == 1
