@@ -8,6 +8,7 @@ import pytest
 
 from webordinary.devkit.kube.errors import ApiError
 from webordinary.devkit.kube.patches import apply_json_patch, apply_merge_patch, strategic_merge
+from webordinary.devkit.kube.validation import builtin_patch_meta
 
 DOC: dict[str, Any] = {
     "metadata": {"name": "x", "resourceVersion": "5", "finalizers": ["a/b"]},
@@ -94,3 +95,33 @@ def test_strategic_merge_by_keys_and_directives() -> None:
     assert removed["metadata"]["finalizers"] == ["c/d"]
     replaced = strategic_merge(merged, {"spec": {"$patch": "replace", "only": 1}})
     assert replaced["spec"] == {"only": 1}
+
+
+def test_strategic_merge_reads_strategies_from_the_builtin_schema() -> None:
+    policy = builtin_patch_meta("networking.k8s.io/v1", "NetworkPolicy")
+    live = {"spec": {"ingress": [{"ports": [{"port": 80}]}]}}
+    patched = strategic_merge(live, {"spec": {"ingress": [{"ports": [{"port": 81}]}]}}, policy)
+    assert patched["spec"]["ingress"] == [{"ports": [{"port": 81}]}]
+
+    service = builtin_patch_meta("v1", "Service")
+    live = {"spec": {"ports": [{"port": 80, "name": "http"}]}}
+    patched = strategic_merge(live, {"spec": {"ports": [{"port": 443, "name": "https"}]}},
+                              service)
+    assert [p["port"] for p in patched["spec"]["ports"]] == [80, 443]
+
+    account = builtin_patch_meta("v1", "ServiceAccount")
+    live = {"secrets": [{"name": "a"}], "metadata": {"finalizers": ["x/y"]}}
+    patch = {"secrets": [{"name": "b"}], "metadata": {"finalizers": ["z/w"]}}
+    patched = strategic_merge(live, patch, account)
+    assert patched["secrets"] == [{"name": "a"}, {"name": "b"}]
+    assert patched["metadata"]["finalizers"] == ["x/y", "z/w"]
+
+    deployment = builtin_patch_meta("apps/v1", "Deployment")
+    live = {"spec": {"template": {"spec": {"containers": [
+        {"name": "a", "image": "a:1", "args": ["x"], "ports": [{"containerPort": 1}]}]}}}}
+    patch = {"spec": {"template": {"spec": {"containers": [
+        {"name": "a", "args": ["y"], "ports": [{"containerPort": 2}]}]}}}}
+    (container,) = strategic_merge(live, patch, deployment)["spec"]["template"]["spec"][
+        "containers"]
+    assert container == {"name": "a", "image": "a:1", "args": ["y"],
+                         "ports": [{"containerPort": 1}, {"containerPort": 2}]}

@@ -1,10 +1,12 @@
 """JSON patch (RFC 6902), JSON merge patch (RFC 7386) and strategic merge patch.
 
-Strategic merge keys come from field names (the real server reads them from the Go types):
-containers/initContainers/ephemeralContainers/env/volumes/imagePullSecrets/resourceClaims by
-`name`, container ports by `containerPort` (service ports by `port`), volumeMounts by
-`mountPath`, volumeDevices by `devicePath`, ownerReferences by `uid`, conditions by `type`,
-hostAliases by `ip`; `finalizers` is a merged primitive list. Every other list is replaced.
+Strategic merge reads each list's strategy and merge key from the built-in's official schema
+(x-kubernetes-patch-strategy / -merge-key, what the real server reads from its Go types).
+Without a schema it falls back to field names: containers/initContainers/
+ephemeralContainers/env/volumes/imagePullSecrets/resourceClaims by `name`, container ports
+by `containerPort` (other ports by `port`), volumeMounts by `mountPath`, volumeDevices by
+`devicePath`, ownerReferences by `uid`, conditions by `type`, hostAliases by `ip`;
+`finalizers` is a merged primitive list. Every other list is replaced.
 Directives honoured: `$patch: replace|delete`, `$deleteFromPrimitiveList/<field>`,
 `$setElementOrder/<field>` (orders the merged list), `$retainKeys`.
 """
@@ -161,6 +163,41 @@ _MERGE_KEYS = {
 _PRIMITIVE_MERGE = {"finalizers"}
 
 
+class PatchMeta:
+    """Patch strategies read from a built-in's schema (x-kubernetes-patch-strategy and
+    -merge-key, as the real server reads them from its Go types)."""
+
+    def __init__(self, schema: dict[str, Any], definitions: dict[str, Any]) -> None:
+        self.definitions = definitions
+        self.schema = self._resolve(schema)
+
+    def _resolve(self, schema: dict[str, Any]) -> dict[str, Any]:
+        seen = 0
+        while "$ref" in schema and seen < 20:
+            name = str(schema["$ref"]).rsplit("/", 1)[-1]
+            extensions = {k: v for k, v in schema.items() if k.startswith("x-kubernetes-patch")}
+            schema = {**self.definitions.get(name, {}), **extensions}
+            seen += 1
+        return schema
+
+    def field(self, key: str) -> PatchMeta | None:
+        properties = self.schema.get("properties") or {}
+        if key in properties:
+            return PatchMeta(properties[key], self.definitions)
+        additional = self.schema.get("additionalProperties")
+        if isinstance(additional, dict):
+            return PatchMeta(additional, self.definitions)
+        return None
+
+    def items(self) -> PatchMeta | None:
+        items = self.schema.get("items")
+        return PatchMeta(items, self.definitions) if isinstance(items, dict) else None
+
+    def list_strategy(self) -> tuple[bool, str | None]:
+        strategy = str(self.schema.get("x-kubernetes-patch-strategy", ""))
+        return "merge" in strategy.split(","), self.schema.get("x-kubernetes-patch-merge-key")
+
+
 def _merge_key(field: str, items: list[Any]) -> str | None:
     if field == "ports":
         for item in items:
@@ -170,14 +207,29 @@ def _merge_key(field: str, items: list[Any]) -> str | None:
     return _MERGE_KEYS.get(field)
 
 
-def _merge_list(field: str, old: Any, patch: list[Any], order: list[Any] | None) -> list[Any]:
-    old_list = list(old) if isinstance(old, list) else []
+def _list_plan(field: str, items: list[Any], meta: PatchMeta | None) -> tuple[bool, str | None]:
+    """(merge?, merge key); a merge without key merges a list of scalars as a set."""
+    if meta is not None:
+        return meta.list_strategy()
     if field in _PRIMITIVE_MERGE:
+        return True, None
+    key = _merge_key(field, items)
+    return key is not None, key
+
+
+def _merge_list(
+    field: str, old: Any, patch: list[Any], order: list[Any] | None, meta: PatchMeta | None
+) -> list[Any]:
+    old_list = list(old) if isinstance(old, list) else []
+    item_meta = meta.items() if meta is not None else None
+    merge, key = _list_plan(field, old_list + patch, meta)
+    if not merge:
+        return [strategic_merge(None, item, item_meta) for item in patch]
+    if key is None:
         merged = old_list + [item for item in patch if item not in old_list]
     else:
-        key = _merge_key(field, old_list + patch)
-        if key is None or not all(isinstance(item, dict) for item in old_list + patch):
-            return [strategic_merge(None, item) for item in patch]
+        if not all(isinstance(item, dict) for item in old_list + patch):
+            return [strategic_merge(None, item, item_meta) for item in patch]
         merged = [clone(item) for item in old_list]
         for item in patch:
             directive = item.get("$patch")
@@ -188,32 +240,36 @@ def _merge_list(field: str, old: Any, patch: list[Any], order: list[Any] | None)
                 raise bad_request("$patch: replace in a list item is not supported")
             for index, existing in enumerate(merged):
                 if existing.get(key) == item.get(key):
-                    merged[index] = strategic_merge(existing, item)
+                    merged[index] = strategic_merge(existing, item, item_meta)
                     break
             else:
-                merged.append(strategic_merge(None, item))
+                merged.append(strategic_merge(None, item, item_meta))
     if order is not None:
-        if field in _PRIMITIVE_MERGE:
-            rank = {value: i for i, value in enumerate(order)}
-            merged.sort(key=lambda v: rank.get(v, len(rank)))
+        if key is None:
+            rank = {json_key(value): i for i, value in enumerate(order)}
+            merged.sort(key=lambda v: rank.get(json_key(v), len(rank)))
         else:
-            key = _merge_key(field, merged)
-            if key is not None:
-                rank = {
-                    entry.get(key): i for i, entry in enumerate(order) if isinstance(entry, dict)
-                }
-                merged.sort(key=lambda v: rank.get(v.get(key), len(rank)))
+            rank = {json_key(entry.get(key)): i for i, entry in enumerate(order)
+                    if isinstance(entry, dict)}
+            merged.sort(key=lambda v: rank.get(json_key(v.get(key)), len(rank)))
     return merged
 
 
-def strategic_merge(doc: Any, patch: Any) -> Any:
-    """Strategic merge patch for the lists that matter (see the module docstring)."""
+def json_key(value: Any) -> str:
+    return repr(value)
+
+
+def strategic_merge(doc: Any, patch: Any, meta: PatchMeta | None = None) -> Any:
+    """Strategic merge patch: list strategies from `meta` (a built-in's schema) when given,
+    else from field names (see the module docstring)."""
     if not isinstance(patch, dict):
         if isinstance(patch, list):
-            return [strategic_merge(None, item) for item in patch]
+            item_meta = meta.items() if meta is not None else None
+            return [strategic_merge(None, item, item_meta) for item in patch]
         return clone(patch)
     if patch.get("$patch") == "replace":
-        return {k: strategic_merge(None, v) for k, v in patch.items() if k != "$patch"}
+        return {k: strategic_merge(None, v, _field(meta, k)) for k, v in patch.items()
+                if k != "$patch"}
     if patch.get("$patch") == "delete":
         return _MISSING
     result = dict(doc) if isinstance(doc, dict) else {}
@@ -229,16 +285,21 @@ def strategic_merge(doc: Any, patch: Any) -> Any:
         if value is None:
             result.pop(key, None)
         elif isinstance(value, list):
-            result[key] = _merge_list(key, result.get(key), value, orders.get(key))
+            result[key] = _merge_list(key, result.get(key), value, orders.get(key),
+                                      _field(meta, key))
         else:
-            merged = strategic_merge(result.get(key), value)
+            merged = strategic_merge(result.get(key), value, _field(meta, key))
             if merged is _MISSING:
                 result.pop(key, None)
             else:
                 result[key] = merged
     for key, order in orders.items():
         if key not in patch and isinstance(result.get(key), list):
-            result[key] = _merge_list(key, result[key], [], order)
+            result[key] = _merge_list(key, result[key], [], order, _field(meta, key))
     if isinstance(retain, list):
         result = {k: v for k, v in result.items() if k in retain}
     return result
+
+
+def _field(meta: PatchMeta | None, key: str) -> PatchMeta | None:
+    return meta.field(key) if meta is not None else None

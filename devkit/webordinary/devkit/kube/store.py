@@ -34,6 +34,7 @@ from webordinary.devkit.kube.selectors import (
 )
 from webordinary.devkit.kube.validation import (
     CustomSchema,
+    builtin_patch_meta,
     builtin_update_causes,
     metadata_causes,
     validate_builtin,
@@ -597,13 +598,17 @@ class Store:
                                f"({resource.qualified}): use a merge or JSON patch")
             if not isinstance(patch, dict):
                 raise errors.bad_request("a strategic merge patch must be a JSON object")
-            patched = strategic_merge(current, patch)
+            meta = builtin_patch_meta(resource.api_version, resource.kind)
+            patched = strategic_merge(current, patch, meta)
         elif content_type == "application/apply-patch+yaml":
             if not isinstance(patch, dict):
                 raise errors.bad_request("an apply patch must be an object")
-            merge = strategic_merge if not resource.custom else apply_merge_patch
-            patched = merge(current, {k: v for k, v in patch.items()
-                                      if k not in ("apiVersion", "kind")})
+            body = {k: v for k, v in patch.items() if k not in ("apiVersion", "kind")}
+            if resource.custom:
+                patched = apply_merge_patch(current, body)
+            else:
+                meta = builtin_patch_meta(resource.api_version, resource.kind)
+                patched = strategic_merge(current, body, meta)
         else:
             raise errors.unsupported_media_type(content_type)
         if not isinstance(patched, dict):

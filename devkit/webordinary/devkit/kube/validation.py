@@ -19,6 +19,7 @@ from importlib import resources as importlib_resources
 from typing import Any
 
 from webordinary.devkit.kube.data import clone
+from webordinary.devkit.kube.patches import PatchMeta
 from webordinary.devkit.kube.resources import Resource
 from webordinary.devkit.kube.schemacheck import Cause, Check, Compiler
 
@@ -127,6 +128,19 @@ def _builtin_compiler() -> Compiler:
         f"kubernetes-json-schema/v{KUBE_VERSION}-local-strict")
     definitions = json.loads(base.joinpath("_definitions.json").read_text())["$defs"]
     return Compiler(definitions)
+
+
+@cache
+def builtin_patch_meta(api_version: str, kind: str) -> PatchMeta | None:
+    """Strategic-merge metadata of a built-in kind, from its official schema."""
+    slug = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    base = importlib_resources.files("kubernetes_validate").joinpath(
+        f"kubernetes-json-schema/v{KUBE_VERSION}-local-strict")
+    try:
+        schema = json.loads(base.joinpath(f"{kind.lower()}-{slug}.json").read_text())
+    except FileNotFoundError:
+        return None
+    return PatchMeta(schema, _builtin_compiler().definitions)
 
 
 @cache
