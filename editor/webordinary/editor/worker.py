@@ -74,10 +74,12 @@ class Job:
     stopped: asyncio.Event = field(default_factory=asyncio.Event)
     notes: list[str] = field(default_factory=list)
     interrupted_at: float | None = None
+    by_shutdown: bool = False
 
-    def interrupt(self, reason: Ending) -> None:
+    def interrupt(self, reason: Ending, *, shutdown: bool = False) -> None:
         if self.stop is None:
             self.stop = reason
+            self.by_shutdown = shutdown
             self.interrupted_at = time.monotonic()
         self.stopped.set()
 
@@ -179,7 +181,7 @@ class Editor:
             log.info("shutting down")
             self.shutting_down.set()
             if self.current is not None:
-                self.current.interrupt(Ending.INTERRUPTED)
+                self.current.interrupt(Ending.INTERRUPTED, shutdown=True)
 
     async def _drain(self, tasks: list[asyncio.Task[None]]) -> None:
         grace = self.settings.shutdown_grace_seconds
@@ -189,7 +191,7 @@ class Editor:
         poll, heartbeat, process = tasks
         poll.cancel()
         if self.current is not None:
-            self.current.interrupt(Ending.INTERRUPTED)
+            self.current.interrupt(Ending.INTERRUPTED, shutdown=True)
             with contextlib.suppress(TimeoutError, asyncio.CancelledError):
                 await asyncio.wait_for(asyncio.shield(process), max(1.0, grace * 0.6))
         process.cancel()
@@ -445,6 +447,8 @@ class Editor:
         command = job.command
         wip = {Ending.COMPLETED: None, Ending.INTERRUPTED: "interrupted",
                Ending.TIMEOUT: "timed out", Ending.FAILED: "failed"}[outcome.ending]
+        if outcome.ending is Ending.INTERRUPTED and job.by_shutdown:
+            wip = "editor stopped"
         sha = await self.sessions.commit(
             worktree, commit_message(command, outcome.summary, wip=wip)) or before
         files = await self.sessions.changed_files(worktree, before)
@@ -452,8 +456,9 @@ class Editor:
             return self._result(job, ResultStatus.COMPLETED, summary=outcome.summary,
                                 files=files, commit=sha, usage=outcome.usage)
         if outcome.ending is Ending.INTERRUPTED:
-            summary = ("Interrupted by a newer message; the changes made so far are saved in a "
-                       "work-in-progress commit.")
+            why = ("The editor was stopped (restart or scale-down)" if job.by_shutdown
+                   else "Interrupted by a newer message")
+            summary = f"{why}; the changes made so far are saved in a work-in-progress commit."
             if outcome.summary:
                 summary += f"\n\n{outcome.summary}"
             return self._result(job, ResultStatus.INTERRUPTED, summary=summary, files=files,

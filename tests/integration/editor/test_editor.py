@@ -167,7 +167,8 @@ def test_sigterm_mid_job_commits_pushes_and_reports(rig: Rig) -> None:
     assert "src/pages/news.md" in pushed
     assert "Unfinished." in rig.show("thread-x", "src/pages/news.md", where=rig.remote)
     assert rig.log_messages("thread-x", where=rig.remote)[0].startswith(
-        "WIP (interrupted): Write the news page")
+        "WIP (editor stopped): Write the news page")
+    assert result["summary"].startswith("The editor was stopped")
 
 
 def test_after_a_crash_work_is_recovered_and_the_conversation_resumes(rig: Rig) -> None:
