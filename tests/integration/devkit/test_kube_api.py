@@ -694,6 +694,23 @@ def test_repo_crds_are_registered_when_present(http: KubeHTTP) -> None:
     assert "editenvironments.webordinary.dev" in crds
 
 
+def test_edit_environment_crd_defaults_and_immutable_ids(http: KubeHTTP) -> None:
+    if not (REPO_CRDS / "editenvironments.webordinary.dev.yaml").exists():
+        pytest.skip("the EditEnvironment CRD is not in the repo yet")
+    path = "/apis/webordinary.dev/v1alpha1/namespaces/webordinary/editenvironments"
+    body = {"apiVersion": "webordinary.dev/v1alpha1", "kind": "EditEnvironment",
+            "metadata": {"name": "amelia-site-john"},
+            "spec": {"clientId": "amelia", "projectId": "site", "userId": "john",
+                     "repository": {"url": "https://example.com/site.git"}}}
+    obj = created(http.post(path, body))
+    assert obj["spec"]["repository"]["branch"] == "main"
+    assert obj["spec"]["sessions"] == []
+    changed = http.patch(f"{path}/amelia-site-john", {"spec": {"clientId": "eve"}})
+    assert "clientId is immutable" in assert_status(changed, 422, "Invalid")["message"]
+    bad = dict(body, metadata={"name": "x"}, spec=dict(body["spec"], clientId="has space"))
+    assert "spec.clientId" in assert_status(http.post(path, bad), 422, "Invalid")["message"]
+
+
 def test_start_without_crds_folder(tmp_path: Path) -> None:
     api = start_kube_api([tmp_path / "missing", tmp_path])
     try:

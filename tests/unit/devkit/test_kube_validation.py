@@ -88,6 +88,10 @@ SCHEMA: dict[str, Any] = {
                            "properties": {"deep": {"type": "boolean", "default": True}}},
                 "exclusive": {"type": "number", "maximum": 1, "exclusiveMaximum": True},
                 "oneof": {"oneOf": [{"type": "string"}, {"type": "integer"}]},
+                "conditions": {"type": "array", "x-kubernetes-list-type": "map",
+                               "x-kubernetes-list-map-keys": ["type"],
+                               "items": {"type": "object",
+                                         "properties": {"type": {"type": "string"}}}},
             },
         },
         "status": {"type": "object", "properties": {"phase": {"type": "string",
@@ -124,6 +128,8 @@ def test_defaults_and_pruning() -> None:
     ({"id": "a", "map": {"k": "v"}}, "spec.map.k", "must be of type integer"),
     ({"id": "a", "exclusive": 1}, "spec.exclusive", "less than 1"),
     ({"id": "a", "oneof": []}, "spec.oneof", "must be of type"),
+    ({"id": "a", "conditions": [{"type": "R"}, {"type": "R"}]}, "spec.conditions[1]",
+     "Duplicate value"),
 ])
 def test_custom_schema_violations(spec: dict[str, Any], field: str, text: str) -> None:
     schema = CustomSchema(SCHEMA)

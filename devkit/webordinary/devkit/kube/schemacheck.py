@@ -279,7 +279,9 @@ class Compiler:
         item_check = self.compile(items) if isinstance(items, dict) else None
         min_items, max_items = schema.get("minItems"), schema.get("maxItems")
         unique = bool(schema.get("uniqueItems")) or schema.get("x-kubernetes-list-type") == "set"
-        if item_check or min_items is not None or max_items is not None or unique:
+        map_keys = list(schema.get("x-kubernetes-list-map-keys") or []) if schema.get(
+            "x-kubernetes-list-type") == "map" else []
+        if item_check or min_items is not None or max_items is not None or unique or map_keys:
 
             def check_array(value: Any, path: Path, out: list[Cause]) -> None:
                 if not isinstance(value, list):
@@ -294,6 +296,17 @@ class Compiler:
                 if min_items is not None and len(value) < min_items:
                     out.append((where, f"Invalid value: {len(value)}: {where} in body should "
                                        f"have at least {min_items} items"))
+                if map_keys:
+                    keys_seen: set[str] = set()
+                    for index, item in enumerate(value):
+                        if not isinstance(item, dict):
+                            continue
+                        identity = json.dumps([item.get(k) for k in map_keys])
+                        if identity in keys_seen:
+                            shown = ", ".join(f"{k}={json.dumps(item.get(k))}" for k in map_keys)
+                            out.append((render_path((*path, index)),
+                                        f"Duplicate value: map[{shown}]"))
+                        keys_seen.add(identity)
                 if unique:
                     seen: list[Any] = []
                     for index, item in enumerate(value):
