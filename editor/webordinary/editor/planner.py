@@ -16,6 +16,8 @@ from webordinary.contracts.messages import Command, Result, ResultError, ResultS
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 UPLOADS_DIR = "public/uploads"
+SUMMARY_MAX = 20_000
+FILES_MAX = 500
 SUBJECT_MAX = 72
 PATH_KEYS = ("file_path", "path", "notebook_path")
 
@@ -193,3 +195,12 @@ def parse_s3_uri(uri: str) -> tuple[str, str]:
     if not bucket or not key:
         raise ValueError(f"an s3 URI needs a bucket and a key: {uri!r}")
     return bucket, key
+
+
+def fit(summary: str, files: list[str]) -> tuple[str, list[str]]:
+    """Keep a result well under SQS's 256 KiB: long summaries and file lists are cut, saying so."""
+    if len(summary) > SUMMARY_MAX:
+        summary = summary[:SUMMARY_MAX] + "\n[summary shortened]"
+    if len(files) > FILES_MAX:
+        files = [*files[:FILES_MAX], f"... and {len(files) - FILES_MAX} more files"]
+    return summary, files

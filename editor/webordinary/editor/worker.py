@@ -37,6 +37,7 @@ from webordinary.editor.planner import (
     Run,
     build_report,
     commit_message,
+    fit,
     plan,
     rejection,
     should_give_up,
@@ -352,6 +353,7 @@ class Editor:
         finished = time.time()
         if job.notes:
             summary = "\n\n".join([summary, "Note: " + "; ".join(job.notes)]).strip()
+        summary, files = fit(summary, files or [])
         return Result(
             command_id=job.command.command_id, session_id=job.command.session_id, status=status,
             summary=summary, files_changed=files or [], commit=commit,

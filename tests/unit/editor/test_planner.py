@@ -16,6 +16,7 @@ from webordinary.editor.planner import (
     build_report,
     commit_message,
     confined,
+    fit,
     parse,
     parse_s3_uri,
     plan,
@@ -138,3 +139,12 @@ def test_s3_uris_need_a_bucket_and_a_key() -> None:
     for bad in ("https://x/y", "s3://bucket", "s3:///key"):
         with pytest.raises(ValueError, match="s3"):
             parse_s3_uri(bad)
+
+
+def test_results_are_kept_small_enough_for_sqs() -> None:
+    summary, files = fit("s" * 30_000, [f"f{i}" for i in range(600)])
+    assert summary.endswith("[summary shortened]")
+    assert len(summary) < 20_100
+    assert files[-1] == "... and 100 more files"
+    assert len(files) == 501
+    assert fit("short", ["a"]) == ("short", ["a"])

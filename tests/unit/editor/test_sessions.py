@@ -69,3 +69,17 @@ async def test_dependencies_are_skipped_without_a_manifest(tmp_path: Path) -> No
     workspace.create()
     (workspace.repo).mkdir()
     assert await install_dependencies(workspace) is False
+
+
+def test_the_git_token_goes_only_to_https_network_commands(tmp_path: Path) -> None:
+    https = Sessions(Workspace(tmp_path), repository_url="https://git.example/acme/site.git",
+                     branch="main", token="s3cret", identity=Identity("E", "e@example.com"))
+    env = https._env(network=True)
+    headers = [env[f"GIT_CONFIG_VALUE_{i}"] for i in range(int(env["GIT_CONFIG_COUNT"]))]
+    assert any(h.startswith("Authorization: Basic ") for h in headers)
+    assert "s3cret" not in " ".join(headers)
+    local = https._env(network=False)
+    assert "Authorization" not in " ".join(local.values())
+    plain = Sessions(Workspace(tmp_path), repository_url="/srv/site.git", branch="main",
+                     token="s3cret", identity=Identity("E", "e@example.com"))
+    assert "Authorization" not in " ".join(plain._env(network=True).values())
