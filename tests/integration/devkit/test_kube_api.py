@@ -398,6 +398,10 @@ def test_dangling_owner_reference_is_collected(http: KubeHTTP) -> None:
              "metadata": {"name": "ghost", "uid": "11111111-2222-3333-4444-555555555555"}}
     created(http.post(CONFIGMAPS, configmap("orphan", ghost)))
     wait_for(lambda: http.get(f"{CONFIGMAPS}/orphan").status_code == 404)
+    elsewhere = created(http.post("/apis/test.webordinary.dev/v1/namespaces/other/widgets",
+                                  widget()))
+    created(http.post(CONFIGMAPS, configmap("cross-namespace", elsewhere)))
+    wait_for(lambda: http.get(f"{CONFIGMAPS}/cross-namespace").status_code == 404)
 
 
 # -- selectors and paging ------------------------------------------------------------------

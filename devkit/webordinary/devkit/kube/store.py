@@ -772,7 +772,10 @@ class Store:
         if owner is None:
             return None
         target = self.uids.get(str(ref.get("uid", "")))
-        return target is not None and target[0] == owner.storage_key
+        if target is None or target[0] != owner.storage_key:
+            return False
+        # a namespaced owner must live in the dependent's namespace (else: treated as absent)
+        return not owner.namespaced or target[1][0] == namespace
 
     def _collect(self, owner_uid: str) -> None:
         """An owner is gone: delete dependents with no owner left, unlink the others."""
