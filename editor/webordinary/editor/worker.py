@@ -12,10 +12,11 @@ import contextlib
 import logging
 import os
 import time
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from webordinary.contracts.messages import (
     Command,
@@ -154,14 +155,13 @@ class Editor:
 
     async def startup(self) -> None:
         await self.sessions.prepare()
-        for thread in self.sessions.known():
-            worktree = self.workspace.worktree(thread)
+        known = self.sessions.known()
+        for thread in known:
             sha = await self.sessions.commit(
-                worktree, "WIP (recovered): uncommitted changes found at editor start\n")
+                self.workspace.worktree(thread),
+                "WIP (recovered): uncommitted changes found at editor start\n")
             if sha:
                 log.warning("committed leftover changes of thread-%s as %s", thread, sha[:12])
-            if self.previews is not None:
-                self.previews.register(thread, worktree)
         count = await self.queues.max_receive_count()
         if count:
             self.max_attempts = count
@@ -170,11 +170,32 @@ class Editor:
             self.deps.add_done_callback(_report_install)
         if self.previews is not None:
             await self.previews.start()
-            self.previews.set_ready(True)
             log.info("previews on port %s, health and metrics on port %s",
                      getattr(self.previews, "port", "?"),
                      getattr(self.previews, "metrics_port", "?"))
+            self._spawn(self._open_previews(known))
         self.ready.set()
+
+    async def _dependencies(self) -> None:
+        """Wait for node_modules (instant on a warm volume); a failed install was logged."""
+        if self.deps is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self.deps)
+
+    async def _open_previews(self, known: list[str]) -> None:
+        """Sessions become previewable, and the pod ready, once node_modules exist: a dev
+        server started before that only fails."""
+        assert self.previews is not None
+        await self._dependencies()
+        for thread in known:
+            self.previews.register(thread, self.workspace.worktree(thread))
+        self.previews.set_ready(True)
+        log.info("previews ready for %d known session(s)", len(known))
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     def shutdown(self) -> None:
         """SIGTERM: stop taking work and interrupt the running job (it commits and reports)."""
@@ -380,23 +401,21 @@ class Editor:
         return await self._push(job, worktree, before)
 
     def _preview(self, thread_id: str, worktree: Path) -> None:
+        """Register the session's preview and start its dev server, in the background."""
         if self.previews is None:
             return
         previews = self.previews
-        previews.register(thread_id, worktree)
 
         async def activate() -> None:
             try:
-                if self.deps is not None:
-                    await asyncio.shield(self.deps)
+                await self._dependencies()
+                previews.register(thread_id, worktree)
                 await previews.activate(thread_id)
                 log.info("preview of thread-%s is serving", thread_id)
             except Exception as exc:
                 log.warning("preview of thread-%s did not start: %s", thread_id, exc)
 
-        task = asyncio.create_task(activate())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
+        self._spawn(activate())
 
     async def _save_uploads(self, job: Job, worktree: Path) -> list[str]:
         """Write attachments under public/uploads/; unreachable ones become notes, not silence."""
