@@ -560,6 +560,15 @@ def test_builtin_validation_reports_field_paths(http: KubeHTTP) -> None:
                                               "Invalid")["message"]
 
 
+def test_resource_quantities_are_stored_canonically(http: KubeHTTP) -> None:
+    body = deployment()
+    body["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+        "requests": {"cpu": 0.5, "memory": "1024Mi"}, "limits": {"cpu": "1000m"}}
+    obj = created(http.post(DEPLOYMENTS, body))
+    resources = obj["spec"]["template"]["spec"]["containers"][0]["resources"]
+    assert resources == {"requests": {"cpu": "500m", "memory": "1Gi"}, "limits": {"cpu": "1"}}
+
+
 def test_builtin_immutable_fields(http: KubeHTTP) -> None:
     created(http.post(DEPLOYMENTS, deployment()))
     patch = {"spec": {"selector": {"matchLabels": {"app": "web", "more": "x"}},

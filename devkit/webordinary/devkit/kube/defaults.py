@@ -6,9 +6,11 @@ Code that compares desired children with live ones must cope with these, as on a
 from __future__ import annotations
 
 import base64
+import contextlib
 import itertools
 from typing import Any
 
+from webordinary.devkit.kube.quantity import canonical
 from webordinary.devkit.kube.resources import Resource
 
 _ips = itertools.count(1)
@@ -17,6 +19,21 @@ _ips = itertools.count(1)
 def _allocate_ip() -> str:
     number = next(_ips)
     return f"10.96.{(number // 250) % 250}.{number % 250 + 1}"
+
+
+def canonical_resources(resources: Any) -> None:
+    """Requests and limits in the canonical quantity form (invalid ones are left for
+    validation to report)."""
+    if not isinstance(resources, dict):
+        return
+    for section in ("requests", "limits"):
+        values = resources.get(section)
+        if not isinstance(values, dict):
+            continue
+        for name, value in values.items():
+            if isinstance(value, str | int | float) and not isinstance(value, bool):
+                with contextlib.suppress(ValueError):
+                    values[name] = canonical(value)
 
 
 def _container_defaults(container: dict[str, Any]) -> None:
@@ -28,6 +45,7 @@ def _container_defaults(container: dict[str, Any]) -> None:
     container.setdefault("terminationMessagePath", "/dev/termination-log")
     container.setdefault("terminationMessagePolicy", "File")
     container.setdefault("resources", {})
+    canonical_resources(container["resources"])
     for port in container.get("ports") or []:
         if isinstance(port, dict):
             port.setdefault("protocol", "TCP")
@@ -114,6 +132,7 @@ def apply_builtin_defaults(
                     port.setdefault("targetPort", port["port"])
     elif plural == "persistentvolumeclaims" and isinstance(spec, dict):
         spec.setdefault("volumeMode", "Filesystem")
+        canonical_resources(spec.get("resources"))
     elif plural == "serviceaccounts" or plural == "configmaps":
         pass
     elif plural == "secrets":
