@@ -77,6 +77,17 @@ class Job:
     notes: list[str] = field(default_factory=list)
     interrupted_at: float | None = None
     by_shutdown: bool = False
+    twins: list[Received] = field(default_factory=list)
+
+    def adopt(self, message: Received) -> None:
+        """The same command came again: a redelivery (new receipt) or a duplicate message."""
+        if message.message_id == self.message.message_id:
+            self.message = message
+        elif all(t.message_id != message.message_id for t in self.twins):
+            self.twins.append(message)
+
+    def held(self) -> list[Received]:
+        return [self.message, *self.twins]
 
     def interrupt(self, reason: Ending, *, shutdown: bool = False) -> None:
         if self.stop is None:
@@ -285,13 +296,17 @@ class Editor:
                      decision.result.command_id)
             await self._answer(decision.result, message, record=False)
         elif isinstance(decision, Adopt):
-            log.warning("running command %s came back (its lease lapsed)",
-                        decision.command.command_id)
+            log.warning("running command %s was delivered again", decision.command.command_id)
             await self.queues.extend(message.receipt, self.settings.visibility_timeout_seconds)
             if self.current is not None:
-                self.current.message = message
+                self.current.adopt(message)
         elif isinstance(decision, Run):
             await self.queues.extend(message.receipt, self.settings.visibility_timeout_seconds)
+            twin = next((j for j in self.waiting
+                         if j.command.command_id == decision.command.command_id), None)
+            if twin is not None:
+                twin.adopt(message)
+                return
             job = Job(decision.command, message)
             self.waiting.append(job)
             await self.inbox.put(job)
@@ -305,9 +320,9 @@ class Editor:
         visibility = self.settings.visibility_timeout_seconds
         while True:
             await asyncio.sleep(max(1.0, visibility / 3))
-            held = [job.message for job in self.waiting]
+            held = [m for job in self.waiting for m in job.held()]
             if self.current is not None:
-                held.append(self.current.message)
+                held.extend(self.current.held())
             for message in held:
                 try:
                     await self.queues.extend(message.receipt, visibility)
@@ -337,6 +352,10 @@ class Editor:
 
     async def _execute(self, job: Job) -> None:
         command = job.command
+        answered = self.journal.get(command.command_id)
+        if answered is not None:
+            await self._answer(answered, job.message, record=False)
+            return
         log.info("running %s %s for thread-%s", command.type.value, command.command_id,
                  command.session_id)
         try:
@@ -347,12 +366,17 @@ class Editor:
                         command.command_id, job.message.receive_count, self.max_attempts, retry)
             with contextlib.suppress(Exception):
                 await self.queues.extend(job.message.receipt, self.settings.retry_backoff_seconds)
+                for twin in job.twins:
+                    await self.queues.delete(twin.receipt)
             return
         except Exception as exc:
             log.exception("command %s crashed", command.command_id)
             result = self._result(job, ResultStatus.FAILED, summary="The edit failed.",
                                   error=ResultError(reason="editor_error", message=str(exc)))
         await self._answer(result, job.message, kind=command.type.value)
+        for twin in job.twins:
+            with contextlib.suppress(Exception):
+                await self.queues.delete(twin.receipt)
         metrics.JOB_SECONDS.labels(command.type.value).observe(time.time() - job.started_at)
 
     async def _answer(self, result: Result, message: Received, record: bool = True,

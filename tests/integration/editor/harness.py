@@ -240,6 +240,16 @@ class Rig:
         self.results_seen.extend(found)
         return found
 
+    def drain_results(self, wait: float = 1.0) -> list[dict[str, Any]]:
+        """Whatever else arrives on the output queue within `wait` seconds."""
+        answer = self.sqs.receive_message(QueueUrl=self.output_url, MaxNumberOfMessages=10,
+                                          WaitTimeSeconds=int(wait))
+        found = [json.loads(m["Body"]) for m in answer.get("Messages", [])]
+        for message in answer.get("Messages", []):
+            self.sqs.delete_message(QueueUrl=self.output_url,
+                                    ReceiptHandle=message["ReceiptHandle"])
+        return found
+
     def no_more_results(self, wait: float = 1.0) -> None:
         answer = self.sqs.receive_message(QueueUrl=self.output_url, MaxNumberOfMessages=10,
                                           WaitTimeSeconds=int(wait))

@@ -53,6 +53,7 @@ def test_new_message_interrupts_a_stalled_job_which_is_saved_as_wip(rig: Rig) ->
     rig.api.wait_for(lambda: rig.api.stalls_started == 1)
     sent = time.time()
     rig.send(command("y", "fast-2", "Make the footer blue"))
+    rig.send(command("y", "fast-2", "Make the footer blue"))  # a duplicate delivery
     first, second = rig.results(2)
 
     assert rig.api.stalls_ended, "the stalled request never ended"
@@ -71,6 +72,10 @@ def test_new_message_interrupts_a_stalled_job_which_is_saved_as_wip(rig: Rig) ->
     assert "Make the footer blue" in last.transcript()
     assert last.cwd == str(rig.workspace / "sessions" / "thread-y")
     assert second["sessionId"] == "y"
+    rig.wait_empty(rig.input_url)
+    extra = rig.drain_results()
+    assert all(r == second for r in extra), extra  # the duplicate is adopted or replayed
+    assert sum("Make the footer blue" in r.transcript() for r in rig.api.main_requests()) == 1
 
 
 def test_two_sessions_get_two_branches_and_worktrees(rig: Rig) -> None:
