@@ -202,7 +202,7 @@ def main() -> None:
         ("operator peak RSS", f"{peak_rss / 2**20:.0f} MiB", ""),
         (f"operator CPU idle ({idle_elapsed:.0f} s)", f"{idle_cpu:.1f} %", "target < 2 %"),
         ("API writes while idle", f"{idle_writes}", json.dumps(idle_by_resource)),
-        ("drift ticks while idle", f"{ticks}", "a tick reads 6 children + 3 queues"),
+        ("drift ticks while idle", f"{ticks}", "a tick reads 6 children + the input queue"),
         ("operator CPU per drift tick", f"{tick_ms:.1f} ms" if ticks else "-",
          f"-> {amortized:.1f} % for {n} envs at the default {default_interval:.0f} s"
          if ticks else ""),

@@ -66,7 +66,8 @@ async def run_reconcile(
         if trigger == "timer" and recent < rt.settings.drift_interval_seconds * 0.9:
             return  # another trigger reconciled it moments ago
         try:
-            outcome = await reconcile(rt, body, fresh=fresh, now=now(), retry=retry)
+            outcome = await reconcile(rt, body, fresh=fresh, now=now(), retry=retry,
+                                      light=trigger == "timer")
             rt.last_done[uid] = loop.time()
         except KubeError as error:
             rt.metrics.errors.labels(reason="KubeError").inc()

@@ -165,7 +165,13 @@ def _child_part(kind: builders.Kind, live: Mapping[str, Any] | None, replicas: i
 
 
 async def reconcile(
-    rt: Runtime, body: Mapping[str, Any], *, fresh: bool, now: datetime, retry: int = 0
+    rt: Runtime,
+    body: Mapping[str, Any],
+    *,
+    fresh: bool,
+    now: datetime,
+    retry: int = 0,
+    light: bool = False,
 ) -> Outcome:
     """Bring one environment to its desired state and write its status once if it changed."""
     meta = body["metadata"]
@@ -194,7 +200,8 @@ async def reconcile(
     busy: bool | None = None
     try:
         queue_report = await rt.sqs.ensure_queues(
-            names, previous.queues, spec.queues, QueueOwner(owner.namespace, owner.name, owner.uid)
+            names, previous.queues, spec.queues,
+            QueueOwner(owner.namespace, owner.name, owner.uid), light=light,
         )
         queues, busy = queue_report.urls, queue_report.busy
         parts[ConditionType.QUEUES_READY] = Part(True, "Provisioned", "input, output and DLQ")

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -19,6 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from webordinary.contracts.environment import GROUP, QueueUrls
 from webordinary.contracts.environment import Queues as QueuesSpec
+from webordinary.contracts.naming import QUEUE_PREFIX
 from webordinary.operator.settings import OperatorSettings
 
 T = TypeVar("T")
@@ -165,6 +168,9 @@ class SqsAdapter:
         self._pool = ThreadPoolExecutor(
             max_workers=settings.aws_concurrency, thread_name_prefix="sqs"
         )
+        self._listing: tuple[float, frozenset[str]] | None = None
+        self._listing_lock = threading.Lock()
+        self.listing_max_age = settings.drift_interval_seconds / 2
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -173,23 +179,65 @@ class SqsAdapter:
         return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def ensure_queues(
-        self, names: dict[str, str], known: QueueUrls, spec: QueuesSpec, owner: Owner
+        self,
+        names: dict[str, str],
+        known: QueueUrls,
+        spec: QueuesSpec,
+        owner: Owner,
+        *,
+        light: bool = False,
     ) -> QueueReport:
-        return await self._run(self.ensure_queues_sync, names, known, spec, owner)
+        return await self._run(self.ensure_queues_sync, names, known, spec, owner, light)
+
+    def existing_names(self) -> frozenset[str]:
+        """Names of all webordinary queues (one paged ListQueues shared by every environment,
+        refreshed at most every `listing_max_age` seconds)."""
+        with self._listing_lock:
+            now = time.monotonic()
+            if self._listing is not None and now - self._listing[0] < self.listing_max_age:
+                return self._listing[1]
+            names: set[str] = set()
+            token: str | None = None
+            while True:
+                kwargs: dict[str, Any] = {"QueueNamePrefix": f"{QUEUE_PREFIX}-",
+                                          "MaxResults": 1000}
+                if token:
+                    kwargs["NextToken"] = token
+                page = self._call("ListQueues", **kwargs)
+                names.update(url.rsplit("/", 1)[-1] for url in page.get("QueueUrls", []))
+                token = page.get("NextToken")
+                if not token:
+                    break
+            self._listing = (now, frozenset(names))
+            return self._listing[1]
 
     async def delete_queues(self, names: dict[str, str], owner: Owner) -> list[str]:
         return await self._run(self.delete_queues_sync, names, owner)
 
     def ensure_queues_sync(
-        self, names: dict[str, str], known: QueueUrls, spec: QueuesSpec, owner: Owner
+        self,
+        names: dict[str, str],
+        known: QueueUrls,
+        spec: QueuesSpec,
+        owner: Owner,
+        light: bool = False,
     ) -> QueueReport:
-        """Check known queues (cheap: one GetQueueAttributes each); create or adopt the rest."""
+        """Check known queues (one GetQueueAttributes each); create or adopt the rest.
+
+        `light` (drift ticks): known output/DLQ queues that the shared listing still shows are
+        taken as they are; only the input queue is read (its message counts are the activity
+        signal). A queue missing from the listing gets the full check.
+        """
         report = QueueReport(urls=QueueUrls())
         urls: dict[str, str] = {}
+        listed = self.existing_names() if light else frozenset()
         for role in ROLES_IN_ORDER:
             dlq_arn = queue_arn(urls["dlq"], self.region) if role == "input" else None
             desired = desired_attributes(role, spec, dlq_arn)
             url = getattr(known, role)
+            if light and url and role != "input" and names[role] in listed:
+                urls[role] = url
+                continue
             observed = self._attributes(url) if url else None
             if observed is None:
                 url, observed = self._create_or_adopt(role, names[role], desired, owner, report)
