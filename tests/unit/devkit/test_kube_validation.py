@@ -162,3 +162,10 @@ def test_recursive_references_compile() -> None:
     out: list[Cause] = []
     check({"child": {"child": {"value": "x"}}}, (), out)
     assert out == [("child.child.value", 'Invalid value: "x": must be of type integer')]
+
+
+def test_secret_data_must_be_base64() -> None:
+    secret = {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"},
+              "data": {"ok": "c2stdGVzdA==", "bad": "not base64!"}}
+    assert validate_builtin(builtin("secrets"), secret) == [
+        ("data[bad]", "Invalid value: illegal base64 data")]

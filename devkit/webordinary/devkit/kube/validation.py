@@ -11,6 +11,8 @@ transition rule `self == oldSelf` of `x-kubernetes-validations`; other CEL rules
 
 from __future__ import annotations
 
+import base64
+import binascii
 import json
 import re
 from collections.abc import Iterator
@@ -335,6 +337,13 @@ def builtin_semantic_causes(resource: Resource, obj: dict[str, Any]) -> list[Cau
                 if not entry.get("backend"):
                     causes.append((f"{ppath}.backend", "Required value"))
     elif plural in ("configmaps", "secrets"):
+        encoded = ("data", "binaryData") if plural == "secrets" else ("binaryData",)
+        for section in encoded:
+            for key, value in (obj.get(section) or {}).items():
+                try:
+                    base64.b64decode(str(value), validate=True)
+                except (binascii.Error, ValueError):
+                    causes.append((f"{section}[{key}]", "Invalid value: illegal base64 data"))
         for section in ("data", "binaryData", "stringData"):
             for key in (obj.get(section) or {}):
                 if len(key) > 253 or not _CONFIG_KEY.match(key):
