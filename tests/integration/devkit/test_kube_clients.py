@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -12,6 +14,7 @@ from typing import Any
 import kubernetes
 import kubernetes_asyncio
 import pytest
+import requests
 import yaml
 
 from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
@@ -172,3 +175,24 @@ async def test_kubernetes_asyncio_client(api: KubeAPI) -> None:
             async for event in stream:
                 seen.append((event["type"], event["object"].metadata.name))
         assert seen == [("ADDED", "web")]
+
+
+def test_command_line_server(tmp_path: Path) -> None:
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webordinary.devkit.kubeapi", "--port", "0",
+         "--crds", str(FIXTURES), "--crds", str(tmp_path / "missing")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("Kubernetes API emulator at http://127.0.0.1:"), line
+        url = line.split(" at ", 1)[1].strip()
+        resources = requests.get(f"{url}/apis/test.webordinary.dev/v1", timeout=5).json()
+        assert resources["resources"][0]["name"] == "widgets"
+        made = requests.post(f"{url}/api/v1/namespaces/default/configmaps",
+                             data="apiVersion: v1\nkind: ConfigMap\nmetadata: {name: y}\n",
+                             headers={"Content-Type": "application/yaml"}, timeout=5)
+        assert made.status_code == 201, made.text
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0

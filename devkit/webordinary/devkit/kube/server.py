@@ -233,7 +233,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         if "protobuf" in content_type:
             raise errors.unsupported_media_type(content_type)
         try:
-            if content_type == "application/apply-patch+yaml":
+            if content_type in ("application/apply-patch+yaml", "application/yaml"):
                 return yaml.safe_load(data)
             return json.loads(data)
         except (ValueError, yaml.YAMLError) as exc:
