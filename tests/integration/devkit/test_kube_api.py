@@ -91,6 +91,7 @@ def assert_status(response: Any, code: int, reason: str) -> dict[str, Any]:
     assert body["code"] == code
     assert body["reason"] == reason
     assert body["message"]
+    assert isinstance(body["details"], dict)
     return body
 
 

@@ -106,11 +106,14 @@ def custom(spec: dict[str, Any]) -> dict[str, Any]:
 
 def test_defaults_and_pruning() -> None:
     schema = CustomSchema(SCHEMA)
-    obj, pruned = schema.normalise(custom({"id": "abc", "junk": 1, "maybe": None,
-                                           "count": None, "free": {"any": {"thing": 1}}}))
+    body = custom({"id": "abc", "junk": 1, "maybe": None, "count": None,
+                   "free": {"any": {"thing": 1}}})
+    body["metadata"]["bogus"] = 1
+    obj, pruned = schema.normalise(body)
+    assert obj["metadata"] == {"name": "x"}
     assert obj["spec"] == {"id": "abc", "maybe": None, "count": 2, "free": {"any": {"thing": 1}},
                            "nested": {"deep": True}}
-    assert pruned == ["spec.junk"]
+    assert pruned == ["metadata.bogus", "spec.junk"]
     assert schema.causes(obj, None) == []
 
 

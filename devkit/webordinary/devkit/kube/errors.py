@@ -30,10 +30,9 @@ class ApiError(Exception):
             "status": "Failure",
             "message": self.message,
             "reason": self.reason,
+            "details": self.details if self.details is not None else {},
             "code": self.code,
         }
-        if self.details is not None:
-            body["details"] = self.details
         return body
 
 

@@ -395,6 +395,13 @@ def builtin_update_causes(
     return causes
 
 
+OBJECT_META_FIELDS = frozenset({
+    "name", "generateName", "namespace", "selfLink", "uid", "resourceVersion", "generation",
+    "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "labels",
+    "annotations", "ownerReferences", "finalizers", "managedFields",
+})
+
+
 class CustomSchema:
     """A CRD's structural schema: defaulting, pruning, validation, transition rules."""
 
@@ -417,8 +424,11 @@ class CustomSchema:
             k: v for k, v in (root.get("properties") or {}).items()
             if k not in ("apiVersion", "kind", "metadata")
         }
-        result: dict[str, Any] = {
-            k: obj[k] for k in ("apiVersion", "kind", "metadata") if k in obj}
+        result: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
+        meta = obj.get("metadata")
+        if isinstance(meta, dict):
+            pruned += [f"metadata.{k}" for k in meta if k not in OBJECT_META_FIELDS]
+            result["metadata"] = {k: v for k, v in meta.items() if k in OBJECT_META_FIELDS}
         result.update(_prune_and_default(body, root, "", pruned))
         return result, pruned
 
