@@ -459,6 +459,7 @@ class Store:
         if not resource.custom:
             apply_builtin_defaults(resource, obj, None)
         warnings = self._validate(resource, obj, None, strict_fields)
+        meta = obj["metadata"]  # validation may have replaced it (pruning)
         if (namespace, meta["name"]) in items:
             raise errors.already_exists(resource.plural, resource.group, meta["name"])
         if resource.plural == "customresourcedefinitions":
@@ -547,6 +548,7 @@ class Store:
         if "finalizers" in meta and not meta["finalizers"]:
             del meta["finalizers"]
         warnings = self._validate(resource, new, old, strict_fields)
+        meta = new["metadata"]  # validation may have replaced it (pruning)
         if self._spec_changed(resource, old, new):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         if new == old or dry_run:
