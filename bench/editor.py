@@ -101,8 +101,11 @@ def main() -> None:
     api = MessagesAPI(demo=False).start()
     rows: list[tuple[str, str, str]] = []
     with tempfile.TemporaryDirectory(prefix="bench-editor-") as tmp:
-        rig = Rig(base=Path(tmp), moto=moto, api=api)
+        rig = Rig(base=Path(tmp), moto=moto, api=api, max_receive_count=5)
         rig.enable_previews()
+        # A stopped editor's last long poll stays open in moto (it may still take a message):
+        # short polls let the restarts below settle quickly.
+        rig.extra_env["WEBORDINARY_EDITOR_POLL_WAIT_SECONDS"] = "5"
         try:
             editor = rig.start_editor()
             idle = rss_mib(editor.process.pid if editor.process else 0)
@@ -131,6 +134,7 @@ def main() -> None:
                 readies.append(time.monotonic() - began)
                 assert url
                 editor.terminate()
+            time.sleep(6)  # the stopped editors' polls have ended
             ready = statistics.median(readies)
             rows.append(("start -> ready (warm volume, median)", f"{ready:.2f} s",
                          "ok" if ready < 5 else "MISSED (< 5 s)"))
