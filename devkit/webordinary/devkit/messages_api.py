@@ -98,6 +98,16 @@ class Recorded:
     def cwd(self) -> str | None:
         return find_cwd(self.body)
 
+    @property
+    def session_id(self) -> str | None:
+        """The CLI's session id, from metadata.user_id (a JSON string) when it sends one."""
+        raw = (self.body.get("metadata") or {}).get("user_id")
+        try:
+            value = json.loads(raw).get("session_id") if isinstance(raw, str) else None
+        except (json.JSONDecodeError, AttributeError):
+            return None
+        return value if isinstance(value, str) else None
+
     def transcript(self) -> str:
         """All message text (user, assistant, tool results) flattened for assertions."""
         return json.dumps(self.body.get("messages", []), ensure_ascii=False)

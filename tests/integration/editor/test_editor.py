@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import time
 
-from tests.integration.editor.harness import Rig, command, git
+from tests.integration.editor.harness import ENVIRONMENT, Rig, command, git
 from webordinary.devkit.messages_api import edit, error, read, stall, text, tools, write
+from webordinary.editor.agent import session_id_for
 
 INDEX = "src/pages/index.astro"
 OLD_HEADLINE = "Welcome to Amelia's Stamps"
@@ -200,7 +201,11 @@ def test_after_a_crash_work_is_recovered_and_the_conversation_resumes(rig: Rig) 
     messages = rig.log_messages("thread-x")
     assert any(m.startswith("WIP (recovered)") for m in messages), messages
     assert "Before the crash" in rig.show("thread-x", "src/pages/crash.md")
-    transcript = rig.api.main_requests()[-1].transcript()
+    requests = rig.api.main_requests()
+    expected = session_id_for(ENVIRONMENT, "x")
+    assert requests[0].session_id == expected
+    assert requests[-1].session_id == expected
+    transcript = requests[-1].transcript()
     assert "Remember that we sell stamps" in transcript
     assert "The first answer about stamps." in transcript
     assert "Write the crash page" in transcript
