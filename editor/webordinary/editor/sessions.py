@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import logging
 import os
@@ -217,7 +218,12 @@ async def install_dependencies(workspace: Workspace) -> bool:
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )
-    out, _ = await process.communicate()
+    try:
+        out, _ = await process.communicate()
+    except asyncio.CancelledError:
+        with contextlib.suppress(ProcessLookupError):
+            process.kill()
+        raise
     if process.returncode:
         raise RuntimeError(f"npm install failed: {out.decode(errors='replace')[-1500:]}")
     stamp.write_text(digest)
