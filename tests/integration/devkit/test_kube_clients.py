@@ -75,6 +75,9 @@ def test_kubectl_apply_get_patch_delete(api: KubeAPI, tmp_path: Path) -> None:
                                     "-o", "json").stdout)
     env = deployment["spec"]["template"]["spec"]["containers"][0]["env"]
     assert env == [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]
+    explained = kubectl(api, "explain", "deployment.spec.replicas").stdout
+    assert "FIELD: replicas <integer>" in explained
+    assert "owner" in kubectl(api, "explain", "widget.spec").stdout
     described = kubectl(api, "describe", "widget", "w1", "-n", "shop").stdout
     assert "Size:   5" in described
     immutable = kubectl(api, "patch", "widget", "w1", "-n", "shop", "--type=merge",

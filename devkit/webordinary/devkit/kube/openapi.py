@@ -26,8 +26,25 @@ def _builtin_components() -> bytes:
         f"kubernetes-json-schema/v{KUBE_VERSION}-local-strict")
     text = base.joinpath("_definitions.json").read_text()
     text = text.replace('"#/$defs/', '"#/components/schemas/')
-    definitions = json.loads(text)["$defs"]
+    definitions = _openapi_types(json.loads(text)["$defs"])
     return json.dumps(definitions, separators=(",", ":")).encode()
+
+
+def _openapi_types(schema: Any) -> Any:
+    """JSON-schema `type: [T, "null"]` -> OpenAPI 3.0 `type: T` (kubectl explain needs it)."""
+    if isinstance(schema, list):
+        return [_openapi_types(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    result = {key: _openapi_types(value) for key, value in schema.items()}
+    kind = schema.get("type")
+    if isinstance(kind, list):
+        concrete = [t for t in kind if t != "null"]
+        if len(concrete) == 1:
+            result["type"] = concrete[0]
+        else:
+            result.pop("type")
+    return result
 
 
 def _gv_path(resource: Resource) -> str:
