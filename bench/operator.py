@@ -18,6 +18,7 @@ sys.path.insert(0, os.path.dirname(_HERE))
 
 import argparse  # noqa: E402
 import json  # noqa: E402
+import signal  # noqa: E402
 import statistics  # noqa: E402
 import subprocess  # noqa: E402
 import tempfile  # noqa: E402
@@ -87,13 +88,17 @@ def main() -> None:
     parser.add_argument("--drift-interval", type=float, default=None,
                         help="override the operator's drift timer (default: its own default)")
     args = parser.parse_args()
+    # Turn SIGTERM (e.g. from `timeout`) into SystemExit so the `finally` below still stops
+    # the operator and moto subprocesses instead of leaving them behind.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
     kube = start_kube_api([ROOT / "crds"])
     # moto gets its own process (and GIL): in the bench's process it would compete with the
     # emulator, and the operator would be measured against a starved AWS stand-in.
     moto = subprocess.Popen(
-        [sys.executable, "-c", "import time; from webordinary.devkit.aws import start_moto; "
-         "print(start_moto().endpoint_url, flush=True); time.sleep(86400)"],
+        [sys.executable, "-c", "import os, time; from webordinary.devkit.aws import start_moto; "
+         "parent = os.getppid(); print(start_moto().endpoint_url, flush=True)\n"
+         "while os.getppid() == parent: time.sleep(1)"],  # ends with the bench
         stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert moto.stdout is not None
     moto_url = moto.stdout.readline().strip()
@@ -108,7 +113,8 @@ def main() -> None:
         "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": proxy.url,
         "WEBORDINARY_OPERATOR_METRICS_PORT": "null",
         "WEBORDINARY_OPERATOR_LIVENESS_PORT": "null",
-        "WEBORDINARY_OPERATOR_LOG_LEVEL": "WARNING",
+        "WEBORDINARY_OPERATOR_LOG_LEVEL": os.environ.get(
+            "WEBORDINARY_OPERATOR_LOG_LEVEL", "WARNING"),
     })
     if args.drift_interval:
         env["WEBORDINARY_OPERATOR_DRIFT_INTERVAL_SECONDS"] = str(args.drift_interval)
