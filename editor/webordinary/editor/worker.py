@@ -290,11 +290,12 @@ class Editor:
         decision = plan(message.body, message.message_id, self.journal.get, running)
         if isinstance(decision, Reject):
             log.warning("rejected message %s: %s", message.message_id, decision.message)
-            await self._answer(rejection(decision, self.config.env.environment), message)
+            await self._answer(rejection(decision, self.config.env.environment), message,
+                               record=False, kind="invalid")
         elif isinstance(decision, Replay):
             log.info("command %s was answered before; replaying its result",
                      decision.result.command_id)
-            await self._answer(decision.result, message, record=False)
+            await self._answer(decision.result, message, record=False, kind=None)
         elif isinstance(decision, Adopt):
             log.warning("running command %s was delivered again", decision.command.command_id)
             await self.queues.extend(message.receipt, self.settings.visibility_timeout_seconds)
@@ -354,7 +355,7 @@ class Editor:
         command = job.command
         answered = self.journal.get(command.command_id)
         if answered is not None:
-            await self._answer(answered, job.message, record=False)
+            await self._answer(answered, job.message, record=False, kind=None)
             return
         log.info("running %s %s for thread-%s", command.type.value, command.command_id,
                  command.session_id)
@@ -373,22 +374,26 @@ class Editor:
             log.exception("command %s crashed", command.command_id)
             result = self._result(job, ResultStatus.FAILED, summary="The edit failed.",
                                   error=ResultError(reason="editor_error", message=str(exc)))
-        await self._answer(result, job.message, kind=command.type.value)
+        await self._answer(result, job.message, record=True, kind=command.type.value)
         for twin in job.twins:
             with contextlib.suppress(Exception):
                 await self.queues.delete(twin.receipt)
         metrics.JOB_SECONDS.labels(command.type.value).observe(time.time() - job.started_at)
 
-    async def _answer(self, result: Result, message: Received, record: bool = True,
-                      kind: str = "invalid") -> None:
-        """Journal, publish, then acknowledge: a crash in between only causes a replay."""
+    async def _answer(self, result: Result, message: Received, *, record: bool,
+                      kind: str | None) -> None:
+        """Journal, publish, then acknowledge: a crash in between only causes a replay.
+
+        Rejections are not journaled: they are deterministic, and a command id that came with
+        a broken envelope must stay usable for a corrected command.
+        """
         if record:
             self.journal.put(result)
-        else:
-            metrics.REPLAYS.inc()
         await self.queues.send(result)
         await self.queues.delete(message.receipt)
-        if record:
+        if kind is None:
+            metrics.REPLAYS.inc()
+        else:
             metrics.COMMANDS.labels(kind, result.status.value).inc()
         log.info("answered %s: %s", result.command_id, result.status.value)
 

@@ -120,6 +120,11 @@ def test_malformed_messages_are_rejected_with_the_problem_named(rig: Rig) -> Non
     rig.wait_empty(rig.input_url)
     assert rig.queue_depth(rig.dlq_url) == 0
 
+    rig.api.push(text("Fixed envelope, done."))
+    rig.send(command("x", "bad-type", "The corrected command"))
+    [corrected] = rig.results(1)
+    assert corrected["status"] == "completed", corrected
+
 
 def test_agent_api_error_is_retried_by_redelivery_then_reported(rig: Rig) -> None:
     rig.api.push(error(500), text("Done on the second try."))
