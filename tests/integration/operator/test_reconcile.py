@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -245,3 +246,24 @@ def test_sleeps_when_idle_and_wakes_on_request_or_message(harness: Harness) -> N
         wait_for(lambda: _deployment(harness, name)["spec"]["replicas"] == 0, timeout=10,
                  what="suspended despite the message")
     assert runner.exception is None
+
+
+def test_idle_environments_cost_no_writes(harness: Harness) -> None:
+    api, kube = harness.api, harness.kube_api
+    names = [f"ameliastamps-website-w{i}" for i in range(3)]
+    with harness.run_operator() as runner:
+        kube.reset_counts()
+        for name in names:
+            api.create_ee(name, spec_for(name.rsplit("-", 1)[-1], sessions=["abc123"]))
+        wait_for(lambda: all(is_ready(api.ee(n)) for n in names), what="Ready")
+        time.sleep(1.5)  # queued Events land
+        created = dict(kube.write_counts())
+        before_gets = kube.request_counts()["GET"]
+        time.sleep(3.5)  # several drift ticks (1 s interval in tests)
+        after = dict(kube.write_counts())
+        ticks_read = kube.request_counts()["GET"] - before_gets
+    assert runner.exception is None
+    operator_writes = sum(created.values()) - len(names)  # minus the test's own creates
+    assert operator_writes <= 15 * len(names), created
+    assert ticks_read >= 6 * len(names), "drift ticks ran (they read every child)"
+    assert after == created, "an unchanged environment must not be written to"
