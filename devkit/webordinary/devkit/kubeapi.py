@@ -158,7 +158,8 @@ async def _serve(
     ready: asyncio.Future[str],
 ) -> None:
     async with emulator:
-        server = aiohttp.web.Server(emulator, handler_cancellation=True)
+        # no access log: a log record per request costs more than serving many of them
+        server = aiohttp.web.Server(emulator, handler_cancellation=True, access_log=None)
         runner = aiohttp.web.ServerRunner(server, handle_signals=False)
         await runner.setup()
         try:
