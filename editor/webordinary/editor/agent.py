@@ -193,6 +193,8 @@ class Agent:
         finally:
             stopper.cancel()
         crash = None if task.cancelled() else task.exception()
+        if crash is not None:
+            await self.close()
         self.last_used = time.monotonic()
         return self._outcome(final[-1] if final else None, texts, crash)
 
@@ -213,10 +215,10 @@ class Agent:
                  crash: BaseException | None) -> Outcome:
         usage = usage_from(result)
         said = "\n".join(t.strip() for t in texts if t.strip())
-        if self._reason is not None:
+        finished = result is not None and not result.is_error
+        if self._reason is not None and not finished:
             return Outcome(self._reason, summary=said, usage=usage, session_id=self.session_id)
         if crash is not None or result is None:
-            self._client = None if crash is not None else self._client
             return Outcome(Ending.FAILED, summary=said, usage=usage, transient=True,
                            error=f"Claude Code stopped unexpectedly: {crash}",
                            session_id=self.session_id)
