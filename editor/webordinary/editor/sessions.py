@@ -55,6 +55,7 @@ class Sessions:
         self.identity = identity
         self._token = token
         self._lock = asyncio.Lock()
+        self._fetch: asyncio.Task[None] | None = None
 
     def _env(self, network: bool) -> dict[str, str]:
         env = dict(os.environ)
@@ -89,11 +90,15 @@ class Sessions:
         return code, out.decode(errors="replace")
 
     async def prepare(self) -> None:
-        """Clone on first start, fetch afterwards; keep build output out of every worktree."""
+        """Clone on first start, fetch afterwards; keep build output out of every worktree.
+
+        On a warm volume the fetch runs in the background (new worktrees wait for it): a slow
+        or unreachable git host must not keep the existing sessions from working.
+        """
         self.workspace.create()
         repo = self.workspace.repo
         if (repo / ".git").exists():
-            await self.git("fetch", "--prune", "--quiet", "origin", network=True)
+            self._fetch = asyncio.create_task(self._fetch_origin())
         else:
             if repo.exists():
                 shutil.rmtree(repo)
@@ -106,6 +111,17 @@ class Sessions:
         if missing:
             exclude.write_text(current + "".join(f"{line}\n" for line in missing))
         await self.git("worktree", "prune")
+
+    async def _fetch_origin(self) -> None:
+        try:
+            await self.git("fetch", "--prune", "--quiet", "origin", network=True)
+        except GitError as exc:
+            log.warning("fetch failed, new sessions start from the last fetched state: %s", exc)
+
+    async def fetched(self) -> None:
+        """Wait for the start-up fetch (if one is running)."""
+        if self._fetch is not None:
+            await asyncio.shield(self._fetch)
 
     def known(self) -> list[str]:
         """Thread ids that have a worktree on the volume."""
@@ -129,6 +145,7 @@ class Sessions:
         async with self._lock:
             if (path / ".git").exists():
                 return path
+            await self.fetched()
             await self.git("worktree", "prune")
             if path.exists():
                 shutil.rmtree(path)

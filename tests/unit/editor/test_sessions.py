@@ -83,3 +83,19 @@ def test_the_git_token_goes_only_to_https_network_commands(tmp_path: Path) -> No
     plain = Sessions(Workspace(tmp_path), repository_url="/srv/site.git", branch="main",
                      token="s3cret", identity=Identity("E", "e@example.com"))
     assert "Authorization" not in " ".join(plain._env(network=True).values())
+
+
+async def test_a_warm_volume_works_while_the_git_host_is_unreachable(tmp_path: Path) -> None:
+    remote = make_remote(tmp_path)
+    sessions = sessions_for(tmp_path, remote)
+    await sessions.prepare()
+    worktree = await sessions.worktree("a")
+    remote.rename(tmp_path / "gone.git")
+
+    again = sessions_for(tmp_path, remote)
+    await again.prepare()
+    await again.fetched()
+    assert await again.worktree("a") == worktree
+    (worktree / "offline.md").write_text("still works\n")
+    assert await again.commit(worktree, "Offline edit\n") is not None
+    assert (await again.worktree("b")).is_dir()
