@@ -228,6 +228,11 @@ class Compiler:
         def check_number(value: Any, path: Path, out: list[Cause]) -> None:
             if isinstance(value, bool) or not isinstance(value, int | float):
                 return
+            if not ((low is not None and value < low) or (ex_low is not None and value <= ex_low)
+                    or (high is not None and value > high)
+                    or (ex_high is not None and value >= ex_high)
+                    or (multiple and (value / multiple) != int(value / multiple))):
+                return
             where = render_path(path)
             prefix = f"Invalid value: {_show(value)}: {where} in body should be"
             if low is not None and value < low:
@@ -289,7 +294,7 @@ class Compiler:
                 if item_check is not None:
                     for index, item in enumerate(value):
                         item_check(item, (*path, index), out)
-                where = render_path(path)
+                where = render_path(path) if max_items is not None or min_items is not None else ""
                 if max_items is not None and len(value) > max_items:
                     out.append((where, f"Too many: {len(value)}: must have at most {max_items} "
                                        "items"))

@@ -414,6 +414,7 @@ class CustomSchema:
         properties["metadata"] = {"type": "object"}
         root["properties"] = properties
         self.check = Compiler(crd=True).compile(root)
+        self.schema = _mark_rules(clone(self.schema))
 
     def normalise(self, obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Prune unknown fields and nulls, then apply defaults; returns pruned field paths."""
@@ -482,9 +483,35 @@ def _prune_and_default(value: Any, schema: dict[str, Any], path: str, pruned: li
 _TRANSITION_RULES = {"self==oldSelf", "oldSelf==self"}
 
 
+def _mark_rules(schema: Any) -> Any:
+    """Annotate every sub-schema with `x-has-rules` so rule evaluation skips rule-free trees."""
+    if isinstance(schema, dict):
+        for key in ("properties",):
+            for sub in (schema.get(key) or {}).values():
+                _mark_rules(sub)
+        for key in ("items", "additionalProperties"):
+            if isinstance(schema.get(key), dict):
+                _mark_rules(schema[key])
+        schema["x-has-rules"] = _has_rules(schema)
+    return schema
+
+
+def _has_rules(schema: Any) -> bool:
+    """Whether a schema or anything below it carries x-kubernetes-validations."""
+    if isinstance(schema, dict):
+        return "x-kubernetes-validations" in schema or any(
+            _has_rules(value) for key, value in schema.items()
+            if key in ("properties", "items", "additionalProperties") or isinstance(value, dict))
+    if isinstance(schema, list):
+        return any(_has_rules(item) for item in schema)
+    return False
+
+
 def _rule_causes(schema: dict[str, Any], new: Any, old: Any, path: list[Any]) -> list[Cause]:
     """Evaluate `self == oldSelf` rules (only on update, where both values exist)."""
     causes: list[Cause] = []
+    if not schema.get("x-has-rules", True):
+        return causes
     for rule in schema.get("x-kubernetes-validations") or []:
         expression = re.sub(r"\s+", "", str(rule.get("rule", "")))
         if expression in _TRANSITION_RULES and new != old:
