@@ -172,3 +172,33 @@ def test_secret_data_must_be_base64() -> None:
               "data": {"ok": "c2stdGVzdA==", "bad": "not base64!"}}
     assert validate_builtin(builtin("secrets"), secret) == [
         ("data[bad]", "Invalid value: illegal base64 data")]
+
+
+def test_compiling_from_several_threads_at_once() -> None:
+    import json
+    import threading
+    from importlib import resources
+
+    base = resources.files("kubernetes_validate").joinpath(
+        "kubernetes-json-schema/v1.33.0-local-strict")
+    definitions = json.loads(base.joinpath("_definitions.json").read_text())["$defs"]
+    schema = json.loads(base.joinpath("deployment-apps-v1.json").read_text())
+    compiler = Compiler(definitions)
+    results: list[list[Cause]] = []
+    failures: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            out: list[Cause] = []
+            compiler.compile(schema)(deployment(), (), out)
+            results.append(out)
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    assert results == [[], [], [], []]

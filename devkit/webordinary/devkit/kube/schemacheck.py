@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -79,21 +80,30 @@ class Compiler:
         self.definitions = definitions or {}
         self.crd = crd
         self._refs: dict[str, Check] = {}
+        self._pending: dict[str, Check] = {}
+        self._lock = threading.RLock()
 
     def ref(self, name: str) -> Check:
         existing = self._refs.get(name)
         if existing is not None:
             return existing
-        slot: list[Check] = []
+        # emulators in several threads share the cached built-in compiler: compile under a
+        # (re-entrant) lock; placeholders for recursive references stay private to it
+        with self._lock:
+            existing = self._refs.get(name) or self._pending.get(name)
+            if existing is not None:
+                return existing
+            slot: list[Check] = []
 
-        def deferred(value: Any, path: Path, out: list[Cause]) -> None:
-            slot[0](value, path, out)
+            def deferred(value: Any, path: Path, out: list[Cause]) -> None:
+                slot[0](value, path, out)
 
-        self._refs[name] = deferred
-        compiled = self.compile(self.definitions[name])
-        slot.append(compiled)
-        self._refs[name] = compiled
-        return compiled
+            self._pending[name] = deferred
+            compiled = self.compile(self.definitions[name])
+            slot.append(compiled)
+            self._refs[name] = compiled
+            del self._pending[name]
+            return compiled
 
     def compile(self, schema: dict[str, Any]) -> Check:
         checks: list[Check] = []
