@@ -160,7 +160,7 @@ async def _serve(
     async with emulator:
         # no access log: a log record per request costs more than serving many of them
         server = aiohttp.web.Server(emulator, handler_cancellation=True, access_log=None)
-        runner = aiohttp.web.ServerRunner(server, handle_signals=False)
+        runner = aiohttp.web.ServerRunner(server, handle_signals=False, shutdown_timeout=2.0)
         await runner.setup()
         try:
             site = aiohttp.web.TCPSite(runner, host, port, reuse_address=True)

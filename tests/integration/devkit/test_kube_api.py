@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -731,3 +732,22 @@ def test_start_without_crds_folder(tmp_path: Path) -> None:
         assert KubeHTTP(api.url).get("/api/v1/namespaces").status_code == 200
     finally:
         api.stop()
+
+
+def test_stop_ends_open_watches_promptly() -> None:
+    api = start_kube_api([FIXTURES])
+    http = KubeHTTP(api.url)
+    ended = threading.Event()
+
+    def watch() -> None:
+        with contextlib.suppress(Exception):  # the connection may also just close
+            http.watch(CONFIGMAPS, timeout=600)
+        ended.set()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    time.sleep(0.3)
+    started = time.monotonic()
+    api.stop()
+    assert time.monotonic() - started < 5
+    assert ended.wait(5)

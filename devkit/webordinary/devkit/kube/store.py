@@ -135,6 +135,7 @@ class Store:
         self.watchers: dict[StorageKey, set[Watcher]] = {}
         self.rv = 0
         self.history_limit = HISTORY_LIMIT
+        self.closing = False
         self.counts: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
         self.counts_lock = threading.Lock()
@@ -269,6 +270,8 @@ class Store:
                 elif now:
                     backlog.append((event.type, event))
         self.watchers[key].add(watcher)
+        if self.closing:
+            watcher.queue.put_nowait(None)
         return backlog
 
     def _since(self, key: StorageKey, since: int) -> list[Event]:
@@ -285,6 +288,8 @@ class Store:
         self.watchers[watcher.resource.storage_key].discard(watcher)
 
     def close_watchers(self) -> None:
+        """End every watch stream now and any opened from here on (the server is stopping)."""
+        self.closing = True
         for watchers in self.watchers.values():
             for watcher in watchers:
                 watcher.queue.put_nowait(None)
