@@ -517,6 +517,20 @@ def test_watch_with_label_selector_sees_objects_enter_and_leave(http: KubeHTTP) 
     assert [e["type"] for e in events] == ["ADDED", "MODIFIED", "DELETED"]
 
 
+def test_watch_with_field_selector_and_of_one_object(http: KubeHTTP) -> None:
+    first = created(http.post(CONFIGMAPS, configmap("a")))
+    created(http.post(CONFIGMAPS, configmap("b")))
+    http.patch(f"{CONFIGMAPS}/a", {"data": {"k": "2"}})
+    http.patch(f"{CONFIGMAPS}/b", {"data": {"k": "2"}})
+    since = first["metadata"]["resourceVersion"]
+    events = http.watch("/api/v1/configmaps", resourceVersion=since,
+                        fieldSelector="metadata.name=b")
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in events] == [
+        ("ADDED", "b"), ("MODIFIED", "b")]
+    single = http.watch(f"{CONFIGMAPS}/a", resourceVersion=since)
+    assert [(e["type"], e["object"]["metadata"]["name"]) for e in single] == [("MODIFIED", "a")]
+
+
 def test_watch_of_a_too_old_resource_version_is_gone(api: KubeAPI, http: KubeHTTP) -> None:
     async def shrink() -> None:
         api.store.history_limit = 2
