@@ -39,6 +39,9 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
         prefix=GROUP, key="last-handled-configuration"
     )
+    # Our status write lands before kopf's own annotation patch; if that patch's watch event is
+    # late (a loaded API server), kopf must not act on the older body (it would look unhandled).
+    kopf_settings.persistence.consistency_timeout = 30.0
     kopf_settings.posting.level = logging.INFO
     kopf_settings.peering.standalone = True
     kopf_settings.watching.server_timeout = 600
@@ -198,7 +201,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
 
     @kopf.on.create(*RESOURCE, registry=registry, id="reconcile-create")
     async def _create(body: kopf.Body, retry: int, **_: Any) -> None:
-        await run_reconcile(rt, body, "create", fresh=retry == 0, retry=retry)
+        # Fresh (create children without reading first) only for a never-reconciled object.
+        fresh = retry == 0 and not (body.get("status") or {}).get("observedGeneration")
+        await run_reconcile(rt, body, "create", fresh=fresh, retry=retry)
 
     @kopf.on.update(*RESOURCE, registry=registry, id="reconcile-update")
     async def _update(body: kopf.Body, retry: int, **_: Any) -> None:

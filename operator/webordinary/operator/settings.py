@@ -25,6 +25,9 @@ class OperatorSettings(BaseSettings):
     sqs_endpoint_url: str | None = None
     aws_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     aws_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
+    # With this many environments creating queues at once, one shared ListQueues replaces a
+    # GetQueueUrl per queue (0: never).
+    sqs_burst_threshold: Annotated[int, Field(ge=0)] = 8
 
     editor_image: str = "ghcr.io/webordinary/editor:latest"
     editor_image_pull_policy: str = "IfNotPresent"

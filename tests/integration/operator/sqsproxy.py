@@ -97,6 +97,8 @@ class SqsProxy:
                 self.wfile.write(data)
 
         class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # the default 5 resets connections under a burst
+
             def handle_error(self, request: object, client_address: object) -> None:
                 return  # a client killed mid-request (the crash test) is expected
 

@@ -67,6 +67,7 @@ def test_kopf_configuration() -> None:
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
     assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
     assert settings.persistence.progress_storage.prefix == GROUP
+    assert settings.persistence.consistency_timeout >= 30
 
 
 def test_login_to_a_local_emulator() -> None:

@@ -31,6 +31,7 @@ TAG_NAME: Final = f"{GROUP}/name"
 TAG_UID: Final = f"{GROUP}/uid"
 DLQ_RETENTION: Final = 1_209_600  # 14 days: a failed command must outlive the input queue's copy
 ROLES_IN_ORDER: Final = ("dlq", "output", "input")  # the input queue's redrive needs the DLQ
+BURST_LISTING_AGE: Final = 2.0  # seconds a shared ListQueues answers "does it exist?"
 
 NOT_FOUND: Final = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 THROTTLED: Final = {
@@ -171,6 +172,9 @@ class SqsAdapter:
         self._listing: tuple[float, frozenset[str]] | None = None
         self._listing_lock = threading.Lock()
         self.listing_max_age = settings.drift_interval_seconds / 2
+        self.burst_threshold = settings.sqs_burst_threshold
+        self._creating = 0
+        self._creating_lock = threading.Lock()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -189,12 +193,13 @@ class SqsAdapter:
     ) -> QueueReport:
         return await self._run(self.ensure_queues_sync, names, known, spec, owner, light)
 
-    def existing_names(self) -> frozenset[str]:
+    def existing_names(self, max_age: float | None = None) -> frozenset[str]:
         """Names of all webordinary queues (one paged ListQueues shared by every environment,
-        refreshed at most every `listing_max_age` seconds)."""
+        refreshed when older than `max_age`, by default `listing_max_age` seconds)."""
+        limit = self.listing_max_age if max_age is None else max_age
         with self._listing_lock:
             now = time.monotonic()
-            if self._listing is not None and now - self._listing[0] < self.listing_max_age:
+            if self._listing is not None and now - self._listing[0] < limit:
                 return self._listing[1]
             names: set[str] = set()
             token: str | None = None
@@ -228,6 +233,34 @@ class SqsAdapter:
         taken as they are; only the input queue is read (its message counts are the activity
         signal). A queue missing from the listing gets the full check.
         """
+        missing = [role for role in ROLES_IN_ORDER if not getattr(known, role)]
+        if not missing:
+            return self._ensure(names, known, spec, owner, light, None)
+        with self._creating_lock:
+            self._creating += 1
+            burst = 0 < self.burst_threshold <= self._creating
+        try:
+            # Many environments at once: one shared, seconds-old listing tells which queues
+            # do not exist yet, sparing a GetQueueUrl per queue. Queues it shows still get the
+            # full adopt-or-conflict check.
+            absent = (
+                frozenset(names[r] for r in missing) - self.existing_names(BURST_LISTING_AGE)
+                if burst else None
+            )
+            return self._ensure(names, known, spec, owner, light, absent)
+        finally:
+            with self._creating_lock:
+                self._creating -= 1
+
+    def _ensure(
+        self,
+        names: dict[str, str],
+        known: QueueUrls,
+        spec: QueuesSpec,
+        owner: Owner,
+        light: bool,
+        absent: frozenset[str] | None,
+    ) -> QueueReport:
         report = QueueReport(urls=QueueUrls())
         urls: dict[str, str] = {}
         listed = self.existing_names() if light else frozenset()
@@ -240,7 +273,10 @@ class SqsAdapter:
                 continue
             observed = self._attributes(url) if url else None
             if observed is None:
-                url, observed = self._create_or_adopt(role, names[role], desired, owner, report)
+                url, observed = self._create_or_adopt(
+                    role, names[role], desired, owner, report,
+                    known_absent=absent is not None and names[role] in absent,
+                )
             diff = differing(desired, observed)
             if diff:
                 self._call("SetQueueAttributes", QueueUrl=url, Attributes=diff)
@@ -301,14 +337,21 @@ class SqsAdapter:
         return dict(result.get("Attributes", {}))
 
     def _create_or_adopt(
-        self, role: str, name: str, desired: dict[str, str], owner: Owner, report: QueueReport
+        self,
+        role: str,
+        name: str,
+        desired: dict[str, str],
+        owner: Owner,
+        report: QueueReport,
+        *,
+        known_absent: bool = False,
     ) -> tuple[str, dict[str, str]]:
         """Adopt an existing queue tagged for this environment, else create it with tags.
 
         Looking before creating matters: CreateQueue on an existing queue may rewrite its tags,
         which would hide a foreign queue.
         """
-        url = self._url(name)
+        url = None if known_absent else self._url(name)
         if url is None:
             try:
                 created = self._call(
