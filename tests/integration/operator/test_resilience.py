@@ -70,6 +70,7 @@ def test_killed_mid_creation_and_restarted(
                       for role in ("input", "output", "dlq"))
     assert harness.queue_names() == expected, "duplicate or orphaned queues"
     # Only calls in flight at the kill may be repeated after the restart (never a duplicate).
+    assert proxy.counts["ListQueues"] >= 1, "a burst of 50 uses the shared listing"
     created = proxy.counts["CreateQueue"]
     assert len(expected) <= created <= len(expected) + settings.aws_concurrency, dict(proxy.counts)
     for name in names:
