@@ -215,7 +215,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
 
     @kopf.timer(*RESOURCE, registry=registry, id="drift",
                 interval=settings.drift_interval_seconds,
-                initial_delay=settings.drift_initial_delay_seconds)
+                initial_delay=settings.drift_initial_delay())
     async def _drift(body: kopf.Body, **_: Any) -> None:
         if body.metadata.get("deletionTimestamp"):
             return

@@ -57,7 +57,8 @@ class OperatorSettings(BaseSettings):
     # reconcile of the same environment is skipped, so idle environments cost nothing between
     # ticks; a tick costs ~3 SQS and ~6 API reads. Wake-ups do not wait for it (annotation).
     drift_interval_seconds: Annotated[float, Field(gt=0)] = 300.0
-    drift_initial_delay_seconds: Annotated[float, Field(ge=0)] = 30.0
+    # First tick after an environment is seen; None: one interval (create/resume just ran).
+    drift_initial_delay_seconds: Annotated[float, Field(ge=0)] | None = None
     # Finalizer: bounded fast retries, then Degraded + Event and slow retries until released.
     cleanup_max_retries: Annotated[int, Field(ge=0)] = 5
     cleanup_slow_retry_seconds: Annotated[float, Field(gt=0)] = 300.0
@@ -80,6 +81,11 @@ class OperatorSettings(BaseSettings):
     def watch_namespaces(self) -> list[str]:
         """kopf's namespace arguments: empty means cluster-wide."""
         return list(self.namespaces)
+
+    def drift_initial_delay(self) -> float:
+        if self.drift_initial_delay_seconds is None:
+            return self.drift_interval_seconds
+        return self.drift_initial_delay_seconds
 
     def liveness_endpoint(self) -> str | None:
         if self.liveness_port is None:

@@ -13,6 +13,7 @@ def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.kube_api_url is None
     assert settings.watch_namespaces() == []
     assert settings.drift_interval_seconds > 0
+    assert settings.drift_initial_delay() == settings.drift_interval_seconds
     assert settings.role_arn("ns", "env") is None
 
 
