@@ -163,6 +163,7 @@ def main() -> None:
         by_verb = kube.request_counts()
         with proxy.lock:
             sqs_counts = dict(proxy.counts)
+            created_names = dict(proxy.created)
         server_ms = kube.timings()
         # Idle: everything Ready, nothing changes.
         proc.cpu_percent(None)
@@ -227,6 +228,8 @@ def main() -> None:
     print(f"  API requests by verb: {json.dumps(by_verb)}")
     print(f"  emulator mean handling ms by verb: "
           f"{json.dumps({k: round(v, 1) for k, v in server_ms.items()})}")
+    repeated = {name: count for name, count in created_names.items() if count > 1}
+    print(f"  queues with more than one CreateQueue call: {json.dumps(repeated)}")
     print(f"  SQS calls by action: {json.dumps(sqs_counts, sort_keys=True)}")
 
 

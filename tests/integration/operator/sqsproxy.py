@@ -26,6 +26,7 @@ class Fault:
 class SqsProxy:
     upstream: str
     counts: Counter[str] = field(default_factory=Counter)
+    created: Counter[str] = field(default_factory=Counter)  # CreateQueue calls per QueueName
     faults: dict[str, Fault] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -70,6 +71,9 @@ class SqsProxy:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
                 action = (self.headers.get("X-Amz-Target") or "").rsplit(".", 1)[-1] or "?"
+                if action == "CreateQueue":
+                    with proxy.lock:
+                        proxy.created[str(json.loads(body or b"{}").get("QueueName"))] += 1
                 fault = proxy._fault_for(action)
                 if fault is not None:
                     payload = json.dumps({"__type": f"com.amazonaws.sqs#{fault.code}",
