@@ -214,6 +214,12 @@ def _container_env(
     variables: list[dict[str, Any]] = [
         {"name": key, "value": value} for key, value in sorted(contract.to_env().items())
     ]
+    # The editor commits and pushes on SIGTERM: give it the pod's grace minus a margin for
+    # the kubelet's SIGKILL, so it reports before it is killed.
+    variables.append({
+        "name": "WEBORDINARY_EDITOR_SHUTDOWN_GRACE_SECONDS",
+        "value": str(max(settings.editor_termination_grace_seconds - 15, 10)),
+    })
     if settings.anthropic_secret_name:
         variables.append({
             "name": SECRET_ENV_ANTHROPIC_API_KEY,

@@ -272,3 +272,15 @@ def test_no_deployment_until_the_queues_exist() -> None:
         OWNER, make_spec(), QueueUrls(input="x"), 1, make_settings())]
     assert "Deployment" not in kinds
     assert "Service" in kinds
+
+
+def test_editor_shutdown_fits_inside_the_pod_grace_period() -> None:
+    from webordinary.editor.settings import EditorSettings
+
+    settings = make_settings(editor_termination_grace_seconds=90)
+    dep = builders.deployment(OWNER, make_spec(), QUEUES, 1, settings)
+    pod = dep["spec"]["template"]["spec"]
+    plain = {e["name"]: e["value"] for e in pod["containers"][0]["env"] if "value" in e}
+    editor_grace = float(plain["WEBORDINARY_EDITOR_SHUTDOWN_GRACE_SECONDS"])
+    assert 0 < editor_grace < pod["terminationGracePeriodSeconds"] == 90
+    assert "shutdown_grace_seconds" in EditorSettings.model_fields
