@@ -10,17 +10,12 @@ Run: `./dev bench hermes [--seconds S] [--mails N]`.
 
 from __future__ import annotations
 
-import sys
-
-# sys.path[0] is bench/, which holds a script named operator.py that would shadow the stdlib
-# module of that name; the repository root is put on the path below instead.
-sys.path.pop(0)
-
 import argparse
 import asyncio
 import logging
 import os
 import statistics
+import sys
 import tempfile
 import time
 from pathlib import Path

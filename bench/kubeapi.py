@@ -10,21 +10,19 @@ from __future__ import annotations
 import os
 import sys
 
-# bench/operator.py shadows the stdlib `operator` while this folder is on sys.path.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
+# The repository root, for `tests.plugins` helpers when run as a plain script.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import asyncio  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import asyncio
+import time
+from pathlib import Path
+from typing import Any
 
-import aiohttp  # noqa: E402
+import aiohttp
 
-from webordinary.devkit.kube.resources import BUILTINS  # noqa: E402
-from webordinary.devkit.kube.validation import validate_builtin  # noqa: E402
-from webordinary.devkit.kubeapi import KubeAPI, start_kube_api  # noqa: E402
+from webordinary.devkit.kube.resources import BUILTINS
+from webordinary.devkit.kube.validation import validate_builtin
+from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
 
 ROOT = Path(__file__).resolve().parents[1]
 NS = "webordinary"

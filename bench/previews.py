@@ -8,17 +8,11 @@ Exit status 1 when the standby median misses the target. CPU-bound: run it on a 
 
 from __future__ import annotations
 
-import os
-import sys
-
-# Running a script puts bench/ first on sys.path, where a bench named like a stdlib module
-# (bench/operator.py) would shadow it: drop it before anything else is imported.
-if sys.path and os.path.abspath(sys.path[0]) == os.path.dirname(os.path.abspath(__file__)):
-    del sys.path[0]
-
 import argparse
 import asyncio
+import os
 import statistics
+import sys
 import tempfile
 import time
 from collections.abc import Callable, Sequence

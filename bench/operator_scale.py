@@ -1,6 +1,6 @@
 """Benchmark: N EditEnvironments created at once, the real operator as a subprocess.
 
-    ./dev bench operator --n 500
+    ./dev bench operator_scale --n 500
 
 Prints time until all are Ready, create->Ready percentiles, Kubernetes API writes and SQS calls
 per environment, the operator's peak RSS and its CPU while everything sits idle.
@@ -10,35 +10,32 @@ The machine is shared: numbers are noisy, run it twice before believing one.
 import os
 import sys
 
-# This file is named operator.py: keep its folder off sys.path so `import operator` (stdlib)
-# anywhere below still finds the standard library; the repo root goes on instead.
-_HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
+# The repository root, for `tests.plugins` helpers when run as a plain script.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import signal  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import threading  # noqa: E402
-import time  # noqa: E402
-import urllib.request  # noqa: E402
-from concurrent.futures import ThreadPoolExecutor  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import json
+import signal
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
 
-import psutil  # noqa: E402
+import psutil
 
-from tests.integration.operator.sqsproxy import SqsProxy  # noqa: E402
-from webordinary.contracts import naming  # noqa: E402
-from webordinary.contracts.environment import API_VERSION, KIND, PLURAL  # noqa: E402
-from webordinary.devkit.aws import FAKE_CREDENTIALS  # noqa: E402
-from webordinary.devkit.kubeapi import start_kube_api  # noqa: E402
-from webordinary.operator.settings import OperatorSettings  # noqa: E402
+from tests.integration.operator.sqsproxy import SqsProxy
+from webordinary.contracts import naming
+from webordinary.contracts.environment import API_VERSION, KIND, PLURAL
+from webordinary.devkit.aws import FAKE_CREDENTIALS
+from webordinary.devkit.kubeapi import start_kube_api
+from webordinary.operator.settings import OperatorSettings
 
-ROOT = Path(_HERE).parent
+ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "bench"
 CHILD_READS_PER_TICK = 6  # GETs of the six children per drift tick
 
