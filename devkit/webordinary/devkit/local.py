@@ -253,12 +253,20 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
         flush=True,
     )
     code = 0
+    stopping = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        # A plain handler that wakes the loop through its own self-pipe (robust even when a
+        # library thread has touched the process-wide signal wake-up fd).
+        signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stopping.set))
     try:
-        await wait_for(lambda: smtp_ready(args.smtp_port), 60, "Hermes' SMTP listener")
-        if args.send:
-            code = await demo(stack, args)
+        await first_of(stopping, wait_for(
+            lambda: smtp_ready(args.smtp_port), 60, "Hermes' SMTP listener"))
+        if args.send and not stopping.is_set():
+            code = await first_of(stopping, demo(stack, args)) or 0
         if not args.once:
-            await asyncio.Event().wait()
+            await stopping.wait()
+            print("stopping: editors commit and push their work first", flush=True)
     except (TimeoutError, AssertionError) as exc:
         print(f"error: {exc}", file=sys.stderr, flush=True)
         code = 1
@@ -275,6 +283,20 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
         moto.stop()
         kube.stop()
     return code
+
+
+async def first_of[T](stopping: asyncio.Event, work: Awaitable[T]) -> T | None:
+    """Run `work` unless a stop is asked for first (then it is cancelled)."""
+    task = asyncio.ensure_future(work)
+    stop = asyncio.create_task(stopping.wait())
+    await asyncio.wait({task, stop}, return_when=asyncio.FIRST_COMPLETED)
+    stop.cancel()
+    if not task.done():
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        return None
+    return task.result()
 
 
 async def smtp_ready(port: int) -> bool:
