@@ -27,6 +27,7 @@ class SqsProxy:
     upstream: str
     counts: Counter[str] = field(default_factory=Counter)
     created: Counter[str] = field(default_factory=Counter)  # CreateQueue calls per QueueName
+    errors: Counter[str] = field(default_factory=Counter)  # "Action status" of upstream errors
     faults: dict[str, Fault] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
     server: ThreadingHTTPServer | None = None
@@ -91,6 +92,9 @@ class SqsProxy:
                 response = conn.getresponse()
                 data = response.read()
                 conn.close()
+                if response.status >= 400:
+                    with proxy.lock:
+                        proxy.errors[f"{action} {response.status}"] += 1
                 self.send_response(response.status)
                 for key, value in response.getheaders():
                     if key.lower() not in ("content-length", "connection", "transfer-encoding",

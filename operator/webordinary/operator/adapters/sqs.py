@@ -216,6 +216,13 @@ class SqsAdapter:
             self._listing = (now, frozenset(names))
             return self._listing[1]
 
+    def _note_created(self, name: str) -> None:
+        """Keep the shared listing true to our own creates, so that a reconcile re-run within
+        the listing's age looks the queue up instead of creating it a second time."""
+        with self._listing_lock:
+            if self._listing is not None:
+                self._listing = (self._listing[0], self._listing[1] | {name})
+
     async def delete_queues(self, names: dict[str, str], owner: Owner) -> list[str]:
         return await self._run(self.delete_queues_sync, names, owner)
 
@@ -365,6 +372,7 @@ class SqsAdapter:
                 raise SqsFailure("QueueRace", f"{name} appeared while creating it",
                                  transient=True, delay=1.0) from failure
             report.created.append(name)
+            self._note_created(name)
             return str(created["QueueUrl"]), dict(desired)
         tags = self._call("ListQueueTags", QueueUrl=url).get("Tags", {})
         problem = ownership_problem(tags, owner)
