@@ -163,6 +163,8 @@ def service_account(
             owner, spec, ROLE_EDITOR, "editor",
             annotations={ANNOTATION_IRSA: role_arn} if role_arn else None,
         ),
+        # The editor never calls the Kubernetes API: no token to steal (IRSA brings its own).
+        "automountServiceAccountToken": False,
     }
 
 
@@ -302,6 +304,7 @@ def deployment(
                 "metadata": {"labels": labels(owner, spec, "editor")},
                 "spec": {
                     "serviceAccountName": naming.child_name(owner.name, ROLE_EDITOR),
+                    "automountServiceAccountToken": False,
                     "terminationGracePeriodSeconds": settings.editor_termination_grace_seconds,
                     "securityContext": {
                         "runAsNonRoot": True,
@@ -425,10 +428,21 @@ def network_policy(
             "ingress": rules,
             "egress": [
                 {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-                {"ports": [{"protocol": "TCP", "port": 443}]},
+                {"ports": [{"protocol": "TCP", "port": port} for port in _https_ports(settings)]},
             ],
         },
     }
+
+
+def _https_ports(settings: OperatorSettings) -> list[int]:
+    """443, plus the port of a non-standard SQS endpoint (e.g. moto on a dev cluster)."""
+    ports = [443]
+    if settings.sqs_endpoint_url:
+        endpoint = urlparse(settings.sqs_endpoint_url)
+        port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
+        if port not in ports:
+            ports.append(port)
+    return ports
 
 
 def children(

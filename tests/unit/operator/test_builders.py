@@ -284,3 +284,24 @@ def test_editor_shutdown_fits_inside_the_pod_grace_period() -> None:
     editor_grace = float(plain["WEBORDINARY_EDITOR_SHUTDOWN_GRACE_SECONDS"])
     assert 0 < editor_grace < pod["terminationGracePeriodSeconds"] == 90
     assert "shutdown_grace_seconds" in EditorSettings.model_fields
+
+
+def test_editor_holds_no_kubernetes_token() -> None:
+    settings = make_settings()
+    sa = builders.service_account(OWNER, make_spec(), settings)
+    pod = builders.deployment(OWNER, make_spec(), QUEUES, 1, settings)["spec"]["template"]["spec"]
+    assert sa["automountServiceAccountToken"] is False
+    assert pod["automountServiceAccountToken"] is False
+
+
+@pytest.mark.parametrize(("endpoint", "ports"), [
+    (None, [443]),
+    ("https://sqs.eu-west-1.amazonaws.com", [443]),
+    ("http://moto.webordinary-dev.svc:5000", [443, 5000]),
+    ("http://localstack", [443, 80]),
+])
+def test_egress_allows_https_and_a_dev_sqs_endpoint(endpoint: str | None, ports: list[int]) -> None:
+    policy = builders.network_policy(OWNER, make_spec(), make_settings(sqs_endpoint_url=endpoint))
+    dns, https = policy["spec"]["egress"]
+    assert {p["port"] for p in dns["ports"]} == {53}
+    assert [p["port"] for p in https["ports"]] == ports
