@@ -13,7 +13,7 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from webordinary.devkit.kubelet import LocalKubelet
+from webordinary.devkit.kubelet import LocalKubelet, get_json
 from webordinary.editor.previews.proxy import UpstreamUnavailable, forward_http, forward_websocket
 
 log = logging.getLogger(__name__)
@@ -58,10 +58,7 @@ class LocalIngress:
 
     async def _get(self, path: str) -> dict[str, Any]:
         assert self.client is not None
-        async with self.client.get(f"{self.api_url}{path}") as response:
-            response.raise_for_status()
-            data: dict[str, Any] = await response.json()
-            return data
+        return await get_json(self.client, f"{self.api_url}{path}")
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         assert self.client is not None

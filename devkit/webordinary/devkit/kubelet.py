@@ -43,6 +43,14 @@ class LocalPod:
     labels: dict[str, str] = field(default_factory=dict)
 
 
+async def get_json(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
+    """GET a Kubernetes API object or list; an error status raises."""
+    async with session.get(url) as response:
+        response.raise_for_status()
+        data: dict[str, Any] = await response.json()
+        return data
+
+
 def free_port() -> int:
     """A currently free loopback port (the local stand-in for a pod IP's port)."""
     with socket.socket() as sock:
@@ -132,10 +140,7 @@ class LocalKubelet:
 
     async def _get(self, path: str) -> dict[str, Any]:
         assert self._session is not None
-        async with self._session.get(f"{self.api_url}{path}") as response:
-            response.raise_for_status()
-            data: dict[str, Any] = await response.json()
-            return data
+        return await get_json(self._session, f"{self.api_url}{path}")
 
     async def _patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
         assert self._session is not None
