@@ -22,8 +22,9 @@ SHORT_NAMES: Final = ("ee", "editenv")
 CATEGORIES: Final = ("webordinary",)
 
 # Annotations: requests from other writers that must not bump metadata.generation.
-ANNOTATION_WAKE: Final = f"{GROUP}/wake-requested-at"  # Hermes: RFC 3339 time of the request
-ANNOTATION_ACTIVITY: Final = f"{GROUP}/last-activity"  # editor: RFC 3339 time of its last job
+# Wake and activity: see contracts.activity for the patches and the rate limiter writers use.
+ANNOTATION_WAKE: Final = f"{GROUP}/wake-requested-at"  # Hermes, gateway, SREs: RFC 3339 time
+ANNOTATION_ACTIVITY: Final = f"{GROUP}/last-activity"  # Hermes, gateway: RFC 3339 time of use
 ANNOTATION_RELEASE_FINALIZER: Final = f"{GROUP}/release-finalizer"  # SRE: "true" to let go
 FINALIZER: Final = f"{GROUP}/cleanup"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from webordinary.contracts import activity
 from webordinary.contracts.environment import (
-    ANNOTATION_WAKE,
     API_VERSION,
     KIND,
     LABEL_CLIENT,
@@ -93,8 +93,7 @@ def needs_wake(obj: dict[str, Any]) -> bool:
 
 def wake_patch(now: datetime) -> dict[str, Any]:
     """Merge patch setting the wake annotation to an RFC 3339 timestamp."""
-    stamp = now.isoformat().replace("+00:00", "Z")
-    return {"metadata": {"annotations": {ANNOTATION_WAKE: stamp}}}
+    return activity.wake_patch(now)
 
 
 def queue_url(obj: dict[str, Any], role: str) -> str | None:
