@@ -36,10 +36,19 @@ def test_input_redrives_to_the_dlq() -> None:
         desired_attributes("input", Queues(), None)
 
 
+def test_output_redrives_to_the_dlq_too() -> None:
+    """A result Hermes cannot relay ends in the DLQ instead of coming back forever."""
+    attrs = desired_attributes("output", Queues(max_receive_count=4), ARN)
+    assert json.loads(attrs["RedrivePolicy"]) == {"deadLetterTargetArn": ARN,
+                                                  "maxReceiveCount": 4}
+    with pytest.raises(ValueError, match="ARN"):
+        desired_attributes("output", Queues(), None)
+
+
 def test_dlq_keeps_messages_longest() -> None:
     assert desired_attributes("dlq", Queues(), None)["MessageRetentionPeriod"] == str(
         DLQ_RETENTION)
-    assert "RedrivePolicy" not in desired_attributes("output", Queues(), None)
+    assert "RedrivePolicy" not in desired_attributes("dlq", Queues(), None)
 
 
 def test_differing_compares_redrive_as_json() -> None:

@@ -30,7 +30,8 @@ TAG_NAMESPACE: Final = f"{GROUP}/namespace"
 TAG_NAME: Final = f"{GROUP}/name"
 TAG_UID: Final = f"{GROUP}/uid"
 DLQ_RETENTION: Final = 1_209_600  # 14 days: a failed command must outlive the input queue's copy
-ROLES_IN_ORDER: Final = ("dlq", "output", "input")  # the input queue's redrive needs the DLQ
+ROLES_IN_ORDER: Final = ("dlq", "output", "input")  # the redrives need the DLQ first
+REDRIVEN: Final = ("input", "output")
 BURST_LISTING_AGE: Final = 2.0  # seconds a shared ListQueues answers "does it exist?"
 
 NOT_FOUND: Final = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
@@ -73,16 +74,17 @@ class QueueReport:
 
 
 def desired_attributes(role: str, spec: QueuesSpec, dlq_arn: str | None) -> dict[str, str]:
-    """SQS attributes per role; the input queue redrives to the DLQ after maxReceiveCount."""
+    """SQS attributes per role; the input and output queues redrive to the DLQ after
+    maxReceiveCount (a result Hermes cannot relay must not come back forever)."""
     attributes = {
         "VisibilityTimeout": str(spec.visibility_timeout),
         "MessageRetentionPeriod": str(
             DLQ_RETENTION if role == "dlq" else spec.message_retention
         ),
     }
-    if role == "input":
+    if role in REDRIVEN:
         if dlq_arn is None:
-            raise ValueError("the input queue needs the DLQ's ARN")
+            raise ValueError(f"the {role} queue needs the DLQ's ARN")
         attributes["RedrivePolicy"] = json.dumps(
             {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": spec.max_receive_count},
             separators=(",", ":"),
@@ -272,7 +274,7 @@ class SqsAdapter:
         urls: dict[str, str] = {}
         listed = self.existing_names() if light else frozenset()
         for role in ROLES_IN_ORDER:
-            dlq_arn = queue_arn(urls["dlq"], self.region) if role == "input" else None
+            dlq_arn = queue_arn(urls["dlq"], self.region) if role in REDRIVEN else None
             desired = desired_attributes(role, spec, dlq_arn)
             url = getattr(known, role)
             if light and url and role != "input" and names[role] in listed:
