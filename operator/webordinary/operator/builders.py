@@ -18,6 +18,7 @@ from webordinary.contracts.editor_env import (
     WORKSPACE_MOUNT,
     EditorEnv,
 )
+from webordinary.operator import egress
 from webordinary.operator.settings import OperatorSettings
 
 Manifest = dict[str, Any]
@@ -426,23 +427,9 @@ def network_policy(
             "podSelector": {"matchLabels": selector_labels(owner)},
             "policyTypes": ["Ingress", "Egress"],
             "ingress": rules,
-            "egress": [
-                {"ports": [{"protocol": "UDP", "port": 53}, {"protocol": "TCP", "port": 53}]},
-                {"ports": [{"protocol": "TCP", "port": port} for port in _https_ports(settings)]},
-            ],
+            "egress": egress.editor_egress(settings),
         },
     }
-
-
-def _https_ports(settings: OperatorSettings) -> list[int]:
-    """443, plus the port of a non-standard SQS endpoint (e.g. moto on a dev cluster)."""
-    ports = [443]
-    if settings.sqs_endpoint_url:
-        endpoint = urlparse(settings.sqs_endpoint_url)
-        port = endpoint.port or (80 if endpoint.scheme == "http" else 443)
-        if port not in ports:
-            ports.append(port)
-    return ports
 
 
 def children(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import ipaddress
+from typing import Annotated, Any
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -28,6 +29,37 @@ class OperatorSettings(BaseSettings):
     # With this many environments creating queues at once, one shared ListQueues replaces a
     # GetQueueUrl per queue (0: never).
     sqs_burst_threshold: Annotated[int, Field(ge=0)] = 8
+
+    # Editor egress (see egress.py): DNS only to the cluster DNS; HTTPS to these CIDRs minus
+    # the metadata range and the cluster's pod/service ranges unless named here.
+    cluster_dns_namespace: str = "kube-system"
+    cluster_dns_pod_labels: dict[str, str] = Field(default_factory=lambda: {"k8s-app": "kube-dns"})
+    # NodeLocal DNSCache and the like (e.g. 169.254.20.10/32): allowed on port 53 only.
+    cluster_dns_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cluster_pod_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    cluster_service_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    editor_egress_https_cidrs: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["0.0.0.0/0", "::/0"])
+    # A VPC interface endpoint of SQS (its subnets): allowed even inside the pod range.
+    sqs_endpoint_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Further NetworkPolicyEgressRules as JSON (the gateway, an egress proxy).
+    editor_egress_extra_rules: list[dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("cluster_dns_cidrs", "cluster_pod_cidrs", "cluster_service_cidrs",
+                     "editor_egress_https_cidrs", "sqs_endpoint_cidrs", mode="before")
+    @classmethod
+    def _split_cidrs(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [part.strip() for part in value.split(",") if part.strip()]
+        return value
+
+    @field_validator("cluster_dns_cidrs", "cluster_pod_cidrs", "cluster_service_cidrs",
+                     "editor_egress_https_cidrs", "sqs_endpoint_cidrs")
+    @classmethod
+    def _valid_cidrs(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)
+        return value
 
     editor_image: str = "ghcr.io/webordinary/editor:latest"
     editor_image_pull_policy: str = "IfNotPresent"
