@@ -1,0 +1,133 @@
+"""The consumer and the handlers over fakes at their ports (no subprocess, no network)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+from tests.unit.editor.fakes import Rig, Turn, body
+from webordinary.contracts.messages import ResultStatus
+from webordinary.editor.agent import Ending
+
+
+async def test_an_edit_is_run_committed_answered_and_acknowledged(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(writes={"a.md": "A"}, summary="Added page A.")])
+    async with rig:
+        sent = rig.send(body("x", "c-1", "Add page A"))
+        [result] = await rig.results(1)
+    assert result.status is ResultStatus.COMPLETED
+    assert result.summary == "Added page A."
+    assert result.files_changed == ["a.md"]
+    assert result.usage.input_tokens == 100
+    assert result.usage.cost_usd == 0.01
+    assert result.commit == rig.git.commits["thread-x"][-1][0]
+    assert rig.git.messages("x")[0].startswith("Add page A")
+    assert rig.queues.deleted == [sent.receipt]
+    assert rig.journal.get("c-1") == result
+    assert rig.previews.shown == ["x"]
+    assert rig.agent.prompts == ["Add page A"]
+
+
+async def test_a_new_command_interrupts_the_running_one(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(writes={"draft.md": "half"}, stall=True, said="Let me look"),
+                         Turn(summary="Footer is blue.")])
+    async with rig:
+        rig.send(body("x", "slow", "Write a draft"))
+        await rig.until(rig.agent.started.is_set)
+        rig.send(body("y", "fast", "Make the footer blue"))
+        first, second = await rig.results(2)
+    assert (first.command_id, first.status) == ("slow", ResultStatus.INTERRUPTED)
+    assert first.files_changed == ["draft.md"]
+    assert rig.git.messages("x")[0].startswith("WIP (interrupted): Write a draft")
+    assert (second.command_id, second.status) == ("fast", ResultStatus.COMPLETED)
+
+
+async def test_a_duplicate_of_the_running_command_is_adopted_not_rerun(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(stall=True)])
+    async with rig:
+        first = rig.send(body("x", "c-1"))
+        await rig.until(rig.agent.started.is_set)
+        twin = rig.send(body("x", "c-1"))
+        await rig.until(lambda: rig.consumer.current is not None
+                        and bool(rig.consumer.current.twins))
+        rig.agent.interrupt(Ending.COMPLETED)
+        await rig.results(1)
+        await rig.until(lambda: twin.receipt in rig.queues.deleted)
+    assert len(rig.queues.sent) == 1
+    assert len(rig.agent.prompts) == 1
+    assert first.receipt in rig.queues.deleted
+
+
+async def test_a_redelivered_answered_command_is_replayed_from_the_journal(
+        tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(summary="Once.")])
+    async with rig:
+        rig.send(body("x", "c-1"))
+        [first] = await rig.results(1)
+        rig.send(body("x", "c-1"), count=2)
+        _, again = await rig.results(2)
+    assert again == first
+    assert len(rig.agent.prompts) == 1
+
+
+async def test_a_transient_agent_failure_is_left_for_redelivery(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(ending=Ending.FAILED, transient=True),
+                         Turn(ending=Ending.FAILED, transient=True)])
+    async with rig:
+        held = rig.send(body("x", "c-1"))
+        await rig.until(lambda: (held.receipt, 7) in rig.queues.extended)
+        assert rig.queues.sent == []
+        assert held.receipt not in rig.queues.deleted
+        rig.send(body("x", "c-1"), message_id=held.message_id, count=3)
+        [failed] = await rig.results(1)
+    assert failed.status is ResultStatus.FAILED
+    assert failed.error is not None
+    assert failed.error.reason == "agent_error"
+
+
+async def test_malformed_messages_are_rejected_and_not_journaled(tmp_path: Path) -> None:
+    rig = Rig(tmp_path)
+    async with rig:
+        rig.send("not json")
+        rig.send(body("../x", "bad-session"))
+        results = await rig.results(2)
+    assert [r.status for r in results] == [ResultStatus.REJECTED] * 2
+    assert results[0].error is not None
+    assert results[0].error.reason == "invalid_json"
+    assert rig.journal.entries == {}
+    assert rig.agent.prompts == []
+
+
+async def test_commit_push_and_build_handlers(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(writes={"a.md": "A"})])
+    async with rig:
+        rig.send(body("x", "e-1"))
+        await rig.results(1)
+        (tmp_path / "sessions" / "thread-x" / "notes.txt").write_text("left")
+        rig.send(body("x", "c-1", "Save notes", kind="commit"))
+        rig.send(body("x", "c-2", "", kind="commit"))
+        rig.send(body("x", "p-1", "", kind="push"))
+        rig.builds.outcome = (1, "\x1b[31merror\x1b[0m src/pages/index.astro:2\n    at x (y)\n")
+        rig.send(body("x", "b-1", "", kind="build"))
+        _, committed, nothing, pushed, built = await rig.results(5)
+    assert committed.files_changed == ["notes.txt"]
+    assert nothing.summary == "Nothing to commit."
+    assert nothing.commit == committed.commit
+    assert pushed.status is ResultStatus.COMPLETED
+    assert rig.git.pushed == ["x"]
+    assert built.status is ResultStatus.FAILED
+    assert built.error is not None
+    assert built.error.message == "error src/pages/index.astro:2"
+
+
+async def test_stop_interrupts_the_running_job_as_a_shutdown(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(writes={"n.md": "N"}, stall=True)])
+    async with rig:
+        rig.send(body("x", "c-1", "Write news"))
+        await rig.until(rig.agent.started.is_set)
+        rig.consumer.stop()
+        [result] = await rig.results(1)
+        await asyncio.sleep(0)
+    assert result.status is ResultStatus.INTERRUPTED
+    assert result.summary.startswith("The editor was stopped")
+    assert rig.git.messages("x")[0].startswith("WIP (editor stopped): Write news")
