@@ -55,7 +55,8 @@ def test_create_to_ready_with_every_child_and_queue(harness: Harness) -> None:
     assert int(redrive["maxReceiveCount"]) == 3
     tags = harness.sqs.list_queue_tags(QueueUrl=urls["output"])["Tags"]
     assert tags == {"webordinary.dev/namespace": NAMESPACE, "webordinary.dev/name": name,
-                    "webordinary.dev/uid": created["metadata"]["uid"]}
+                    "webordinary.dev/uid": created["metadata"]["uid"],
+                    "webordinary.dev/service-account": f"{name}-editor"}
     for group, plural, role in CHILDREN:
         child = api.child(group, plural, f"{name}-{role}")
         assert child is not None, (plural, role)

@@ -21,7 +21,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from webordinary.contracts.environment import GROUP, QueueUrls
 from webordinary.contracts.environment import Queues as QueuesSpec
-from webordinary.contracts.naming import QUEUE_PREFIX
+from webordinary.contracts.naming import QUEUE_PREFIX, child_name
 from webordinary.operator.settings import OperatorSettings
 
 T = TypeVar("T")
@@ -29,6 +29,10 @@ T = TypeVar("T")
 TAG_NAMESPACE: Final = f"{GROUP}/namespace"
 TAG_NAME: Final = f"{GROUP}/name"
 TAG_UID: Final = f"{GROUP}/uid"
+# The editor's ServiceAccount: EKS Pod Identity session tags are matched against it (IAM ABAC,
+# helm/webordinary/iam/editor-pod-identity.json), so an editor reaches only its own queues.
+TAG_SERVICE_ACCOUNT: Final = f"{GROUP}/service-account"
+EDITOR_ROLE: Final = "editor"  # builders.ROLE_EDITOR: the editor ServiceAccount's name suffix
 DLQ_RETENTION: Final = 1_209_600  # 14 days: a failed command must outlive the input queue's copy
 ROLES_IN_ORDER: Final = ("dlq", "output", "input")  # the redrives need the DLQ first
 REDRIVEN: Final = ("input", "output")
@@ -59,7 +63,8 @@ class Owner:
     uid: str
 
     def tags(self) -> dict[str, str]:
-        return {TAG_NAMESPACE: self.namespace, TAG_NAME: self.name, TAG_UID: self.uid}
+        return {TAG_NAMESPACE: self.namespace, TAG_NAME: self.name, TAG_UID: self.uid,
+                TAG_SERVICE_ACCOUNT: child_name(self.name, EDITOR_ROLE)}
 
 
 @dataclass
@@ -385,8 +390,9 @@ class SqsAdapter:
                 f"{TAG_NAMESPACE}={owner.namespace} {TAG_NAME}={owner.name}",
                 transient=False,
             )
-        if tags.get(TAG_UID) != owner.uid:
-            self._call("TagQueue", QueueUrl=url, Tags={TAG_UID: owner.uid})
+        stale = {key: value for key, value in owner.tags().items() if tags.get(key) != value}
+        if stale:
+            self._call("TagQueue", QueueUrl=url, Tags=stale)
         report.adopted.append(name)
         observed = self._attributes(url)
         if observed is None:
