@@ -37,6 +37,8 @@ class EditorEnv(BaseModel):
     metrics_port: int = METRICS_PORT
     aws_region: str = "us-east-1"
     sqs_endpoint_url: str | None = None
+    push_after_edit: bool = True
+    monthly_budget_usd: Annotated[float, Field(ge=0)] | None = None
 
     def to_env(self) -> dict[str, str]:
         """WEBORDINARY_FIELD_NAME -> value; unset optionals are left out."""

@@ -70,12 +70,21 @@ class Repository(WireModel):
     url: Annotated[str, Field(min_length=1, max_length=2048)]
     branch: Annotated[str, Field(min_length=1, max_length=255)] = "main"
     credentials_secret_ref: SecretKeyRef | None = None
+    # The editor pushes the session branch after every completed edit (else only on stop and
+    # on an explicit push command).
+    push_after_edit: bool = True
 
 
 class Storage(WireModel):
     storage_class_name: Annotated[str, Field(min_length=1, max_length=253)] = "efs-sc"
     size: Annotated[str, Field(pattern=QUANTITY_PATTERN)] = "5Gi"
     deletion_policy: DeletionPolicy = DeletionPolicy.RETAIN
+
+
+class Budget(WireModel):
+    """Spending limits; the editor refuses new edits once a calendar month's cost reached one."""
+
+    monthly_usd: Annotated[float, Field(ge=0)] | None = None
 
 
 class EnvVar(WireModel):
@@ -121,6 +130,7 @@ class EditEnvironmentSpec(WireModel):
     storage: Storage = Field(default_factory=Storage)
     editor: EditorOverrides = Field(default_factory=EditorOverrides)
     queues: Queues = Field(default_factory=Queues)
+    budget: Budget = Field(default_factory=Budget)
 
     @field_validator("idle_timeout")
     @classmethod

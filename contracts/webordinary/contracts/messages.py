@@ -29,6 +29,16 @@ class ResultStatus(StrEnum):
     INTERRUPTED = "interrupted"
     FAILED = "failed"
     REJECTED = "rejected"
+    # The edit is done and committed, but the session branch in the customer's repository
+    # changed in a way it cannot be combined with: the work is on `push.branch` instead.
+    CONFLICT = "conflict"
+
+
+class PushState(StrEnum):
+    PUSHED = "pushed"
+    CONFLICT = "conflict"
+    FAILED = "failed"
+    DISABLED = "disabled"
 
 
 class Attachment(WireModel):
@@ -72,6 +82,16 @@ class Usage(WireModel):
     cost_usd: float | None = None
 
 
+class Push(WireModel):
+    """What became of the session branch in the customer's repository after the command."""
+
+    state: PushState
+    branch: str | None = None  # the remote branch that holds the work (a side branch on conflict)
+    integrated: Literal["rebase", "merge"] | None = None  # how the remote's new commits came in
+    attempts: Annotated[int, Field(ge=0)] = 0
+    error: str | None = None
+
+
 class ResultError(WireModel):
     reason: str
     message: str
@@ -91,4 +111,5 @@ class Result(WireModel):
     timings: Timings = Field(default_factory=Timings)
     usage: Usage = Field(default_factory=Usage)
     error: ResultError | None = None
+    push: Push | None = None
     environment: str | None = None

@@ -18,6 +18,8 @@ from typing import Protocol
 from webordinary.contracts.messages import (
     Command,
     CommandType,
+    Push,
+    PushState,
     Result,
     ResultError,
     ResultStatus,
@@ -29,11 +31,11 @@ from webordinary.editor.planner import (
     build_report,
     commit_message,
     should_give_up,
+    summary_from_commit,
     upload_path,
 )
 from webordinary.editor.ports import AgentPort, AttachmentPort, BuildPort, GitPort, PreviewPort
 from webordinary.editor.results import Facts, assemble
-from webordinary.editor.sessions import GitError
 from webordinary.editor.sqs import Received
 
 log = logging.getLogger(__name__)
@@ -80,6 +82,9 @@ class Policy:
     """The settings handlers act on."""
 
     environment: str | None
+    push_after_edit: bool = True
+    push_attempts: int = 3
+    push_backoff_seconds: float = 1.0
     job_timeout_seconds: float = 900.0
     build_timeout_seconds: float = 300.0
     max_attachment_bytes: int = 25 * 2**20
@@ -118,11 +123,16 @@ class Base:
 
     def result(self, job: Job, status: ResultStatus, *, summary: str = "",
                files: list[str] | None = None, commit: str | None = None,
-               usage: Usage | None = None, error: ResultError | None = None) -> Result:
+               usage: Usage | None = None, error: ResultError | None = None,
+               push: Push | None = None) -> Result:
         facts = Facts(job.command, self.policy.environment, job.message.received_at,
                       job.started_at, tuple(job.notes))
         return assemble(facts, status, time.time(), summary=summary, files=files,
-                        commit=commit, usage=usage, error=error)
+                        commit=commit, usage=usage, error=error, push=push)
+
+    async def publish(self, thread_id: str) -> Push:
+        return await self.ports.git.publish(thread_id, attempts=self.policy.push_attempts,
+                                            backoff=self.policy.push_backoff_seconds)
 
 
 class EditHandler(Base):
@@ -130,6 +140,17 @@ class EditHandler(Base):
 
     async def __call__(self, job: Job, worktree: Path, before: str) -> Result:
         command = job.command
+        if job.message.receive_count > 1:
+            done = await self.ports.git.completed_commit(worktree, command.command_id)
+            if done is not None:
+                # The agent finished and its work was committed before the editor stopped:
+                # deliver that instead of running the agent again.
+                sha, message = done
+                log.info("command %s was completed as %s before a restart", command.command_id,
+                         sha[:12])
+                files = await self.ports.git.changed_files(worktree, f"{sha}~1")
+                return await self._deliver(job, summary_from_commit(message), files, sha,
+                                           Usage())
         try:
             uploads = await self._save_uploads(job, worktree)
         except (ValueError, OSError) as exc:
@@ -182,28 +203,56 @@ class EditHandler(Base):
                Ending.TIMEOUT: "timed out", Ending.FAILED: "failed"}[outcome.ending]
         if outcome.ending is Ending.INTERRUPTED and job.by_shutdown:
             wip = "editor stopped"
-        sha = await git.commit(worktree, commit_message(command, outcome.summary, wip=wip)) \
-            or before
+        sha = await git.commit(worktree, commit_message(command, outcome.summary, wip=wip))
         files = await git.changed_files(worktree, before)
         if outcome.ending is Ending.COMPLETED:
-            return self.result(job, ResultStatus.COMPLETED, summary=outcome.summary,
-                               files=files, commit=sha, usage=outcome.usage)
-        if outcome.ending is Ending.INTERRUPTED:
-            why = ("The editor was stopped (restart or scale-down)" if job.by_shutdown
-                   else "Interrupted by a newer message")
-            summary = f"{why}; the changes made so far are saved in a work-in-progress commit."
-            if outcome.summary:
-                summary += f"\n\n{outcome.summary}"
-            return self.result(job, ResultStatus.INTERRUPTED, summary=summary, files=files,
-                               commit=sha, usage=outcome.usage)
+            return await self._deliver(job, outcome.summary, files, sha, outcome.usage)
         if outcome.ending is Ending.FAILED and outcome.transient and not should_give_up(
                 job.message.receive_count, self.policy.max_attempts()):
             raise Retry(outcome.error or "agent failure")
+        saved = stopped_work(sha)
+        if outcome.ending is Ending.INTERRUPTED:
+            why = ("The editor was restarted (maintenance or a quiet period) before it was "
+                   "done." if job.by_shutdown
+                   else "A newer message arrived, so we stopped to handle that one.")
+            return self.result(job, ResultStatus.INTERRUPTED, summary=f"{why} {saved}",
+                               files=files, commit=sha, usage=outcome.usage)
         reason = "timeout" if outcome.ending is Ending.TIMEOUT else "agent_error"
         message = outcome.error or f"the job took longer than {self.policy.job_timeout_seconds}s"
-        return self.result(job, ResultStatus.FAILED, summary=f"The edit failed: {message}",
+        return self.result(job, ResultStatus.FAILED, summary=f"The edit failed: {message} {saved}",
                            files=files, commit=sha, usage=outcome.usage,
                            error=ResultError(reason=reason, message=message))
+
+    async def _deliver(self, job: Job, summary: str, files: list[str], sha: str | None,
+                       usage: Usage) -> Result:
+        """A completed edit: push the session branch (when enabled), then say what happened."""
+        thread = job.command.session_id
+        push: Push | None = None
+        status = ResultStatus.COMPLETED
+        error = None
+        if not self.policy.push_after_edit:
+            push = Push(state=PushState.DISABLED)
+        elif await self.ports.git.has_remote():
+            push = await self.publish(thread)
+            worktree = await self.ports.git.worktree(thread)
+            if sha is not None and push.integrated is not None:
+                sha = await self.ports.git.head(worktree)  # rebased or merged: the new tip
+            if push.state is PushState.CONFLICT:
+                status = ResultStatus.CONFLICT
+                error = ResultError(reason="push_conflict", message=push.error or "conflict")
+            elif push.state is PushState.FAILED:
+                job.notes.append(
+                    "the change is saved here but could not be sent to your repository yet "
+                    f"({push.error}); it will be sent with your next change")
+        return self.result(job, status, summary=summary, files=files, commit=sha, usage=usage,
+                           error=error, push=push)
+
+
+def stopped_work(sha: str | None) -> str:
+    """What an unfinished edit left: a named work-in-progress commit, or nothing."""
+    if sha is None:
+        return "Nothing had been changed yet."
+    return f"The changes made so far are saved as work-in-progress commit {sha[:12]}."
 
 
 class CommitHandler(Base):
@@ -213,27 +262,31 @@ class CommitHandler(Base):
         files = await git.changed_files(worktree, before)
         summary = "Committed the pending changes." if sha else "Nothing to commit."
         return self.result(job, ResultStatus.COMPLETED, summary=summary, files=files,
-                           commit=sha or before)
+                           commit=sha)
 
 
 class PushHandler(Base):
     async def __call__(self, job: Job, worktree: Path, before: str) -> Result:
         git = self.ports.git
-        sha = await git.commit(worktree, commit_message(job.command, "")) or before
+        sha = await git.commit(worktree, commit_message(job.command, ""))
         files = await git.changed_files(worktree, before)
         if not await git.has_remote():
             return self.result(job, ResultStatus.FAILED, summary="There is no remote to push to.",
                                commit=sha, files=files,
                                error=ResultError(reason="no_remote", message="no git remote"))
-        try:
-            await git.push(job.command.session_id)
-        except GitError as exc:
-            if not should_give_up(job.message.receive_count, self.policy.max_attempts()):
-                raise Retry(str(exc)) from exc
+        push = await self.publish(job.command.session_id)
+        head = await git.head(worktree)
+        if push.state is PushState.CONFLICT:
+            return self.result(job, ResultStatus.CONFLICT, files=files, commit=head, push=push,
+                               summary=f"Your work is saved on the branch {push.branch}.",
+                               error=ResultError(reason="push_conflict",
+                                                 message=push.error or "conflict"))
+        if push.state is PushState.FAILED:
             return self.result(job, ResultStatus.FAILED, summary="The push failed.",
-                               commit=sha, files=files,
-                               error=ResultError(reason="push_failed", message=str(exc)))
-        return self.result(job, ResultStatus.COMPLETED, files=files, commit=sha,
+                               commit=sha, files=files, push=push,
+                               error=ResultError(reason="push_failed",
+                                                 message=push.error or "git push failed"))
+        return self.result(job, ResultStatus.COMPLETED, files=files, commit=head, push=push,
                            summary=f"Pushed {worktree.name} to the repository.")
 
 

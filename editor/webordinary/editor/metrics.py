@@ -26,3 +26,11 @@ INTERRUPT_SECONDS: Final = Histogram(
     "Seconds from a new message being accepted to the running job having stopped",
     buckets=(0.05, 0.1, 0.25, 0.5, 1, 1.5, 2, 5, 10),
 )
+PUSHES: Final = Counter(
+    "webordinary_editor_pushes",
+    "Pushes of a session branch, by outcome (pushed, conflict, failed)", ["outcome"],
+)
+PUSH_SECONDS: Final = Histogram(
+    "webordinary_editor_push_seconds", "Seconds to get a session branch into the repository",
+    buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
+)

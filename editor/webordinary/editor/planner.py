@@ -204,3 +204,14 @@ def fit(summary: str, files: list[str]) -> tuple[str, list[str]]:
     if len(files) > FILES_MAX:
         files = [*files[:FILES_MAX], f"... and {len(files) - FILES_MAX} more files"]
     return summary, files
+
+
+def summary_from_commit(message: str) -> str:
+    """The agent's summary as `commit_message` recorded it (between subject and trailers)."""
+    paragraphs = [p.strip() for p in message.strip().split("\n\n")]
+    body = []
+    for paragraph in paragraphs[1:]:
+        if paragraph.startswith(("Instruction:", "Command-Id:")):
+            break
+        body.append(paragraph)
+    return "\n\n".join(body)

@@ -11,7 +11,7 @@ import asyncio
 from pathlib import Path
 from typing import Protocol
 
-from webordinary.contracts.messages import Result
+from webordinary.contracts.messages import Push, Result
 from webordinary.editor.agent import Ending, Outcome
 from webordinary.editor.sqs import Received
 
@@ -24,7 +24,10 @@ class GitPort(Protocol):
     async def commit(self, worktree: Path, message: str) -> str | None: ...
     async def changed_files(self, worktree: Path, since: str) -> list[str]: ...
     async def has_remote(self) -> bool: ...
-    async def push(self, thread_id: str) -> None: ...
+    async def publish(self, thread_id: str, *, attempts: int = 3,
+                      backoff: float = 1.0) -> Push: ...
+    async def completed_commit(self, worktree: Path,
+                               command_id: str) -> tuple[str, str] | None: ...
 
 
 class AgentRun(Protocol):

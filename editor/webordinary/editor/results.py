@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 
 from webordinary.contracts.messages import (
     Command,
+    Push,
     Result,
     ResultError,
     ResultStatus,
@@ -42,6 +43,7 @@ def assemble(
     commit: str | None = None,
     usage: Usage | None = None,
     error: ResultError | None = None,
+    push: Push | None = None,
 ) -> Result:
     """The v1 result; notes are appended to the summary, long parts are cut to fit SQS."""
     if facts.notes:
@@ -55,5 +57,5 @@ def assemble(
         timings=Timings(received_at=stamp(facts.received_at), started_at=stamp(facts.started_at),
                         finished_at=stamp(finished_at),
                         duration_ms=max(0, int((finished_at - facts.started_at) * 1000))),
-        usage=usage or Usage(), error=error, environment=facts.environment,
+        usage=usage or Usage(), error=error, push=push, environment=facts.environment,
     )

@@ -9,11 +9,16 @@ import hashlib
 import logging
 import os
 import shutil
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 from urllib.parse import urlparse
 
+from webordinary.contracts.messages import Push, PushState
 from webordinary.contracts.naming import branch_name, is_thread_id
+from webordinary.editor import delivery, metrics
+from webordinary.editor.delivery import PushFailure
 from webordinary.editor.settings import Workspace
 
 log = logging.getLogger(__name__)
@@ -104,6 +109,7 @@ class Sessions:
                 shutil.rmtree(repo)
             await self.git("clone", "--quiet", "--branch", self.branch, "--",
                            self.repository_url, str(repo), cwd=self.workspace.root, network=True)
+        clear_locks(repo / ".git")
         exclude = repo / ".git" / "info" / "exclude"
         exclude.parent.mkdir(parents=True, exist_ok=True)
         current = exclude.read_text() if exclude.exists() else ""
@@ -194,10 +200,147 @@ class Sessions:
         _, out = await self.git("remote")
         return "origin" in out.split()
 
-    async def push(self, thread_id: str) -> None:
+    async def completed_commit(self, worktree: Path, command_id: str) -> tuple[str, str] | None:
+        """The commit a finished edit of this command made (sha, message), if there is one."""
+        _, out = await self.git("log", "--format=%H%x1f%B%x1e", "--fixed-strings",
+                                f"--grep=Command-Id: {command_id}", "HEAD", cwd=worktree)
+        for entry in out.split("\x1e"):
+            sha, _, message = entry.strip().partition("\x1f")
+            trailer = f"Command-Id: {command_id}\n"
+            if sha and not message.startswith("WIP (") and trailer in message + "\n":
+                return sha, message
+        return None
+
+    async def _git_output(self, *args: str, cwd: Path | None = None,
+                          network: bool = False) -> tuple[int, str]:
+        """Like `git`, never raising, with stdout and stderr together (for push diagnostics)."""
+        process = await asyncio.create_subprocess_exec(
+            "git", *args, cwd=str(cwd or self.workspace.repo), env=self._env(network),
+            stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.STDOUT,
+        )
+        out, _ = await process.communicate()
+        return process.returncode or 0, out.decode(errors="replace")
+
+    async def publish(self, thread_id: str, *, attempts: int = 3,
+                      backoff: float = 1.0) -> Push:
+        """Push the session branch; never force.
+
+        The remote moved: fetch, rebase onto it (merge when the rebase conflicts), push again.
+        A real conflict: the local branch keeps the work, which goes to a side branch
+        `thread-{id}-conflict-{n}`. Transient failures are retried with backoff.
+        """
+        started = time.monotonic()
+        report = await self._publish(thread_id, max(1, attempts), backoff)
+        metrics.PUSHES.labels(report.state.value).inc()
+        metrics.PUSH_SECONDS.observe(time.monotonic() - started)
+        if report.state is PushState.PUSHED:
+            log.info("pushed thread-%s to %s%s", thread_id, report.branch,
+                     f" after a {report.integrated}" if report.integrated else "")
+        else:
+            log.warning("push of thread-%s: %s (%s)", thread_id, report.state.value,
+                        report.error or report.branch)
+        return report
+
+    async def _publish(self, thread_id: str, attempts: int, base: float) -> Push:
         branch = branch_name(thread_id)
-        await self.git("push", "--quiet", "origin", f"refs/heads/{branch}:refs/heads/{branch}",
+        worktree = self.workspace.worktree(thread_id)
+        _, local = await self.git("rev-parse", "--verify", "--quiet", f"refs/heads/{branch}",
+                                  check=False)
+        _, remote = await self.git("rev-parse", "--verify", "--quiet",
+                                   f"refs/remotes/origin/{branch}", check=False)
+        if local.strip() and local.strip() == remote.strip():
+            return Push(state=PushState.PUSHED, branch=branch, attempts=0)
+        integrated: Literal["rebase", "merge"] | None = None
+        tries = 0
+        moves = 0
+        last = ""
+        while tries < attempts:
+            tries += 1
+            code, out = await self._git_output(
+                "push", "--porcelain", "origin", f"refs/heads/{branch}:refs/heads/{branch}",
+                network=True)
+            if code == 0:
+                return Push(state=PushState.PUSHED, branch=branch, integrated=integrated,
+                            attempts=tries)
+            last = out
+            failure = delivery.classify(out)
+            if failure is PushFailure.MOVED and moves < attempts:
+                moves += 1
+                tries -= 1  # integrating is progress, not a failed attempt
+                how = await self._integrate(worktree, branch)
+                if how is None:
+                    return await self._side_branch(branch, tries + moves)
+                integrated = integrated or how
+                continue
+            if failure is PushFailure.TRANSIENT and tries < attempts:
+                await asyncio.sleep(delivery.backoff(tries, base))
+                continue
+            break
+        return Push(state=PushState.FAILED, attempts=tries + moves, error=delivery.reason(last))
+
+    async def _integrate(self, worktree: Path,
+                         branch: str) -> Literal["rebase", "merge"] | None:
+        """Bring the remote's new commits in: 'rebase', 'merge', or None on a real conflict."""
+        remote = f"refs/remotes/origin/{branch}"
+        await self.git("fetch", "--quiet", "origin", f"+refs/heads/{branch}:{remote}",
                        network=True)
+        code, _ = await self._git_output("rebase", "--no-autostash", remote, cwd=worktree)
+        if code == 0:
+            return "rebase"
+        await self._git_output("rebase", "--abort", cwd=worktree)
+        code, _ = await self._git_output("merge", "--no-edit", "--no-ff", remote, cwd=worktree)
+        if code == 0:
+            return "merge"
+        await self._git_output("merge", "--abort", cwd=worktree)
+        return None
+
+    async def _side_branch(self, branch: str, attempts: int) -> Push:
+        """Push the local branch to the first free (or our own) `{branch}-conflict-{n}`."""
+        _, listing = await self.git("ls-remote", "--heads", "origin",
+                                    f"refs/heads/{branch}-conflict-*", network=True)
+        taken: dict[int, bool] = {}
+        for line in listing.splitlines():
+            sha, _, ref = line.partition("\t")
+            for n in delivery.side_numbers(branch, [ref]):
+                code, _ = await self.git("merge-base", "--is-ancestor", sha.strip(),
+                                         f"refs/heads/{branch}", check=False)
+                taken[n] = code == 0
+        side = delivery.side_branch(branch, taken)
+        code, out = await self._git_output(
+            "push", "--porcelain", "origin", f"refs/heads/{branch}:refs/heads/{side}",
+            network=True)
+        if code != 0:
+            return Push(state=PushState.FAILED, attempts=attempts + 1,
+                        error=delivery.reason(out))
+        return Push(state=PushState.CONFLICT, branch=side, attempts=attempts + 1,
+                    error=f"{branch} in the repository has changes that conflict with this "
+                          f"edit; the edit is on {side}")
+
+    async def recover(self, thread_id: str) -> None:
+        """After a crash: finish nothing half-way (abort a rebase or merge, drop stale locks)."""
+        worktree = self.workspace.worktree(thread_id)
+        code, gitdir = await self._git_output("rev-parse", "--git-dir", cwd=worktree)
+        if code != 0:
+            return
+        meta = Path(gitdir.strip())
+        meta = meta if meta.is_absolute() else worktree / meta
+        if (meta / "rebase-merge").exists() or (meta / "rebase-apply").exists():
+            log.warning("aborting an unfinished rebase of thread-%s", thread_id)
+            await self._git_output("rebase", "--abort", cwd=worktree)
+        if (meta / "MERGE_HEAD").exists():
+            log.warning("aborting an unfinished merge of thread-%s", thread_id)
+            await self._git_output("merge", "--abort", cwd=worktree)
+
+
+def clear_locks(git_dir: Path) -> None:
+    """Drop `*.lock` files a killed git left behind (at start no git of ours is running)."""
+    if not git_dir.is_dir():
+        return
+    for path in git_dir.rglob("*.lock"):
+        if "objects" not in path.relative_to(git_dir).parts[:1] and path.is_file():
+            log.warning("removing a stale git lock %s", path.relative_to(git_dir))
+            path.unlink(missing_ok=True)
 
 
 def lock_digest(repo: Path) -> str | None:

@@ -44,6 +44,9 @@ class EditorSettings(BaseSettings):
     receive_visibility_seconds: Annotated[int, Field(ge=1, le=60)] = 5
     retry_backoff_seconds: Annotated[int, Field(ge=0, le=900)] = 10
     max_attempts: Annotated[int, Field(ge=1)] = 3
+    # Pushing a session branch: tries per push (transient failures), first backoff (doubling).
+    push_attempts: Annotated[int, Field(ge=1, le=10)] = 3
+    push_backoff_seconds: Annotated[float, Field(ge=0, le=60)] = 1.0
     shutdown_grace_seconds: Annotated[float, Field(gt=0)] = 25.0
     max_previews: Annotated[int, Field(ge=1)] = 2
     max_agents: Annotated[int, Field(ge=1)] = 2

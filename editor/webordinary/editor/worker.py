@@ -114,6 +114,9 @@ class Editor:
         )
         policy = Policy(
             environment=config.env.environment,
+            push_after_edit=config.env.push_after_edit,
+            push_attempts=settings.push_attempts,
+            push_backoff_seconds=settings.push_backoff_seconds,
             job_timeout_seconds=settings.job_timeout_seconds,
             build_timeout_seconds=settings.build_timeout_seconds,
             max_attachment_bytes=settings.max_attachment_bytes,
@@ -153,6 +156,7 @@ class Editor:
         await self.sessions.prepare()
         known = self.sessions.known()
         for thread in known:
+            await self.sessions.recover(thread)
             sha = await self.sessions.commit(
                 self.workspace.worktree(thread),
                 "WIP (recovered): uncommitted changes found at editor start\n")
@@ -227,7 +231,7 @@ class Editor:
                 await self.sessions.commit(
                     worktree, "WIP (shutdown): uncommitted changes at editor stop\n")
                 if remote:
-                    await self.sessions.push(thread)
-                    log.info("pushed thread-%s", thread)
+                    await self.sessions.publish(thread, attempts=self.settings.push_attempts,
+                                                backoff=self.settings.push_backoff_seconds)
             except GitError as exc:
                 log.error("could not save thread-%s: %s", thread, exc)

@@ -118,10 +118,24 @@ def result_mail(
         after.append("Reply to this mail if you want anything else changed.")
     elif result.status == ResultStatus.INTERRUPTED:
         paragraphs = [
-            "Your request was interrupted before it finished. "
-            + (summary or "The work done so far is saved."),
+            ("Your request was interrupted before it finished. " + summary).strip(),
             "Reply to this mail to continue where we stopped, or send your request again.",
         ]
+    elif result.status == ResultStatus.CONFLICT:
+        branch = result.push.branch if result.push and result.push.branch else None
+        where = f"on a branch of its own, {branch}" if branch else "on a branch of its own"
+        paragraphs = [
+            "Your change is made" + (f": {summary}" if summary else "."),
+            "While we worked, someone else changed the same part of your site in your "
+            "repository, so the two versions could not be combined automatically. Nothing is "
+            f"lost: your change is saved in your repository {where}, next to theirs.",
+            "What to do: ask whoever looks after your site's code to combine the two, or reply "
+            "to this mail to tell us which version to keep. The preview shows your change.",
+        ]
+        if items:
+            paragraphs.append("Files changed:")
+        if result.commit:
+            after.append(f"Saved as commit {result.commit[:12]}.")
     else:
         why = result.error.message if result.error else summary or "an unknown error"
         verb = "could not be carried out" if result.status == ResultStatus.REJECTED else "failed"

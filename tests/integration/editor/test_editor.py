@@ -32,6 +32,8 @@ def test_edit_changes_files_commits_on_thread_branch_and_answers(rig: Rig) -> No
     assert result["usage"]["outputTokens"] > 0
     assert result["timings"]["durationMs"] > 0
     assert git("rev-parse", "thread-x", cwd=rig.repo).strip() == result["commit"]
+    assert git("rev-parse", "thread-x", cwd=rig.remote).strip() == result["commit"]
+    assert result["push"] == {"state": "pushed", "branch": "thread-x", "attempts": 1}
     message = rig.log_messages("thread-x")[0]
     assert message.startswith("Make the headline announce our spring sale")
     assert "I changed the headline" in message
@@ -65,6 +67,9 @@ def test_new_message_interrupts_a_stalled_job_which_is_saved_as_wip(rig: Rig) ->
     assert first["filesChanged"] == ["src/pages/draft.md"]
     wip = rig.log_messages("thread-x")
     assert any(m.startswith("WIP (interrupted): Write a draft page") for m in wip), wip
+    assert first["summary"] == (
+        "A newer message arrived, so we stopped to handle that one. The changes made so far "
+        f"are saved as work-in-progress commit {first['commit'][:12]}.")
     assert "Half-done work." in rig.show(first["commit"], "src/pages/draft.md")
     assert second["commandId"] == "fast-2"
     assert second["status"] == "completed", second
@@ -179,7 +184,9 @@ def test_sigterm_mid_job_commits_pushes_and_reports(rig: Rig) -> None:
     assert "Unfinished." in rig.show("thread-x", "src/pages/news.md", where=rig.remote)
     assert rig.log_messages("thread-x", where=rig.remote)[0].startswith(
         "WIP (editor stopped): Write the news page")
-    assert result["summary"].startswith("The editor was stopped")
+    assert result["summary"].startswith("The editor was restarted")
+    assert result["summary"].endswith(
+        f"saved as work-in-progress commit {result['commit'][:12]}.")
 
 
 def test_after_a_crash_work_is_recovered_and_the_conversation_resumes(rig: Rig) -> None:
@@ -214,3 +221,21 @@ def test_after_a_crash_work_is_recovered_and_the_conversation_resumes(rig: Rig) 
     assert "Remember that we sell stamps" in transcript
     assert "The first answer about stamps." in transcript
     assert "Write the crash page" in transcript
+
+
+def test_an_interrupt_before_any_change_claims_no_commit_and_quotes_no_fragment(
+        rig: Rig) -> None:
+    rig.api.push(tools(read(INDEX), say="Let me look at the page."), stall(),
+                 text("Done with the other one."))
+    rig.start_editor()
+    rig.send(command("x", "look-1", "Look at the page"))
+    rig.api.wait_for(lambda: rig.api.stalls_started == 1)
+    rig.send(command("x", "next-2", "Do the other thing"))
+    first, second = rig.results(2)
+
+    assert first["status"] == "interrupted", first
+    assert first["summary"] == ("A newer message arrived, so we stopped to handle that one. "
+                                "Nothing had been changed yet.")
+    assert "commit" not in first
+    assert not any(m.startswith("WIP") for m in rig.log_messages("thread-x"))
+    assert second["status"] == "completed"

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from webordinary.contracts.messages import Result, Usage
+from webordinary.contracts.messages import Push, PushState, Result, Usage
 from webordinary.editor.agent import Ending, Outcome
 from webordinary.editor.consumer import Consumer, Leases
 from webordinary.editor.handlers import Dispatcher, Policy, Ports
@@ -93,7 +93,7 @@ class FakeGit:
     remote: bool = True
     commits: dict[str, list[tuple[str, str, dict[str, str]]]] = field(default_factory=dict)
     pushed: list[str] = field(default_factory=list)
-    push_errors: list[GitError] = field(default_factory=list)
+    pushes: list[Push] = field(default_factory=list)
     commit_error: OSError | GitError | None = None
 
     async def worktree(self, thread_id: str) -> Path:
@@ -118,17 +118,28 @@ class FakeGit:
 
     async def changed_files(self, worktree: Path, since: str) -> list[str]:
         history = self.commits[worktree.name]
-        old = next(c[2] for c in history if c[0] == since)
+        shas = [c[0] for c in history]
+        index = shas.index(since.removesuffix("~1")) - since.endswith("~1")
+        old = history[index][2]
         new = history[-1][2]
         return sorted(k for k in set(old) | set(new) if old.get(k) != new.get(k))
 
     async def has_remote(self) -> bool:
         return self.remote
 
-    async def push(self, thread_id: str) -> None:
-        if self.push_errors:
-            raise self.push_errors.pop(0)
-        self.pushed.append(thread_id)
+    async def publish(self, thread_id: str, *, attempts: int = 3,
+                      backoff: float = 1.0) -> Push:
+        report = self.pushes.pop(0) if self.pushes else Push(
+            state=PushState.PUSHED, branch=f"thread-{thread_id}", attempts=1)
+        if report.state is not PushState.FAILED:
+            self.pushed.append(thread_id)
+        return report
+
+    async def completed_commit(self, worktree: Path, command_id: str) -> tuple[str, str] | None:
+        for sha, text, _ in reversed(self.commits[worktree.name]):
+            if f"Command-Id: {command_id}\n" in text and not text.startswith("WIP ("):
+                return sha, text
+        return None
 
     def messages(self, thread_id: str) -> list[str]:
         return [c[1] for c in self.commits[f"thread-{thread_id}"][1:]]

@@ -6,7 +6,7 @@ import asyncio
 from pathlib import Path
 
 from tests.unit.editor.fakes import Rig, Turn, body
-from webordinary.contracts.messages import ResultStatus
+from webordinary.contracts.messages import Push, PushState, ResultStatus
 from webordinary.editor.agent import Ending
 
 
@@ -38,6 +38,9 @@ async def test_a_new_command_interrupts_the_running_one(tmp_path: Path) -> None:
         first, second = await rig.results(2)
     assert (first.command_id, first.status) == ("slow", ResultStatus.INTERRUPTED)
     assert first.files_changed == ["draft.md"]
+    assert "Let me look" not in first.summary
+    assert first.commit is not None
+    assert f"work-in-progress commit {first.commit[:12]}" in first.summary
     assert rig.git.messages("x")[0].startswith("WIP (interrupted): Write a draft")
     assert (second.command_id, second.status) == ("fast", ResultStatus.COMPLETED)
 
@@ -112,9 +115,9 @@ async def test_commit_push_and_build_handlers(tmp_path: Path) -> None:
         _, committed, nothing, pushed, built = await rig.results(5)
     assert committed.files_changed == ["notes.txt"]
     assert nothing.summary == "Nothing to commit."
-    assert nothing.commit == committed.commit
+    assert nothing.commit is None
     assert pushed.status is ResultStatus.COMPLETED
-    assert rig.git.pushed == ["x"]
+    assert rig.git.pushed == ["x", "x"]  # after the edit, and the push command
     assert built.status is ResultStatus.FAILED
     assert built.error is not None
     assert built.error.message == "error src/pages/index.astro:2"
@@ -129,5 +132,73 @@ async def test_stop_interrupts_the_running_job_as_a_shutdown(tmp_path: Path) -> 
         [result] = await rig.results(1)
         await asyncio.sleep(0)
     assert result.status is ResultStatus.INTERRUPTED
-    assert result.summary.startswith("The editor was stopped")
+    assert result.summary.startswith("The editor was restarted")
+    assert result.commit is not None
+    assert result.summary.endswith(
+        f"The changes made so far are saved as work-in-progress commit {result.commit[:12]}.")
     assert rig.git.messages("x")[0].startswith("WIP (editor stopped): Write news")
+
+
+async def test_an_interrupt_before_any_change_claims_no_commit(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(stall=True, said="Let me look at the page."),
+                         Turn(summary="Done.")])
+    async with rig:
+        rig.send(body("x", "slow", "Look around"))
+        await rig.until(rig.agent.started.is_set)
+        rig.send(body("x", "fast", "Do it"))
+        first, _ = await rig.results(2)
+    assert first.status is ResultStatus.INTERRUPTED
+    assert first.commit is None
+    assert first.summary == ("A newer message arrived, so we stopped to handle that one. "
+                             "Nothing had been changed yet.")
+
+
+async def test_push_after_edit_outcomes_reach_the_result(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(writes={"a.md": "A"}, summary="A."),
+                         Turn(writes={"b.md": "B"}, summary="B."),
+                         Turn(writes={"c.md": "C"}, summary="C.")])
+    rig.git.pushes = [
+        Push(state=PushState.CONFLICT, branch="thread-x-conflict-1", attempts=2,
+             error="thread-x in the repository has changes that conflict with this edit"),
+        Push(state=PushState.FAILED, attempts=3, error="fatal: unable to access"),
+    ]
+    async with rig:
+        rig.send(body("x", "c-1"))
+        rig.send(body("x", "c-2"))
+        rig.send(body("x", "c-3"))
+        conflict, failed, pushed = await rig.results(3)
+    assert conflict.status is ResultStatus.CONFLICT
+    assert conflict.push is not None
+    assert conflict.push.branch == "thread-x-conflict-1"
+    assert conflict.error is not None
+    assert conflict.error.reason == "push_conflict"
+    assert failed.status is ResultStatus.COMPLETED
+    assert failed.push is not None
+    assert failed.push.state is PushState.FAILED
+    assert "could not be sent to your repository yet (fatal: unable to access)" in failed.summary
+    assert pushed.push == Push(state=PushState.PUSHED, branch="thread-x", attempts=1)
+
+
+async def test_push_after_edit_can_be_switched_off(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(writes={"a.md": "A"})], policy={"push_after_edit": False})
+    async with rig:
+        rig.send(body("x", "c-1"))
+        [result] = await rig.results(1)
+    assert result.push == Push(state=PushState.DISABLED)
+    assert rig.git.pushed == []
+
+
+async def test_a_redelivered_edit_that_was_committed_is_not_run_again(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(writes={"a.md": "A"}, summary="Added A.")])
+    rig.git.pushes = [Push(state=PushState.FAILED, error="killed")]
+    async with rig:
+        rig.send(body("x", "c-1", "Add A"))
+        await rig.results(1)
+        rig.journal.entries.clear()  # as if the editor died before the journal write
+        rig.send(body("x", "c-1", "Add A"), count=2)
+        _, again = await rig.results(2)
+    assert len(rig.agent.prompts) == 1
+    assert again.status is ResultStatus.COMPLETED
+    assert again.summary == "Added A."
+    assert again.files_changed == ["a.md"]
+    assert rig.git.pushed == ["x"]

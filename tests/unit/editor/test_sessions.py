@@ -40,7 +40,7 @@ async def test_worktrees_per_thread_commit_and_push(tmp_path: Path) -> None:
     assert git("log", "-1", "--format=%an <%ae>|%s", "thread-a", cwd=a).strip() == \
         "Editor <editor@example.com>|Add a page"
 
-    await sessions.push("a")
+    assert (await sessions.publish("a")).state == "pushed"
     assert git("rev-parse", "thread-a", cwd=remote).strip() == sha
 
 
@@ -51,7 +51,7 @@ async def test_a_new_volume_resumes_a_pushed_session_branch(tmp_path: Path) -> N
     worktree = await first.worktree("a")
     (worktree / "kept.md").write_text("kept\n")
     await first.commit(worktree, "Keep\n")
-    await first.push("a")
+    assert (await first.publish("a")).state == "pushed"
 
     second = sessions_for(tmp_path, remote, "two")
     await second.prepare()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webordinary.contracts.messages import Result, ResultStatus
+from webordinary.contracts.messages import Push, PushState, Result, ResultStatus
 from webordinary.hermes.decisions import ReplyContext
 from webordinary.hermes.replies import result_mail
 
@@ -30,3 +30,26 @@ def test_failed_reply_keeps_touched_files_under_their_heading() -> None:
                     summary="", files_changed=["a.astro"])
     text = result_mail(CTX, result, "abc123", "https://edit.example", "edit@example.com").text
     assert text.index("Files touched before it stopped:") < text.index("  - a.astro")
+
+
+def test_conflict_reply_says_in_plain_words_where_the_change_is() -> None:
+    result = Result(command_id="c3", session_id="abc123", status=ResultStatus.CONFLICT,
+                    summary="Made the header blue.", files_changed=["src/pages/index.astro"],
+                    commit="1234567890abcdef",
+                    push=Push(state=PushState.CONFLICT, branch="thread-abc123-conflict-1"))
+    mail = result_mail(CTX, result, "abc123", "https://edit.example", "edit@example.com")
+    assert mail.kind == "result-conflict"
+    assert mail.text.startswith("Your change is made: Made the header blue.")
+    assert "on a branch of its own, thread-abc123-conflict-1" in mail.text
+    assert "Nothing is lost" in mail.text
+    assert "Sorry" not in mail.text
+    assert "failed" not in mail.text
+    assert "Saved as commit 1234567890ab." in mail.text
+
+
+def test_interrupted_reply_claims_only_what_the_editor_said() -> None:
+    result = Result(command_id="c4", session_id="abc123", status=ResultStatus.INTERRUPTED,
+                    summary="")
+    text = result_mail(CTX, result, "abc123", "https://edit.example", "edit@example.com").text
+    assert text.startswith("Your request was interrupted before it finished.\n")
+    assert "saved" not in text
