@@ -8,7 +8,7 @@ from typing import Any, Final
 from urllib.parse import urlparse
 
 from webordinary.contracts import environment as env
-from webordinary.contracts import naming
+from webordinary.contracts import naming, specpolicy
 from webordinary.contracts.duration import parse_duration
 from webordinary.contracts.editor_env import (
     METRICS_PORT,
@@ -30,7 +30,7 @@ ROLE_WORKSPACE: Final = "workspace"
 ROLE_PREVIEW: Final = "preview"
 ANNOTATION_IRSA: Final = "eks.amazonaws.com/role-arn"
 ALB_GROUP: Final = "alb.ingress.kubernetes.io/group.name"
-RESERVED_ENV_PREFIXES: Final = ("WEBORDINARY_", "AWS_")
+RESERVED_ENV_PREFIXES: Final = specpolicy.RESERVED_ENV_PREFIXES
 RESERVED_ENV_NAMES: Final = (SECRET_ENV_ANTHROPIC_API_KEY,)
 WORKSPACE_VOLUME: Final = "workspace"
 _LABEL_VALUE: Final = re.compile(r"^[a-z0-9](?:[a-z0-9-]*[a-z0-9])?$")
@@ -142,7 +142,7 @@ def _metadata(
 def validate_spec(spec: env.EditEnvironmentSpec) -> None:
     """Semantic checks the CRD schema cannot express; raise SpecError naming the field."""
     for index, var in enumerate(spec.editor.env):
-        if var.name in RESERVED_ENV_NAMES or var.name.startswith(RESERVED_ENV_PREFIXES):
+        if var.name in RESERVED_ENV_NAMES or specpolicy.reserved_env_name(var.name):
             raise SpecError(
                 f"spec.editor.env[{index}].name",
                 f"{var.name!r} is reserved for the operator's contract with the editor",

@@ -21,7 +21,7 @@ from webordinary.contracts.environment import (
     Phase,
     QueueUrls,
 )
-from webordinary.operator import builders, lifecycle
+from webordinary.operator import admission, builders, lifecycle
 from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
@@ -179,6 +179,9 @@ async def reconcile(
     generation = meta.get("generation")
     previous = previous_status(body.get("status"))
     spec, invalid = parse_spec(body.get("spec"))
+    if spec is not None:
+        invalid = await admission.problem(rt.client(), owner.namespace, spec, rt.settings)
+        spec = None if invalid else spec
     settings = rt.settings
     if spec is None:
         report = Report(

@@ -8,6 +8,8 @@ from typing import Annotated, Any
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from webordinary.contracts.specpolicy import parse_quantity
+
 
 class OperatorSettings(BaseSettings):
     """Settings of one operator process (the Helm chart sets them as env vars)."""
@@ -46,7 +48,8 @@ class OperatorSettings(BaseSettings):
     editor_egress_extra_rules: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("cluster_dns_cidrs", "cluster_pod_cidrs", "cluster_service_cidrs",
-                     "editor_egress_https_cidrs", "sqs_endpoint_cidrs", mode="before")
+                     "editor_egress_https_cidrs", "sqs_endpoint_cidrs", "editor_allowed_images",
+                     mode="before")
     @classmethod
     def _split_cidrs(cls, value: object) -> object:
         if isinstance(value, str):
@@ -61,7 +64,19 @@ class OperatorSettings(BaseSettings):
             ipaddress.ip_network(cidr, strict=False)
         return value
 
+    @field_validator("editor_max_resources")
+    @classmethod
+    def _valid_caps(cls, value: dict[str, str]) -> dict[str, str]:
+        for quantity in value.values():
+            parse_quantity(quantity)
+        return value
+
     editor_image: str = "ghcr.io/webordinary/editor:latest"
+    # What an environment's spec.editor may ask for (contracts.specpolicy; the chart's admission
+    # policy enforces the same): images besides editor_image (`prefix*` allowed), and caps.
+    editor_allowed_images: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    editor_max_resources: dict[str, str] = Field(default_factory=lambda: {
+        "cpu": "4", "memory": "8Gi", "ephemeral-storage": "20Gi"})
     editor_image_pull_policy: str = "IfNotPresent"
     editor_cpu_request: str = "250m"
     editor_memory_request: str = "1Gi"
