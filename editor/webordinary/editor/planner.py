@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from webordinary.contracts.instruction import customer_words
 from webordinary.contracts.messages import Command, Result, ResultError, ResultStatus
 
 ANSI_RE = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -122,8 +123,9 @@ def rejection(reject: Reject, environment: str | None) -> Result:
 
 
 def subject(instruction: str, fallback: str) -> str:
-    """First line of the instruction, short enough for a commit subject."""
-    first = next((line.strip() for line in instruction.splitlines() if line.strip()), "")
+    """First line of the customer's words, short enough for a commit subject."""
+    words = customer_words(instruction)
+    first = next((line.strip() for line in words.splitlines() if line.strip()), "")
     first = first or fallback
     return first if len(first) <= SUBJECT_MAX else first[: SUBJECT_MAX - 3].rstrip() + "..."
 

@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from webordinary.hermes.adapters.aws import AwsClients, S3Blobs, SesMailer, SmtpMailer, SqsQueues
+from webordinary.hermes.adapters.aws import AwsClients, S3Blobs, SesMailer, SmtpMailer
 from webordinary.hermes.adapters.kube import EnvironmentApi, HttpEnvironmentApi
 from webordinary.hermes.adapters.smtp import SmtpHandler, start_smtp
+from webordinary.hermes.adapters.sqs import AsyncSqs
 from webordinary.hermes.service import Hermes, RetryLater
 from webordinary.hermes.settings import HermesSettings
 
@@ -42,6 +43,9 @@ class Running:
         if self.web_runner is not None:
             await self.web_runner.cleanup()
         await self.kube.close()
+        close = getattr(self.hermes.queues, "close", None)
+        if close is not None:
+            await close()
         self.clients.close()
 
 
@@ -57,7 +61,7 @@ def build(
     hermes = Hermes(
         settings,
         kube=kube or HttpEnvironmentApi.from_settings(settings.kube_api_url),
-        queues=SqsQueues(clients),
+        queues=AsyncSqs(settings.aws_region, settings.aws_endpoint_url),
         mailer=mailer,
         blobs=S3Blobs(clients),
     )

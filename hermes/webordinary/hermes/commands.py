@@ -6,6 +6,7 @@ import base64
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
+from webordinary.contracts.instruction import frame
 from webordinary.contracts.messages import Attachment, Command, CommandContext, CommandType
 from webordinary.contracts.naming import branch_name
 from webordinary.hermes.decisions import EditPlan
@@ -60,7 +61,7 @@ def build_command(
         session_id=plan.thread_id,
         command_id=plan.command_id,
         type=CommandType.EDIT,
-        instruction=plan.instruction,
+        instruction=frame(plan.instruction, plan.reply.to, plan.reply.subject),
         context=CommandContext(branch=branch_name(plan.thread_id)),
         attachments=files,
         created_at=now,

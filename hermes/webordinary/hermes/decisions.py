@@ -18,12 +18,20 @@ from pydantic import BaseModel, ConfigDict, Field
 from webordinary.contracts.naming import environment_name
 from webordinary.hermes import auth
 from webordinary.hermes.auth import Verdicts
-from webordinary.hermes.mail import MailAttachment, MailError, ParsedMail, parse_mail
+from webordinary.hermes.mail import (
+    REFERENCES_KEPT,
+    MailAttachment,
+    MailError,
+    ParsedMail,
+    clean,
+    parse_mail,
+)
 from webordinary.hermes.quotes import strip_quotes
-from webordinary.hermes.routing import Miss, Route, RoutingConfig, route
+from webordinary.hermes.routing import Miss, Route, RoutingConfig, known_sender, route
 from webordinary.hermes.threads import ThreadKeys, resolve_thread, thread_keys
 
-INSTRUCTION_MAX = 100_000
+INSTRUCTION_MAX = 99_000
+"""Leaves room in the command (100,000 characters) for the frame around the words."""
 
 
 class Inbound(BaseModel):
@@ -39,6 +47,11 @@ class Inbound(BaseModel):
     recipients: list[str] = Field(default_factory=list)
     envelope_from: str = ""
     received_at: datetime | None = None
+    header_from: list[str] = Field(default_factory=list)
+    """From addresses as the transport read them (SES commonHeaders, the SMTP listener):
+    whom to answer when the mail itself cannot be read."""
+    subject: str = ""
+    header_message_id: str | None = None
 
 
 class Limits(BaseModel):
@@ -73,11 +86,15 @@ class Reason(StrEnum):
     EMPTY_INSTRUCTION = "empty-instruction"
     INSTRUCTION_TOO_LONG = "instruction-too-long"
     UNAVAILABLE = "unavailable"
+    MULTIPLE_SENDERS = "multiple-senders"
+    UNREADABLE = "unreadable"
 
 
 RATE_LIMITED_REASONS = frozenset(
-    {Reason.UNKNOWN_SENDER, Reason.UNKNOWN_PROJECT, Reason.NOT_AUTHORIZED}
+    {Reason.UNKNOWN_SENDER, Reason.UNKNOWN_PROJECT, Reason.NOT_AUTHORIZED,
+     Reason.MULTIPLE_SENDERS, Reason.UNREADABLE}
 )
+REPLY_SUBJECT_CHARS = 200
 
 
 @dataclass(frozen=True)
@@ -117,24 +134,35 @@ class Drop:
 Decision = Accept | Reply | Drop
 
 
-def command_id_for(mail: ParsedMail, delivery_id: str) -> str:
-    """Deterministic per mail, so a mail delivered twice (SES does that) is one command."""
+def command_id_for(mail: ParsedMail, delivery_id: str, scope: str = "") -> str:
+    """Deterministic per mail and environment (`scope`), so a mail delivered twice (SES does
+    that) is one command, and one tenant's Message-ID can never shadow another tenant's mail."""
     basis = f"mid:{mail.message_id}" if mail.message_id else f"raw:{delivery_id}"
+    if scope:
+        basis = f"{scope}\x00{basis}"
     return "cmd-" + hashlib.sha256(basis.encode("utf-8")).hexdigest()[:24]
 
 
 def reply_subject(subject: str) -> str:
-    """The user's subject with one 'Re: ' in front (kept as is when it has one)."""
-    subject = subject.strip() or "your edit request"
-    return subject if subject.lower().startswith("re:") else f"Re: {subject}"
+    """The user's subject with one 'Re: ' in front (kept as is when it has one): one line,
+    no control characters, at most REPLY_SUBJECT_CHARS long."""
+    subject = clean(subject, REPLY_SUBJECT_CHARS * 4) or "your edit request"
+    if not subject.lower().startswith("re:"):
+        subject = f"Re: {subject}"
+    if len(subject) > REPLY_SUBJECT_CHARS:
+        subject = subject[: REPLY_SUBJECT_CHARS - 3].rstrip() + "..."
+    return subject
 
 
-def reply_context(mail: ParsedMail, project_address: str | None = None) -> ReplyContext:
+def reply_context(mail: ParsedMail, project_address: str | None = None,
+                  to: str | None = None) -> ReplyContext:
     refs = list(mail.references)
     if mail.message_id and mail.message_id not in refs:
         refs.append(mail.message_id)
+    if len(refs) > REFERENCES_KEPT:
+        refs = [refs[0], *refs[-(REFERENCES_KEPT - 1):]]
     return ReplyContext(
-        to=mail.from_address,  # the authenticated address, never a Reply-To redirection
+        to=to or mail.from_address,  # the authenticated address, never a Reply-To redirection
         subject=reply_subject(mail.subject),
         message_id=mail.message_id,
         references=refs,
@@ -145,6 +173,8 @@ def reply_context(mail: ParsedMail, project_address: str | None = None) -> Reply
 
 def instruction_of(mail: ParsedMail) -> str:
     """The new text of the mail; a new thread with an empty body uses its subject."""
+    if mail.instruction is not None:
+        return mail.instruction
     text = strip_quotes(mail.text)
     if not text and not mail.in_reply_to and not mail.references:
         subject = mail.subject.strip()
@@ -177,6 +207,13 @@ def decide(
     outcome = auth.check(inbound.verdicts, limits.auth_policy)
     if not outcome.ok:
         return Drop("auth-failed", {"why": outcome.reason})
+    if len(mail.from_addresses) > 1:
+        # Which of them wrote it? Nobody can tell: refuse, and say so to a sender we know.
+        to = known_sender(routing, mail.from_addresses, inbound.envelope_from)
+        if to is None:
+            return Drop("multiple-senders", {"from": ", ".join(mail.from_addresses[:5])})
+        return Reply(Reason.MULTIPLE_SENDERS, reply_context(mail, to=to),
+                     str(len(mail.from_addresses)))
 
     recipients = inbound.recipients or [*mail.to, *mail.cc]
     found = route(routing, sender, recipients)
@@ -192,7 +229,7 @@ def decide(
     environment = environment_name(found.client_id, found.project_id, found.user_id)
     thread = resolve_thread(keys, known_threads, scope=environment)
     context = reply_context(mail, found.address)
-    if inbound.raw and len(inbound.raw) > limits.max_message_bytes:
+    if mail.headers_only or (inbound.raw and len(inbound.raw) > limits.max_message_bytes):
         return Reply(Reason.TOO_LARGE, context, f"{len(inbound.raw)} bytes", thread)
     if len(mail.attachments) > limits.max_attachments:
         return Reply(Reason.TOO_MANY_ATTACHMENTS, context, str(len(mail.attachments)), thread)
@@ -207,7 +244,7 @@ def decide(
             environment=environment,
             thread_id=thread,
             thread_keys=keys,
-            command_id=command_id_for(mail, inbound.delivery_id),
+            command_id=command_id_for(mail, inbound.delivery_id, environment),
             instruction=instruction,
             attachments=tuple(mail.attachments),
             reply=context,

@@ -36,7 +36,16 @@ class Metrics:
             buckets=_LATENCY_BUCKETS, registry=r,
         )
         self.watched_queues = Gauge(
-            "hermes_watched_queues", "Output queues and DLQs being polled", registry=r
+            "hermes_watched_queues", "Environments whose output queue and DLQ are polled",
+            registry=r,
+        )
+        self.dead_letters = Counter(
+            "hermes_dead_letters", "Messages that could not be handled, by cause", ["cause"],
+            registry=r,
+        )
+        self.parse_seconds = Histogram(
+            "hermes_parse_cpu_seconds", "CPU time of one mail's parse in a worker",
+            buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5), registry=r,
         )
 
     def render(self) -> bytes:

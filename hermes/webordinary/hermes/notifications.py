@@ -12,11 +12,13 @@ import base64
 import binascii
 import json
 from datetime import datetime
+from email.utils import getaddresses
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from webordinary.hermes.auth import Verdict, Verdicts
+from webordinary.hermes.mail import HEADER_CHARS, clean, msg_ids
 
 
 class _Aws(BaseModel):
@@ -46,11 +48,18 @@ class _Receipt(_Aws):
     action: _Action
 
 
+class _CommonHeaders(_Aws):
+    from_: list[str] = Field(default_factory=list, alias="from")
+    subject: str | None = None
+    message_id: str | None = Field(None, alias="messageId")
+
+
 class _Mail(_Aws):
     message_id: str = Field(alias="messageId")
     timestamp: datetime | None = None
     source: str = ""
     destination: list[str] = Field(default_factory=list)
+    common_headers: _CommonHeaders | None = Field(None, alias="commonHeaders")
 
 
 class _SesNotification(_Aws):
@@ -82,6 +91,10 @@ class InboundNotification(BaseModel):
     verdicts: Verdicts
     content: bytes | None = None
     s3: S3Location | None = None
+    header_from: list[str] = Field(default_factory=list)
+    """The From addresses SES read (commonHeaders): whom to tell when the mail is unreadable."""
+    subject: str = ""
+    header_message_id: str | None = None
 
 
 def _verdict(status: _Status | None) -> Verdict:
@@ -151,4 +164,18 @@ def parse_notification(body: str) -> InboundNotification | None:
         ),
         content=content,
         s3=s3,
+        **_common(note.mail.common_headers),
     )
+
+
+def _common(headers: _CommonHeaders | None) -> dict[str, Any]:
+    """Sender, subject and Message-ID as SES parsed them (bounded, cleaned)."""
+    if headers is None:
+        return {}
+    pairs = getaddresses([v[:HEADER_CHARS] for v in headers.from_[:10]])
+    ids = msg_ids((headers.message_id or "")[:1024])
+    return {
+        "header_from": [a.lower() for _, a in pairs if "@" in a][:10],
+        "subject": clean(headers.subject or "", 1000),
+        "header_message_id": ids[0] if ids else None,
+    }

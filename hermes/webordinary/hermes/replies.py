@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import re
 from datetime import datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -11,7 +12,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from webordinary.contracts.messages import Result, ResultStatus
 from webordinary.contracts.naming import preview_path
-from webordinary.hermes.decisions import Reason, ReplyContext
+from webordinary.hermes.decisions import Reason, ReplyContext, reply_subject
+from webordinary.hermes.mail import REFERENCES_KEPT, clean, valid_id
 
 FILES_SHOWN = 20
 
@@ -204,6 +206,17 @@ _REJECT_TEXT: dict[Reason, list[str]] = {
         "What to try: send your request again in a few minutes. If this keeps happening, "
         "please contact support.",
     ],
+    Reason.MULTIPLE_SENDERS: [
+        "Your mail names more than one sender in its From line, so we cannot tell who is "
+        "asking for the change, and nothing was changed.",
+        "Please send your request again from your own address only.",
+    ],
+    Reason.UNREADABLE: [
+        "Sorry - we could not read your mail (it is too complex or malformed for us to "
+        "process safely), so nothing was changed.",
+        "Please send your request again as a plain, simple mail, with images attached "
+        "rather than embedded.",
+    ],
     Reason.INSTRUCTION_TOO_LONG: [
         "Your instruction is longer than we can take in one go.",
         "Please split it into several smaller requests.",
@@ -221,20 +234,35 @@ def rejection_mail(
     return _compose(ctx, sender, sender_name, f"reject-{reason.value}", key, paragraphs)
 
 
+_THREAD_INDEX = re.compile(r"^[A-Za-z0-9+/=]{1,1024}$")
+
+
+def _ids(values: list[str]) -> list[str]:
+    """Only ids that can stand in a header, root and the last few (a reply stays small)."""
+    ids = [v for v in values if valid_id(v)]
+    return ids if len(ids) <= REFERENCES_KEPT else [ids[0], *ids[-(REFERENCES_KEPT - 1):]]
+
+
 def render(mail: OutgoingMail, now: datetime | None = None) -> bytes:
-    """RFC 5322 bytes (multipart/alternative text + HTML, CRLF) with the threading headers."""
+    """RFC 5322 bytes (multipart/alternative text + HTML, CRLF) with the threading headers.
+
+    Every header value is made safe here, whatever the caller passed: one line, no control
+    characters, bounded length (a CR/LF from a decoded Subject must never cost the reply).
+    """
     msg = EmailMessage()
-    msg["From"] = formataddr((mail.sender_name, mail.sender)) if mail.sender_name else mail.sender
-    msg["To"] = mail.to
-    msg["Subject"] = mail.subject
-    msg["Message-ID"] = f"<{mail.message_id}>"
+    name = clean(mail.sender_name, 100)
+    msg["From"] = formataddr((name, mail.sender)) if name else mail.sender
+    msg["To"] = clean(mail.to, 320).replace(" ", "")
+    msg["Subject"] = reply_subject(mail.subject) if mail.subject else "Webordinary"
+    msg["Message-ID"] = f"<{clean(mail.message_id, 250).replace(' ', '')}>"
     if now is not None:
         msg["Date"] = format_datetime(now)
-    if mail.in_reply_to:
+    if mail.in_reply_to and valid_id(mail.in_reply_to):
         msg["In-Reply-To"] = f"<{mail.in_reply_to}>"
-    if mail.references:
-        msg["References"] = " ".join(f"<{r}>" for r in mail.references)
-    if mail.thread_index:
+    references = _ids(list(mail.references))
+    if references:
+        msg["References"] = " ".join(f"<{r}>" for r in references)
+    if mail.thread_index and _THREAD_INDEX.match(mail.thread_index):
         msg["Thread-Index"] = mail.thread_index
     msg["Auto-Submitted"] = "auto-replied"
     msg["X-Webordinary-Kind"] = mail.kind

@@ -136,6 +136,22 @@ def route(config: RoutingConfig, sender: str, recipients: Iterable[str]) -> Rout
     )
 
 
+def known_sender(
+    config: RoutingConfig, addresses: Iterable[str], preferred: str = ""
+) -> str | None:
+    """The address to answer among several: `preferred` (the envelope sender) when routing
+    knows it and it is one of them, else the first one routing knows; None if none is known."""
+    rules = {s.address for s in config.senders}
+
+    def known(address: str) -> bool:
+        return address in rules or f"*@{address.rpartition('@')[2]}" in rules
+
+    candidates = [a.lower() for a in addresses]
+    if preferred and preferred.lower() in candidates and known(preferred.lower()):
+        return preferred.lower()
+    return next((a for a in candidates if known(a)), None)
+
+
 def load_routing(text: str) -> RoutingConfig:
     """Parse and validate routing YAML (raises ValueError with the reason)."""
     try:

@@ -26,7 +26,7 @@ class HermesSettings(BaseSettings):
     aws_endpoint_url: str | None = None
     """moto or another local endpoint; unset means real AWS."""
     aws_threads: Annotated[int, Field(ge=4, le=1024)] = 64
-    """Threads for AWS calls: each watched output queue/DLQ long-polls in one (2 per env)."""
+    """Threads for the blocking AWS calls (SES, S3); SQS is asynchronous and needs none."""
 
     inbound_queue_url: str | None = None
     """SQS queue fed by SES receipt notifications (SNS-wrapped or raw); unset disables it."""
@@ -35,6 +35,16 @@ class HermesSettings(BaseSettings):
     """How long a postponed mail waits before Hermes tries it again."""
     inbound_max_receives: Annotated[int, Field(ge=1, le=100)] = 6
     """After this many postponed attempts the user gets a failure reply instead of silence."""
+    inbound_dlq_url: str | None = None
+    """Where mails that cannot be handled (parse limits, bugs) go, with their cause as a
+    message attribute; unset: they are logged in full and removed."""
+
+    parse_workers: Annotated[int, Field(ge=1, le=64)] = 2
+    """Worker processes that parse mail (the only work whose cost a stranger chooses)."""
+    parse_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
+    """A mail whose parse takes longer is answered as unreadable; its worker is replaced."""
+    parse_memory_mib: Annotated[int, Field(ge=32)] = 256
+    """Address space a parse worker may add (RLIMIT_AS) before a mail fails with MemoryError."""
     s3_bucket: str | None = None
     """Bucket for attachments too big to travel inline in a command."""
     s3_attachments_prefix: str = "attachments/"
@@ -60,11 +70,25 @@ class HermesSettings(BaseSettings):
     journal_path: Path | None = None
     """JSON-lines journal of commands and replies; unset keeps it in memory only."""
     journal_retention_days: Annotated[int, Field(ge=1)] = 30
+    journal_max_thread_keys: Annotated[int, Field(ge=1000)] = 500_000
+    """Thread registry size bound: the oldest keys are forgotten first."""
+    journal_max_records: Annotated[int, Field(ge=1000)] = 200_000
+    """Bound on remembered commands and replies each: the oldest are forgotten first."""
 
     queue_wait_seconds: Annotated[float, Field(gt=0)] = 180.0
     """How long to wait for an environment's input queue URL before retrying the email later."""
-    results_wait_seconds: Annotated[int, Field(ge=0, le=20)] = 2
-    results_interval_seconds: Annotated[float, Field(ge=0)] = 1.0
+    results_wait_seconds: Annotated[int, Field(ge=1, le=20)] = 20
+    """Long-poll wait on an output queue: a result is returned as soon as it lands."""
+    results_visibility_seconds: Annotated[int, Field(ge=10, le=43200)] = 60
+    """A result whose reply failed is tried again after this long (then the DLQ redrive)."""
+    results_dlq_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
+    """How often an awake environment's DLQ is swept (a receive that does not wait)."""
+    results_grace_seconds: Annotated[float, Field(ge=0)] = 300.0
+    """How long a Sleeping environment's queues are still polled after it was last awake;
+    keep it above the editor pod's termination grace period (results written on the way
+    down)."""
+    environments_list_seconds: Annotated[float, Field(gt=0)] = 10.0
+    """How often EditEnvironments are listed (phase and queues of each)."""
 
     smtp_enabled: bool = False
     """Local mode: accept mail over SMTP (aiosmtpd) instead of / besides SES."""
@@ -81,7 +105,7 @@ class HermesSettings(BaseSettings):
     log_level: str = "INFO"
 
     @field_validator(
-        "kube_api_url", "aws_endpoint_url", "inbound_queue_url", "s3_bucket",
+        "kube_api_url", "aws_endpoint_url", "inbound_queue_url", "inbound_dlq_url", "s3_bucket",
         "smtp_outbound_host", "journal_path", mode="before",
     )
     @classmethod

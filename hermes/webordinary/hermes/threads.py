@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
@@ -25,6 +26,7 @@ from webordinary.contracts.naming import is_thread_id
 from webordinary.hermes.mail import ParsedMail
 
 THREAD_HASH_LEN = 16
+_PROVIDER_ID = re.compile(r"^[A-Za-z0-9._-]{8,200}$")
 # Thread-Index: 1 reserved byte + 5 bytes FILETIME + 16 bytes conversation GUID, then
 # 5-byte child blocks for each reply. The first 22 bytes identify the conversation.
 _THREAD_INDEX_HEADER = 22
@@ -53,10 +55,30 @@ def thread_index_key(value: str | None) -> str | None:
     return "ti:" + raw[6:_THREAD_INDEX_HEADER].hex()
 
 
+SES_DOMAIN = "amazonses.com"
+
+
 def mid_key(message_id: str) -> str:
-    """Registry key of a Message-ID (case of the domain part does not matter)."""
+    """Registry key of a Message-ID (case of the domain part does not matter).
+
+    Every SES form (`@email.amazonses.com`, regional `@eu-west-1.amazonses.com`, ...) maps to
+    one key, because SES rewrites the Message-ID of what Hermes sends to
+    `<{MessageId}@{some SES domain}>` and which domain depends on the region.
+    """
     local, at, domain = message_id.strip().partition("@")
-    return f"mid:{local}{at}{domain.lower()}"
+    domain = domain.lower()
+    if domain == SES_DOMAIN or domain.endswith("." + SES_DOMAIN):
+        domain = SES_DOMAIN
+    return f"mid:{local}{at}{domain}"
+
+
+def sent_keys(header_id: str, provider_id: str | None) -> list[str]:
+    """Registry keys of a mail Hermes sent: the Message-ID it wrote, and the one SES put in
+    its place (`{MessageId}@amazonses.com`, `provider_id` being what SendRawEmail returned)."""
+    keys = [mid_key(header_id)]
+    if provider_id and _PROVIDER_ID.match(provider_id):
+        keys.append(mid_key(f"{provider_id}@{SES_DOMAIN}"))
+    return keys
 
 
 def thread_keys(mail: ParsedMail, fallback: str = "") -> ThreadKeys:

@@ -31,6 +31,7 @@ from tests.plugins.hermes import (
     ses_notification,
 )
 from webordinary.contracts.environment import ANNOTATION_WAKE
+from webordinary.contracts.instruction import customer_words
 from webordinary.contracts.messages import Command, Result, ResultStatus
 from webordinary.devkit.aws import MotoServer
 from webordinary.devkit.kubeapi import KubeAPI
@@ -120,7 +121,7 @@ def settings_for(moto: MotoServer, kube: KubeAPI, tmp_path: Path, **extra: Any) 
         "namespace": NS, "kube_api_url": kube.url, "aws_endpoint_url": moto.endpoint_url,
         "inbound_queue_url": None, "inbound_wait_seconds": 1, "s3_bucket": BUCKET,
         "from_address": FROM_ADDRESS, "preview_base_url": PREVIEW, "routing_file": routing,
-        "results_wait_seconds": 1, "queue_wait_seconds": 15, "metrics_host": "127.0.0.1",
+        "queue_wait_seconds": 15, "metrics_host": "127.0.0.1",
         "metrics_port": 0, "journal_path": tmp_path / "journal.jsonl",
     }
     values.update(extra)
@@ -157,7 +158,10 @@ async def test_email_to_command_to_reply(stack: Stack) -> None:
     [command] = await stack.commands("ameliastamps-website-john")
     assert command.session_id == thread
     assert command.context.branch == f"thread-{thread}"
-    assert command.instruction.startswith("Hi,\n\nPlease change the phone number")
+    words = customer_words(command.instruction)
+    assert words.startswith("Hi,\n\nPlease change the phone number")
+    assert command.instruction.startswith("The customer's request, from an email by "
+                                          "john@ameliastamps.com")
     assert "John Smith | Amelia Stamps" not in command.instruction
 
     env = await stack.environment("ameliastamps-website-john")
@@ -217,7 +221,7 @@ async def test_duplicate_delivery_yields_one_command(stack: Stack) -> None:
     await wait_for(lambda: stack.counter("hermes_duplicates_total", kind="command") == 2)
     commands += await stack.commands("ameliastamps-website-john", wait=1)
     assert len(commands) == 1
-    assert "Closed on Dec 24" in commands[0].instruction
+    assert "Closed on Dec 24" in customer_words(commands[0].instruction)
     assert len(await _with_kind(stack, "ack")) == 1
 
 
@@ -239,7 +243,7 @@ async def test_raw_ses_notification_with_mail_in_s3_and_attachment(stack: Stack)
     await stack.deliver(ses_notification(None, message_id="ses-apple", sns=False,
                                          s3=(BUCKET, "inbound/ses-apple")))
     [command] = await stack.commands("ameliastamps-website-team")
-    assert command.instruction.startswith("Please add this photo of our team")
+    assert customer_words(command.instruction).startswith("Please add this photo of our team")
     [attachment] = command.attachments
     assert attachment.filename == "Team Foto Munchen.png"
     assert attachment.content_base64 is not None
@@ -261,6 +265,9 @@ async def test_big_attachments_go_to_s3(stack: Stack) -> None:
     assert stored["Body"].read().startswith(b"\xff\xd8")
 
 
+# The DLQ sweep cadence (60 s in production) only sets how soon the reply goes out; the
+# cadence itself is tested with a clock in tests/unit/hermes/test_results.py.
+@pytest.mark.parametrize("stack", [{"results_dlq_interval_seconds": 1}], indirect=True)
 async def test_dead_lettered_command_gets_a_failure_reply(stack: Stack) -> None:
     await stack.deliver(ses_notification(corpus("html_only.eml")))
     [command] = await stack.commands("ameliastamps-website-team")

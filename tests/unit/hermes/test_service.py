@@ -7,6 +7,7 @@ import copy
 import email
 import json
 import os
+import uuid
 from datetime import UTC, datetime
 from email import policy
 from pathlib import Path
@@ -113,15 +114,20 @@ class FakeQueues:
 
 
 class FakeMailer:
+    """Like SES (and moto): returns a fresh MessageId per mail; recipients see
+    `<{MessageId}@email.amazonses.com>` as the Message-ID, not the one Hermes wrote."""
+
     def __init__(self) -> None:
         self.sent: list[email.message.EmailMessage] = []
+        self.ids: list[str] = []
         self.fail = False
 
     async def send(self, raw: bytes, sender: str, recipients: list[str]) -> str:
         if self.fail:
             raise OSError("SES down")
         self.sent.append(email.message_from_bytes(raw, policy=policy.default))  # type: ignore[arg-type]
-        return "m"
+        self.ids.append(f"0100018c{len(self.ids):08x}-{uuid.uuid4()}-000000")
+        return self.ids[-1]
 
 
 @pytest.fixture
@@ -236,7 +242,10 @@ async def test_journal_survives_a_restart(parts: Any, tmp_path: Path) -> None:
     third = Hermes(hermes.settings, kube=kube, queues=queues, mailer=mailer, clock=lambda: NOW)
     assert await third.handle_result(result.model_dump_json(by_alias=True), False)
     assert len([m for m in mailer.sent if m["X-Webordinary-Kind"] == "result-failed"]) == 1
-    # the reply's own Message-ID joins the thread registry (an Outlook reply to it stays)
+    # the id SES gave the reply joins the thread registry (an Outlook reply to it stays);
+    # the header id Hermes wrote too (SMTP mode keeps it)
+    ses_key = f"ameliastamps-website-john|mid:{mailer.ids[-1]}@amazonses.com"
+    assert third.journal.threads[ses_key] == command.session_id
     key = f"ameliastamps-website-john|mid:{reply['Message-ID'].strip('<>')}"
     assert third.journal.threads[key] == command.session_id
 
@@ -279,7 +288,7 @@ async def test_result_pollers_follow_the_environments(parts: Any) -> None:
     await hermes.handle_inbound(inbound("gmail_new.eml"))
     command = Command.model_validate_json(queues.sent[0][1])
     await hermes.refresh_watches()
-    assert set(hermes._pollers) == {"q://output", "q://dlq"}
+    assert hermes.results.polling() == ["ameliastamps-website-john"]
     queues.waiting["q://dlq"] = [QueueMessage(body=queues.sent[0][1], receipt_handle="h1",
                                               message_id="1")]
     for _ in range(100):
@@ -291,7 +300,7 @@ async def test_result_pollers_follow_the_environments(parts: Any) -> None:
     assert command.command_id in mailer.sent[-1].get_body(("plain",)).get_content()
     kube.objects.clear()
     await hermes.refresh_watches()
-    assert hermes._pollers == {}
+    assert hermes.results.polling() == []
     await hermes.close()
 
 
@@ -336,7 +345,8 @@ def test_journal_drops_old_records_and_compacts(tmp_path: Path) -> None:
     again = Journal(path, now=datetime.now(UTC))
     assert not again.replied("result:old")
     assert again.replied("result:new")
-    assert path.read_text().splitlines() == [lines[1]]
+    [kept] = path.read_text().splitlines()
+    assert json.loads(kept)["key"] == "result:new"
 
 
 

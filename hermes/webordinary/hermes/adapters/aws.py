@@ -1,7 +1,5 @@
-"""SQS, SES and S3 through boto3, run in a dedicated thread pool so the event loop never waits.
-
-boto3 clients are thread-safe; one pool thread per concurrent long poll is the cost.
-"""
+"""SES and S3 (and a boto3 SQS kept for tools) through boto3, in a dedicated thread pool so
+the event loop never waits. Hermes' own SQS traffic goes through `adapters.sqs` (async)."""
 
 from __future__ import annotations
 
@@ -15,6 +13,7 @@ from typing import Any, Protocol, TypeVar
 
 import boto3
 from botocore.config import Config
+from botocore.exceptions import ClientError
 
 T = TypeVar("T")
 
@@ -36,11 +35,23 @@ class QueueApi(Protocol):
     async def delete(self, url: str, receipt_handle: str) -> None: ...
 
     async def send(self, url: str, body: str, group_id: str | None = None,
-                   dedup_id: str | None = None) -> str: ...
+                   dedup_id: str | None = None,
+                   attributes: dict[str, str] | None = None) -> str: ...
 
 
 class Mailer(Protocol):
-    async def send(self, raw: bytes, sender: str, recipients: list[str]) -> str: ...
+    async def send(self, raw: bytes, sender: str, recipients: list[str]) -> str:
+        """Send; returns the provider's message id (SES MessageId, which becomes the
+        Message-ID header recipients see), or "" when the provider keeps ours."""
+        ...
+
+
+class PermanentSendError(Exception):
+    """The provider refused the mail for good (retrying cannot help)."""
+
+
+_PERMANENT_SES = frozenset({"MessageRejected", "InvalidParameterValue",
+                            "MailFromDomainNotVerifiedException", "AccountSendingPausedException"})
 
 
 class BlobStore(Protocol):
@@ -102,8 +113,12 @@ class SqsQueues(_Threaded):
         await self._run(self._sqs.delete_message, QueueUrl=url, ReceiptHandle=receipt_handle)
 
     async def send(self, url: str, body: str, group_id: str | None = None,
-                   dedup_id: str | None = None) -> str:
+                   dedup_id: str | None = None,
+                   attributes: dict[str, str] | None = None) -> str:
         args: dict[str, Any] = {"QueueUrl": url, "MessageBody": body}
+        if attributes:
+            args["MessageAttributes"] = {k: {"DataType": "String", "StringValue": v or "-"}
+                                         for k, v in attributes.items()}
         if url.endswith(".fifo"):
             args["MessageGroupId"] = group_id or "default"
             if dedup_id:
@@ -118,10 +133,16 @@ class SesMailer(_Threaded):
         self._ses = clients.ses
 
     async def send(self, raw: bytes, sender: str, recipients: list[str]) -> str:
-        answer = await self._run(
-            self._ses.send_raw_email, Source=sender, Destinations=recipients,
-            RawMessage={"Data": raw},
-        )
+        try:
+            answer = await self._run(
+                self._ses.send_raw_email, Source=sender, Destinations=recipients,
+                RawMessage={"Data": raw},
+            )
+        except ClientError as exc:
+            code = str(exc.response.get("Error", {}).get("Code", ""))
+            if code in _PERMANENT_SES:
+                raise PermanentSendError(f"SES refused the mail: {code}: {exc}") from exc
+            raise
         return str(answer["MessageId"])
 
 
@@ -136,7 +157,7 @@ class SmtpMailer(_Threaded):
     def _send(self, raw: bytes, sender: str, recipients: list[str]) -> str:
         with smtplib.SMTP(self.host, self.port, timeout=30) as client:
             client.sendmail(sender, recipients, raw)
-        return "smtp"
+        return ""  # SMTP keeps our Message-ID
 
     async def send(self, raw: bytes, sender: str, recipients: list[str]) -> str:
         return await self._run(self._send, raw, sender, recipients)

@@ -15,6 +15,7 @@ from aiosmtpd.smtp import SMTP
 
 from webordinary.hermes.auth import smtp_verdicts
 from webordinary.hermes.decisions import Inbound
+from webordinary.hermes.mail import HEADER_CHARS, clean, decode_words, msg_ids
 
 log = logging.getLogger(__name__)
 
@@ -41,7 +42,7 @@ class SmtpHandler:
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         raw: bytes = envelope.original_content or envelope.content or b""
         headers = BytesHeaderParser().parsebytes(raw)
-        header_from = parseaddr(str(headers.get("From", "")))[1].lower()
+        header_from = parseaddr(str(headers.get("From", ""))[:HEADER_CHARS])[1].lower()
         peer = session.peer[0] if isinstance(session.peer, tuple) else None
         verdicts = smtp_verdicts(
             peer, (envelope.mail_from or "").lower(), header_from, self.trusted_networks
@@ -52,6 +53,10 @@ class SmtpHandler:
             recipients=[r.lower() for r in envelope.rcpt_tos],
             envelope_from=(envelope.mail_from or "").lower(),
             received_at=datetime.now(UTC),
+            header_from=[header_from] if header_from else [],
+            subject=clean(decode_words(str(headers.get("Subject", ""))[:HEADER_CHARS]), 1000),
+            header_message_id=next(iter(msg_ids(str(headers.get("Message-ID", ""))[:1024])),
+                                   None),
         )
         try:
             outcome = await self.pipeline(inbound)
