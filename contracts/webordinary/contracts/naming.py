@@ -47,7 +47,7 @@ def _join(parts: tuple[str, ...], max_len: int, clean: re.Pattern[str] = _CLEAN_
     if not parts:
         raise ValueError("at least one name part is required")
     plain = "-".join(parts)
-    if all(clean.match(p) for p in parts) and len(plain) <= max_len:
+    if all(clean.fullmatch(p) for p in parts) and len(plain) <= max_len:
         return plain
     digest = short_hash(*parts)
     prefix = sanitize(plain)[: max_len - len(digest) - 2].rstrip("-")
@@ -82,7 +82,7 @@ def child_name(environment: str, role: str) -> str:
     `role` is one of a fixed set of dash-free words, so `{environment}-{role}` stays injective
     even though environment names contain dashes.
     """
-    if not _CLEAN_PART.match(role) or re.fullmatch(f"[0-9a-f]{{{HASH_LEN}}}", role):
+    if not _CLEAN_PART.fullmatch(role) or re.fullmatch(f"[0-9a-f]{{{HASH_LEN}}}", role):
         raise ValueError(f"child role must match {_CLEAN_PART.pattern}: {role!r}")
     return _join((environment, role), CHILD_NAME_MAX, _DNS_NAME)
 
@@ -94,7 +94,7 @@ def label_value(value: str) -> str:
 
 def is_thread_id(value: str) -> bool:
     """Thread ids go into paths, branch names and URLs: only a narrow alphabet is allowed."""
-    return bool(THREAD_ID_RE.match(value))
+    return bool(THREAD_ID_RE.fullmatch(value))  # `$` would accept a trailing newline
 
 
 def branch_name(thread_id: str) -> str:
