@@ -30,7 +30,7 @@ import yaml
 from webordinary.devkit.kube.data import clone
 from webordinary.devkit.kube.errors import ApiError
 from webordinary.devkit.kube.server import StrictKubernetesEmulator
-from webordinary.devkit.kube.store import Obj, Store
+from webordinary.devkit.kube.store import HISTORY_SECONDS, Obj, Store
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +92,10 @@ class KubeAPI:
         with self.store.counts_lock:
             return dict(self.store.writes)
 
+    def gone_count(self) -> int:
+        """Watches refused with 410 Gone because their resourceVersion was too old."""
+        return self.store.gone_count
+
     def reset_counts(self) -> None:
         with self.store.counts_lock:
             self.store.counts.clear()
@@ -123,6 +127,21 @@ class KubeAPI:
 
         async def create() -> None:
             _create_crds(self.store, docs)
+
+        self.call(create())
+
+    def create_namespaces(self, *names: str) -> None:
+        """Create namespaces that do not exist yet (as `kubectl create namespace` would):
+        objects in a missing namespace are refused with 404, as on a real server."""
+        store = self.store
+
+        async def create() -> None:
+            namespaces = store.find("", "v1", "namespaces")
+            assert namespaces is not None
+            for name in names:
+                if ("", name) not in store.objects[namespaces.storage_key]:
+                    store.create(namespaces, None, {"apiVersion": "v1", "kind": "Namespace",
+                                                    "metadata": {"name": name}})
 
         self.call(create())
 
@@ -181,9 +200,13 @@ async def _serve(
 
 
 def start_kube_api(
-    crd_paths: Sequence[Path] = (), host: str = "127.0.0.1", port: int = 0
+    crd_paths: Sequence[Path] = (), host: str = "127.0.0.1", port: int = 0,
+    watch_history_seconds: float = HISTORY_SECONDS,
 ) -> KubeAPI:
-    """Start the emulator in its own thread + event loop; register built-ins and each CRD."""
+    """Start the emulator in its own thread + event loop; register built-ins and each CRD.
+
+    `watch_history_seconds`: how long watch events can be resumed from (a real server
+    compacts after 5 minutes); a watch from an older resourceVersion gets 410 Gone."""
     docs = crd_documents(crd_paths)
     loop = asyncio.new_event_loop()
     started: dict[str, Any] = {}
@@ -191,7 +214,7 @@ def start_kube_api(
 
     def run() -> None:
         asyncio.set_event_loop(loop)
-        store = Store()
+        store = Store(history_seconds=watch_history_seconds)
         store.loop = loop
         emulator = StrictKubernetesEmulator(store=store)
         stopped = asyncio.Event()
@@ -230,11 +253,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Strict Kubernetes API emulator")
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=8001)
+    parser.add_argument("--watch-history-seconds", type=float, default=HISTORY_SECONDS,
+                        help="how long watches can resume from a resourceVersion (410 after)")
     parser.add_argument("--crds", type=Path, action="append", default=[],
                         help="a CRD yaml file or a folder of them (repeatable)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
-    api = start_kube_api(args.crds, host=args.host, port=args.port)
+    api = start_kube_api(args.crds, host=args.host, port=args.port,
+                         watch_history_seconds=args.watch_history_seconds)
     print(f"Kubernetes API emulator at {api.url}", flush=True)
     done = threading.Event()
     signal.signal(signal.SIGINT, lambda *_: done.set())

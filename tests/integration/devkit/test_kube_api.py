@@ -25,6 +25,7 @@ CONFIGMAPS = "/api/v1/namespaces/shop/configmaps"
 @pytest.fixture
 def api() -> Iterator[KubeAPI]:
     api = start_kube_api([FIXTURES, REPO_CRDS])
+    api.create_namespaces("shop", "other", "team-a", "temp", "webordinary")
     yield api
     api.stop()
 

@@ -26,6 +26,7 @@ KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
 @pytest.fixture
 def api() -> Iterator[KubeAPI]:
     api = start_kube_api([FIXTURES])
+    api.create_namespaces("shop")
     yield api
     api.stop()
 

@@ -24,6 +24,7 @@ FINALIZER = "test.webordinary.dev/finalizer"
 @pytest.fixture
 def api() -> Iterator[KubeAPI]:
     api = start_kube_api([FIXTURES])
+    api.create_namespaces("shop")
     yield api
     api.stop()
 

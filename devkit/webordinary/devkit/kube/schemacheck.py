@@ -6,11 +6,13 @@ definitions work). Errors are (field path, message) pairs in the API server's wo
 Keywords: type (incl. "null" and lists), nullable, enum, pattern, minimum/maximum (+ the
 OpenAPI boolean exclusive forms), multipleOf, minLength/maxLength, minItems/maxItems,
 uniqueItems, minProperties/maxProperties, required, properties, additionalProperties,
-items, allOf/anyOf/oneOf/not, x-kubernetes-int-or-string, $ref. `format` is not checked.
+items, allOf/anyOf/oneOf/not, x-kubernetes-int-or-string, $ref; in CRD schemas `format`
+date-time and date (other formats are not checked).
 """
 
 from __future__ import annotations
 
+import datetime
 import json
 import re
 import threading
@@ -193,6 +195,17 @@ class Compiler:
     def _string_checks(self, schema: dict[str, Any]) -> list[Check]:
         checks: list[Check] = []
         crd = self.crd
+        fmt = schema.get("format")
+        if crd and fmt in _FORMATS:
+            valid = _FORMATS[fmt]
+
+            def check_format(value: Any, path: Path, out: list[Cause]) -> None:
+                if isinstance(value, str) and not valid(value):
+                    where = render_path(path)
+                    out.append((where, f"Invalid value: {_show(value)}: {where} in body must "
+                                       f"be of type {fmt}: {_show(value)}"))
+
+            checks.append(check_format)
         if "pattern" in schema:
             source = str(schema["pattern"])
             regex = re.compile(source)
@@ -352,6 +365,39 @@ class Compiler:
 
             checks.append(check_not)
         return checks
+
+
+_DATE = re.compile(r"^(\d{4})-(\d{2})-(\d{2})$")
+_DATE_TIME = re.compile(
+    r"^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d+)?)?"
+    r"(?:[Zz]|[+-]\d{2}:?\d{2})?$")
+
+
+def _valid_date(year: str, month: str, day: str) -> bool:
+    try:
+        datetime.date(int(year), int(month), int(day))
+    except ValueError:
+        return False
+    return True
+
+
+def _is_date(value: str) -> bool:
+    match = _DATE.match(value)
+    return match is not None and _valid_date(*match.groups())
+
+
+def _is_date_time(value: str) -> bool:
+    """The layouts kube-openapi's strfmt accepts: RFC 3339 with any fraction, offsets with or
+    without a colon, a space for the T, reduced precision, local time."""
+    match = _DATE_TIME.match(value)
+    if not match:
+        return False
+    year, month, day, hour, minute, second = match.groups()
+    return _valid_date(year, month, day) and int(hour) < 24 and int(minute) < 60 and (
+        second is None or int(second) < 61)
+
+
+_FORMATS: dict[str, Callable[[str], bool]] = {"date-time": _is_date_time, "date": _is_date}
 
 
 class _Stop(Exception):

@@ -25,7 +25,7 @@ from webordinary.devkit.kube.errors import ApiError
 from webordinary.devkit.kube.resources import VERBS, Resource
 from webordinary.devkit.kube.selectors import parse_field_selector, parse_label_selector
 from webordinary.devkit.kube.store import DeleteOptions, Event, Obj, Store, Watcher
-from webordinary.devkit.kube.tables import as_table, wants_table
+from webordinary.devkit.kube.tables import INCLUDE_OBJECT, as_table, wants_table
 
 log = logging.getLogger(__name__)
 
@@ -255,7 +255,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         if obj.get("apiVersion") != resource.api_version:
             obj = {**obj, "apiVersion": resource.api_version}
         if wants_table(raw.headers.get("Accept", "")):
-            return _response(as_table(resource, [obj], self.store.rv))
+            return _response(as_table(resource, [obj], self.store.rv, _include(raw)))
         return _response(obj)
 
     def _list(self, raw: aiohttp.web.BaseRequest, resource: Resource, namespace: str | None
@@ -285,7 +285,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 {"rv": list_rv, "after": [last.get("namespace", ""), last["name"]]})).decode()
             meta["remainingItemCount"] = len(items) - start - limit
         if wants_table(raw.headers.get("Accept", "")):
-            table = as_table(resource, page, list_rv)
+            table = as_table(resource, page, list_rv, _include(raw))
             table["metadata"].update(meta)
             return _response(table)
         if resource.custom:
@@ -334,6 +334,8 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             raise errors.bad_request(f'invalid resourceVersion "{rv_param}"') from exc
         if send_initial:
             since = None
+        table = wants_table(raw.headers.get("Accept", ""))
+        include = _include(raw) if table else ""
         watcher = Watcher(resource, namespace, name, labels, fields)
         failure: ApiError | None = None
         try:
@@ -345,12 +347,21 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         response.enable_chunked_encoding()
         await response.prepare(raw)
         kind, api_version = resource.kind, resource.api_version
+        headers = [True]
+
+        def line(event_type: str, event: Event) -> bytes:
+            if not table:
+                return event.line(event_type, api_version)
+            rows = as_table(resource, [event.obj], event.rv, include, headers=headers[0])
+            headers[0] = False
+            return _dumps({"type": event_type, "object": rows}) + b"\n"
+
         try:
             if failure is not None:
                 await response.write(_dumps({"type": "ERROR", "object": failure.status()}) + b"\n")
                 return response
             if backlog:
-                await response.write(b"".join(e.line(t, api_version) for t, e in backlog))
+                await response.write(b"".join(line(t, e) for t, e in backlog))
             if send_initial:
                 await response.write(_bookmark(kind, api_version, self.store.rv, initial=True))
             loop = asyncio.get_running_loop()
@@ -370,14 +381,14 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                     continue
                 if item is None:
                     break
-                chunk = [item[1].line(item[0], api_version)]
+                chunk = [line(item[0], item[1])]
                 stop = False
                 while not watcher.queue.empty():
                     more = watcher.queue.get_nowait()
                     if more is None:
                         stop = True
                         break
-                    chunk.append(more[1].line(more[0], api_version))
+                    chunk.append(line(more[0], more[1]))
                 await response.write(b"".join(chunk))
                 if stop:
                     break
@@ -473,6 +484,15 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         return {"kind": "APIResourceList", "apiVersion": "v1",
                 "groupVersion": f"{group}/{version}" if group else version,
                 "resources": entries}
+
+
+def _include(raw: aiohttp.web.BaseRequest) -> str:
+    """`includeObject` of a Table request (Metadata when absent)."""
+    value = raw.query.get("includeObject") or "Metadata"
+    if value not in INCLUDE_OBJECT:
+        raise errors.bad_request(f'Invalid value: "{value}": includeObject must be one of '
+                                 f"{', '.join(INCLUDE_OBJECT)}")
+    return value
 
 
 def _version() -> dict[str, str]:

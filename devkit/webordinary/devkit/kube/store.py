@@ -24,6 +24,7 @@ from webordinary.devkit.kube import errors
 from webordinary.devkit.kube.data import clone
 from webordinary.devkit.kube.defaults import apply_builtin_defaults
 from webordinary.devkit.kube.errors import ApiError
+from webordinary.devkit.kube.omitempty import drop_empty_builtin
 from webordinary.devkit.kube.patches import apply_json_patch, apply_merge_patch, strategic_merge
 from webordinary.devkit.kube.resources import BUILTINS, Resource, resources_from_crd
 from webordinary.devkit.kube.selectors import (
@@ -47,6 +48,8 @@ ObjectKey = tuple[str, str]  # (namespace or "", name)
 Obj = dict[str, Any]
 
 HISTORY_LIMIT = 200_000
+# etcd is compacted every 5 minutes by default: older resourceVersions are gone (410)
+HISTORY_SECONDS = 300.0
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
@@ -76,6 +79,7 @@ class Event:
     type: str
     obj: Obj
     old: Obj | None = None
+    at: float = field(default_factory=time.monotonic)
     _lines: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
     def line(self, kind: str, api_version: str) -> bytes:
@@ -124,7 +128,7 @@ class DeleteOptions:
 class Store:
     """Objects of every served resource plus the API server's write rules."""
 
-    def __init__(self) -> None:
+    def __init__(self, history_seconds: float = HISTORY_SECONDS) -> None:
         self.resources: dict[tuple[str, str, str], Resource] = {}
         self.schemas: dict[tuple[str, str, str], CustomSchema] = {}
         self.objects: dict[StorageKey, dict[ObjectKey, Obj]] = {}
@@ -135,6 +139,8 @@ class Store:
         self.watchers: dict[StorageKey, set[Watcher]] = {}
         self.rv = 0
         self.history_limit = HISTORY_LIMIT
+        self.history_seconds = history_seconds
+        self.gone_count = 0  # watches refused with 410 Gone (history expired)
         self.closing = False
         self.counts: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
@@ -231,6 +237,7 @@ class Store:
         while len(history) > self.history_limit:
             dropped = history.popleft()
             self.history_floor[key] = dropped.rv
+        self._expire(key, event.at)
         for watcher in list(self.watchers[key]):
             now, before = watcher.matches(obj), watcher.matches(old)
             if kind == "MODIFIED":
@@ -243,13 +250,24 @@ class Store:
             elif now:
                 watcher.queue.put_nowait((kind, event))
 
+    def _expire(self, key: StorageKey, now: float) -> None:
+        """Forget events older than the history window (a compacted etcd)."""
+        history = self.history[key]
+        horizon = now - self.history_seconds
+        while history and history[0].at < horizon:
+            self.history_floor[key] = history.popleft().rv
+
     def subscribe(
         self, watcher: Watcher, since: int | None, initial: bool
     ) -> list[tuple[str, Event]]:
-        """Register a watcher; returns what it must see first (replay or initial state)."""
+        """Register a watcher; returns what it must see first (replay or initial state).
+
+        A watch from a resourceVersion after which events were forgotten is 410 Gone."""
         key = watcher.resource.storage_key
         backlog: list[tuple[str, Event]] = []
+        self._expire(key, time.monotonic())
         if since is not None and since < self.history_floor[key]:
+            self.gone_count += 1
             raise errors.gone(f"too old resource version: {since} ({self.history_floor[key]})")
         if initial:
             for obj in self.select(watcher.resource, watcher.namespace, watcher.labels,
@@ -372,6 +390,7 @@ class Store:
             obj.update(normalised)
             causes = metadata_causes(resource, obj) + schema.causes(obj, old)
         else:
+            drop_empty_builtin(resource.api_version, resource.kind, obj)
             causes = validate_builtin(resource, obj)
             if old is not None and not causes:
                 causes += builtin_update_causes(resource, old, obj)
@@ -437,7 +456,9 @@ class Store:
             raise errors.bad_request("resourceVersion should not be set on objects to be created")
         if namespace:
             ns = self.objects[("", "namespaces")].get(("", namespace))
-            if ns is not None and ns["metadata"].get("deletionTimestamp"):
+            if ns is None:
+                raise errors.not_found("namespaces", "", namespace)
+            if ns["metadata"].get("deletionTimestamp"):
                 raise ApiError(403, "Forbidden",
                                f'{resource.qualified} "{meta.get("name") or ""}" is forbidden: '
                                f"unable to create new content in namespace {namespace} "
@@ -474,8 +495,6 @@ class Store:
             meta["creationTimestamp"] = now_rfc3339()
             meta["generation"] = 1
             return obj, warnings
-        if namespace:
-            self._ensure_namespace(namespace)
         if resource.plural == "customresourcedefinitions":
             obj["status"] = _crd_status(obj)
         created = self._finish_create(resource, namespace, obj)

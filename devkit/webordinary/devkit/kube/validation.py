@@ -132,6 +132,25 @@ def _builtin_compiler() -> Compiler:
     return Compiler(definitions)
 
 
+def builtin_definitions() -> dict[str, Any]:
+    """The official schemas' shared definitions (`$defs`)."""
+    return _builtin_compiler().definitions
+
+
+@cache
+def builtin_schema(api_version: str, kind: str) -> dict[str, Any] | None:
+    """The official schema of a built-in kind (None when none is bundled)."""
+    slug = re.sub(r"^([^./]*)(?:\.[^/]*)?/", r"\1-", api_version)
+    base = importlib_resources.files("kubernetes_validate").joinpath(
+        f"kubernetes-json-schema/v{KUBE_VERSION}-local-strict")
+    try:
+        schema: dict[str, Any] = json.loads(
+            base.joinpath(f"{kind.lower()}-{slug}.json").read_text())
+    except FileNotFoundError:
+        return None
+    return schema
+
+
 @cache
 def builtin_patch_meta(api_version: str, kind: str) -> PatchMeta | None:
     """Strategic-merge metadata of a built-in kind, from its official schema."""
