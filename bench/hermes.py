@@ -82,6 +82,7 @@ async def latency(mails: int) -> tuple[float, list[float]]:
     """(first mail incl. environment creation, steady-state latencies) in seconds."""
     moto = start_moto()
     kube = start_kube_api([REPO / "crds"])
+    kube.create_namespaces("webordinary")
     tmp = Path(tempfile.mkdtemp(prefix="hermes-bench-"))
     try:
         sqs = boto3.client("sqs", endpoint_url=moto.endpoint_url, region_name="us-east-1")
