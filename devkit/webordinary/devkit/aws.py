@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import urllib.request
 from dataclasses import dataclass
@@ -49,6 +50,7 @@ def start_moto(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
     """Start moto on a free loopback port and export fake credentials for boto3."""
     for key, value in FAKE_CREDENTIALS.items():
         os.environ.setdefault(key, value)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
     server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
     server.start()
     bound_host, bound_port = server.get_host_and_port()

@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 import sys
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -116,8 +117,10 @@ class LocalKubelet:
         *,
         extra_env: dict[str, str] | None = None,
         interval: float = 1.0,
+        command: Sequence[str] = (sys.executable, "-m", "webordinary.editor"),
     ) -> None:
         self.api_url = api_url.rstrip("/")
+        self.command = list(command)
         self.root = root
         self.extra_env = extra_env or {}
         self.interval = interval
@@ -227,7 +230,7 @@ class LocalKubelet:
         log_path = logs / f"{namespace}-{name}.log"
         with log_path.open("ab") as sink:
             process = await asyncio.create_subprocess_exec(
-                sys.executable, "-m", "webordinary.editor",
+                *self.command,
                 env={**os.environ, **env}, stdout=sink, stderr=sink,
                 start_new_session=True,
             )

@@ -6,6 +6,10 @@ real one), a bare git repository seeded with the demo site, the operator and Her
 processes, the local kubelet (editor Deployments -> editor processes), the local ingress
 (`/session/{threadId}/` -> the right editor) and an SMTP mailbox that prints Hermes' replies.
 Send mail to Hermes' SMTP port (or `--send "make the header blue"`) and watch the reply.
+
+The console shows a status block, then one line per email in, command, result and reply; the
+components' own logs go to `.local/logs/`. The public ports are checked before anything starts;
+if a component dies, `./dev up` says which and why, stops the rest and exits non-zero.
 """
 
 from __future__ import annotations
@@ -37,10 +41,12 @@ from aiohttp import web
 from aiosmtpd.controller import Controller
 
 from webordinary.devkit.aws import MotoServer, start_moto
+from webordinary.devkit.console import Console, plain_text, preview_link
 from webordinary.devkit.ingress import LocalIngress
 from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
 from webordinary.devkit.kubelet import LocalKubelet, free_port
 from webordinary.devkit.messages_api import MessagesAPI
+from webordinary.devkit.supervisor import Supervisor, orphan_proof
 
 log = logging.getLogger("webordinary.local")
 ROOT = Path(__file__).resolve().parents[3]
@@ -52,9 +58,10 @@ HERMES_ADDRESS = "edit@localhost"
 
 @dataclass
 class Mailbox:
-    """SMTP sink standing for the user's inbox: keeps and prints every reply Hermes sends."""
+    """SMTP sink standing for the user's inbox: keeps every reply Hermes sends, one line each."""
 
     folder: Path
+    console: Console | None = None
     messages: list[EmailMessage] = field(default_factory=list)
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
@@ -62,12 +69,11 @@ class Mailbox:
         message = message_from_bytes(raw, policy=policy.default)
         assert isinstance(message, EmailMessage)
         self.folder.mkdir(parents=True, exist_ok=True)
-        (self.folder / f"{int(time.time() * 1000)}.eml").write_bytes(raw)
+        saved = self.folder / f"{time.time_ns() // 1000}.eml"
+        saved.write_bytes(raw)
         self.messages.append(message)
-        body = message.get_body(("plain",))
-        text = body.get_content() if body is not None else ""
-        print(f"\n--- reply to {message['To']}: {message['Subject']}\n{text.strip()}\n---",
-              flush=True)
+        if self.console is not None:
+            self.console.reply(message, saved)
         return "250 OK"
 
 
@@ -116,13 +122,16 @@ async def put_secret(api: str, name: str, data: dict[str, str]) -> None:
                                 await response.text())
 
 
-def send_mail(port: int, text: str, sender: str, *, in_reply_to: str | None = None) -> str:
+def send_mail(
+    port: int, text: str, sender: str, *, in_reply_to: str | None = None,
+    message_id: str | None = None,
+) -> str:
     """Send one instruction email to Hermes' SMTP listener; returns its Message-ID."""
     message = EmailMessage()
     message["From"] = sender
     message["To"] = PROJECT_ADDRESS
     message["Subject"] = "Website edit"
-    message["Message-ID"] = make_msgid(domain="example.com")
+    message["Message-ID"] = message_id or make_msgid(domain="example.com")
     if in_reply_to:
         message["In-Reply-To"] = in_reply_to
         message["References"] = in_reply_to
@@ -130,27 +139,6 @@ def send_mail(port: int, text: str, sender: str, *, in_reply_to: str | None = No
     with smtplib.SMTP("127.0.0.1", port, timeout=30) as smtp:
         smtp.send_message(message)
     return str(message["Message-ID"])
-
-
-def spawn(name: str, module: str, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
-    """Start a component as its own process (as it runs in its own pod), logging to a file."""
-    logs.mkdir(parents=True, exist_ok=True)
-    sink = (logs / f"{name}.log").open("ab")
-    log.info("starting %s (log: %s)", name, logs / f"{name}.log")
-    return subprocess.Popen([sys.executable, "-m", module], env={**os.environ, **env},
-                            stdout=sink, stderr=subprocess.STDOUT, start_new_session=True)
-
-
-def stop(process: subprocess.Popen[bytes], grace: float = 15.0) -> None:
-    """SIGTERM, then SIGKILL after the grace period."""
-    if process.poll() is not None:
-        return
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(timeout=grace)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
 
 
 async def wait_for(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
@@ -172,7 +160,7 @@ class Stack:
     mailbox: Mailbox
     smtp_port: int
     ingress_url: str
-    processes: list[subprocess.Popen[bytes]]
+    console: Console
 
 
 def prepare(state: Path, sender: str) -> Path:
@@ -184,74 +172,36 @@ def prepare(state: Path, sender: str) -> Path:
     return routing
 
 
+async def start_ingress(
+    kube_url: str, kubelet: LocalKubelet, port: int
+) -> tuple[str, Callable[[], Awaitable[None]]]:
+    """The preview entry (`/session/{threadId}/`): its URL and how to stop it.
+
+    The one spot where the real gateway takes over from the devkit's stand-in (issue 8).
+    """
+    runner = web.AppRunner(LocalIngress(kube_url, kubelet).app(), access_log=log)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", port)
+    await site.start()
+    bound = runner.addresses[0][1]
+    return f"http://127.0.0.1:{bound}", runner.cleanup
+
+
+def model_line(own_model: bool) -> str:
+    if own_model:
+        return f"your Messages API at {os.environ['ANTHROPIC_BASE_URL']}"
+    return ("the demo stand-in: it appends your instruction to the home page as a paragraph "
+            "(see README)")
+
+
 async def run(args: argparse.Namespace, routing: Path) -> int:
     state: Path = args.state
     logs = state / "logs"
-    kube = start_kube_api(sorted((ROOT / "crds").glob("*.yaml")), port=args.kube_port)
-    moto = start_moto()
-    ses = boto3.client("ses", endpoint_url=moto.endpoint_url, region_name="us-east-1")
-    ses.verify_email_identity(EmailAddress=HERMES_ADDRESS)
-    own_model = bool(os.environ.get("ANTHROPIC_BASE_URL"))
-    messages = None if own_model else MessagesAPI(demo=True).start()
-    await put_secret(kube.url, "anthropic",
-                     {"api-key": os.environ.get("ANTHROPIC_API_KEY", "local-stand-in")})
-
-    mailbox = Mailbox(state / "mailbox")
-    sink_port = free_port()
-    sink = Controller(mailbox, hostname="127.0.0.1", port=sink_port)
-    sink.start()
-
-    ingress_url = f"http://127.0.0.1:{args.ingress_port}"
-    common = {"AWS_DEFAULT_REGION": "us-east-1"}
-    operator = spawn("operator", "webordinary.operator", {
-        **common,
-        "WEBORDINARY_OPERATOR_KUBE_API_URL": kube.url,
-        "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": moto.endpoint_url,
-        "WEBORDINARY_OPERATOR_ANTHROPIC_SECRET_NAME": "anthropic",
-        "WEBORDINARY_OPERATOR_PREVIEW_BASE_URL": ingress_url,
-        "WEBORDINARY_OPERATOR_DRIFT_INTERVAL_SECONDS": "10",
-        "WEBORDINARY_OPERATOR_DRIFT_INITIAL_DELAY_SECONDS": "2",
-        "WEBORDINARY_OPERATOR_METRICS_PORT": "0",
-    }, logs)
-    hermes = spawn("hermes", "webordinary.hermes", {
-        **common,
-        "WEBORDINARY_HERMES_NAMESPACE": NAMESPACE,
-        "WEBORDINARY_HERMES_KUBE_API_URL": kube.url,
-        "WEBORDINARY_HERMES_AWS_ENDPOINT_URL": moto.endpoint_url,
-        "WEBORDINARY_HERMES_FROM_ADDRESS": HERMES_ADDRESS,
-        "WEBORDINARY_HERMES_PREVIEW_BASE_URL": ingress_url,
-        "WEBORDINARY_HERMES_ROUTING_FILE": str(routing),
-        "WEBORDINARY_HERMES_JOURNAL_PATH": str(state / "hermes-journal.jsonl"),
-        "WEBORDINARY_HERMES_SMTP_ENABLED": "true",
-        "WEBORDINARY_HERMES_SMTP_PORT": str(args.smtp_port),
-        "WEBORDINARY_HERMES_SMTP_OUTBOUND_HOST": "127.0.0.1",
-        "WEBORDINARY_HERMES_SMTP_OUTBOUND_PORT": str(sink_port),
-        "WEBORDINARY_HERMES_METRICS_PORT": "0",
-    }, logs)
-    editor_env = {
-        "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
-        "WEBORDINARY_EDITOR_PREVIEW_HOST": "127.0.0.1",
-        "WEBORDINARY_EDITOR_POLL_WAIT_SECONDS": "2",
-    }
-    if messages is not None:
-        editor_env["ANTHROPIC_BASE_URL"] = messages.base_url
-    kubelet = LocalKubelet(kube.url, state, extra_env=editor_env)
-    kubelet_task = asyncio.create_task(kubelet.run())
-    runner = web.AppRunner(LocalIngress(kube.url, kubelet).app())
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", args.ingress_port).start()
-    stack = Stack(kube, moto, messages, mailbox, args.smtp_port, ingress_url, [operator, hermes])
-
-    print(
-        f"\nWebordinary is running locally (state in {state}).\n"
-        f"  Kubernetes API   kubectl --server {kube.url} get editenvironments -A\n"
-        f"  Send an email    SMTP 127.0.0.1:{args.smtp_port}, From {args.sender}, "
-        f"To {PROJECT_ADDRESS}\n"
-        f"  Previews         {ingress_url}/session/<threadId>/\n"
-        f"  Replies          printed here and kept in {mailbox.folder}\n"
-        f"  Logs             {logs}\n",
-        flush=True,
-    )
+    console = Console(logs, state / "hermes-journal.jsonl")
+    console.start_at_end()
+    supervisor = Supervisor(logs)
+    cleanups: list[Callable[[], Awaitable[None] | None]] = []
+    kubelet_task: asyncio.Task[None] | None = None
     code = 0
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -260,29 +210,139 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
         # library thread has touched the process-wide signal wake-up fd).
         signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stopping.set))
     try:
-        await first_of(stopping, wait_for(
-            lambda: smtp_ready(args.smtp_port), 60, "Hermes' SMTP listener"))
+        kube = start_kube_api(sorted((ROOT / "crds").glob("*.yaml")), port=args.ports["kube"])
+        cleanups.append(kube.stop)
+        moto = start_moto()
+        cleanups.append(moto.stop)
+        ses = boto3.client("ses", endpoint_url=moto.endpoint_url, region_name="us-east-1")
+        ses.verify_email_identity(EmailAddress=HERMES_ADDRESS)
+        own_model = bool(os.environ.get("ANTHROPIC_BASE_URL"))
+        messages = None if own_model else MessagesAPI(demo=True).start()
+        if messages is not None:
+            cleanups.append(messages.stop)
+        await put_secret(kube.url, "anthropic",
+                         {"api-key": os.environ.get("ANTHROPIC_API_KEY", "local-stand-in")})
+
+        mailbox = Mailbox(state / "mailbox", console)
+        sink = Controller(mailbox, hostname="127.0.0.1", port=free_port())
+        sink.start()
+        cleanups.append(sink.stop)
+
+        editor_env = {
+            "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
+            "WEBORDINARY_EDITOR_PREVIEW_HOST": "127.0.0.1",
+            "WEBORDINARY_EDITOR_POLL_WAIT_SECONDS": "2",
+        }
+        if messages is not None:
+            editor_env["ANTHROPIC_BASE_URL"] = messages.base_url
+        kubelet = LocalKubelet(kube.url, state, extra_env=editor_env,
+                               command=orphan_proof("webordinary.editor"))
+        ingress_url, stop_ingress = await start_ingress(kube.url, kubelet, args.ports["ingress"])
+        cleanups.append(stop_ingress)
+        smtp_port = args.ports["smtp"] or free_port()
+
+        common = {"AWS_DEFAULT_REGION": "us-east-1"}
+        supervisor.spawn("operator", "webordinary.operator", {
+            **common,
+            "WEBORDINARY_OPERATOR_KUBE_API_URL": kube.url,
+            "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": moto.endpoint_url,
+            "WEBORDINARY_OPERATOR_ANTHROPIC_SECRET_NAME": "anthropic",
+            "WEBORDINARY_OPERATOR_PREVIEW_BASE_URL": ingress_url,
+            "WEBORDINARY_OPERATOR_DRIFT_INTERVAL_SECONDS": "10",
+            "WEBORDINARY_OPERATOR_DRIFT_INITIAL_DELAY_SECONDS": "2",
+            "WEBORDINARY_OPERATOR_METRICS_HOST": "127.0.0.1",
+            "WEBORDINARY_OPERATOR_METRICS_PORT": "0",
+            "WEBORDINARY_OPERATOR_LIVENESS_PORT": "0",
+        })
+        supervisor.spawn("hermes", "webordinary.hermes", {
+            **common,
+            "WEBORDINARY_HERMES_NAMESPACE": NAMESPACE,
+            "WEBORDINARY_HERMES_KUBE_API_URL": kube.url,
+            "WEBORDINARY_HERMES_AWS_ENDPOINT_URL": moto.endpoint_url,
+            "WEBORDINARY_HERMES_FROM_ADDRESS": HERMES_ADDRESS,
+            "WEBORDINARY_HERMES_PREVIEW_BASE_URL": ingress_url,
+            "WEBORDINARY_HERMES_ROUTING_FILE": str(routing),
+            "WEBORDINARY_HERMES_JOURNAL_PATH": str(console.journal),
+            "WEBORDINARY_HERMES_SMTP_ENABLED": "true",
+            "WEBORDINARY_HERMES_SMTP_HOST": "127.0.0.1",
+            "WEBORDINARY_HERMES_SMTP_PORT": str(smtp_port),
+            "WEBORDINARY_HERMES_SMTP_OUTBOUND_HOST": "127.0.0.1",
+            "WEBORDINARY_HERMES_SMTP_OUTBOUND_PORT": str(sink.port),
+            "WEBORDINARY_HERMES_METRICS_HOST": "127.0.0.1",
+            "WEBORDINARY_HERMES_METRICS_PORT": "0",
+        })
+        kubelet_task = asyncio.create_task(kubelet.run())
+        stack = Stack(kube, moto, messages, mailbox, smtp_port, ingress_url, console)
+
+        watch = asyncio.create_task(supervise(supervisor, console, kubelet_task, stopping))
+        await first_of(stopping, wait_for(lambda: smtp_ready(smtp_port), 60,
+                                          "Hermes' SMTP listener"))
+        if not stopping.is_set():
+            print(status_block(args, stack, own_model), flush=True)
         if args.send and not stopping.is_set():
             code = await first_of(stopping, demo(stack, args)) or 0
         if not args.once:
             await stopping.wait()
-            print("stopping: editors commit and push their work first", flush=True)
-    except (TimeoutError, AssertionError) as exc:
-        print(f"error: {exc}", file=sys.stderr, flush=True)
+        if watch.done() and watch.result():
+            code = 1
+        else:
+            watch.cancel()
+            if not args.once:
+                print("stopping: editors commit and push their work first", flush=True)
+    except (TimeoutError, AssertionError, OSError) as exc:
+        dead = supervisor.casualty()
+        print(f"error: {supervisor.describe(dead) if dead else exc}", file=sys.stderr, flush=True)
         code = 1
     finally:
-        kubelet_task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await kubelet_task
-        await runner.cleanup()
-        for process in stack.processes:
-            stop(process)
-        sink.stop()
-        if messages is not None:
-            messages.stop()
-        moto.stop()
-        kube.stop()
+        if kubelet_task is not None:
+            kubelet_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await kubelet_task
+        supervisor.stop_all()
+        for cleanup in reversed(cleanups):
+            with contextlib.suppress(Exception):
+                result = cleanup()
+                if result is not None:
+                    await result
     return code
+
+
+async def supervise(
+    supervisor: Supervisor, console: Console, kubelet: asyncio.Task[None],
+    stopping: asyncio.Event,
+) -> bool:
+    """Print the event lines; if a component dies, say which and why and stop (True)."""
+    while not stopping.is_set():
+        console.poll()
+        dead = supervisor.casualty()
+        if dead is not None:
+            print(f"error: {supervisor.describe(dead)}\nstopping everything else",
+                  file=sys.stderr, flush=True)
+            stopping.set()
+            return True
+        if kubelet.done():
+            problem = kubelet.exception() if not kubelet.cancelled() else None
+            print(f"error: the local kubelet stopped: {problem!r}", file=sys.stderr, flush=True)
+            stopping.set()
+            return True
+        await asyncio.sleep(0.5)
+    console.poll()
+    return False
+
+
+def status_block(args: argparse.Namespace, stack: Stack, own_model: bool) -> str:
+    state = args.state
+    return (
+        f"Webordinary is running locally (state in {state}).\n"
+        f"  Kubernetes API  kubectl --server {stack.kube.url} get editenvironments -A\n"
+        f"  Send an email   SMTP 127.0.0.1:{stack.smtp_port}, From {args.sender}, "
+        f"To {PROJECT_ADDRESS}\n"
+        f"  Previews        {stack.ingress_url}/session/<threadId>/\n"
+        f"  Replies         one line each below, kept in {stack.mailbox.folder}\n"
+        f"  Model           {model_line(own_model)}\n"
+        f"  Logs            {state / 'logs'}\n"
+        f"Ctrl-C stops everything (editors commit and push first)."
+    )
 
 
 async def first_of[T](stopping: asyncio.Event, work: Awaitable[T]) -> T | None:
@@ -311,17 +371,20 @@ async def smtp_ready(port: int) -> bool:
 async def demo(stack: Stack, args: argparse.Namespace) -> int:
     """Send `--send` as an email, wait for the result reply, check the preview shows it."""
     before = len(stack.mailbox.messages)
-    send_mail(stack.smtp_port, args.send, args.sender)
-    print(f"sent: {args.send!r}", flush=True)
+    message_id = make_msgid(domain="example.com")
+    stack.console.sent(args.send, message_id, PROJECT_ADDRESS)
+    await asyncio.to_thread(send_mail, stack.smtp_port, args.send, args.sender,
+                            message_id=message_id)
 
     async def replied_with_preview() -> bool:
-        return any("/session/" in str(m.get_body(("plain",)).get_content())  # type: ignore[union-attr]
-                   and not is_ack(m) for m in stack.mailbox.messages[before:])
+        return any(preview_link(plain_text(m)) and not is_ack(m)
+                   for m in stack.mailbox.messages[before:])
 
     await wait_for(replied_with_preview, args.timeout, "the reply email")
-    reply = next(m for m in stack.mailbox.messages[before:] if not is_ack(m))
-    text = str(reply.get_body(("plain",)).get_content())  # type: ignore[union-attr]
-    link = next(word for word in text.split() if "/session/" in word).rstrip(".,)>")
+    reply = next(m for m in stack.mailbox.messages[before:]
+                 if preview_link(plain_text(m)) and not is_ack(m))
+    link = preview_link(plain_text(reply))
+    assert link is not None
     async with aiohttp.ClientSession() as client:
         async def preview_shows_edit() -> bool:
             try:
@@ -331,6 +394,7 @@ async def demo(stack: Stack, args: argparse.Namespace) -> int:
                 return False
 
         await wait_for(preview_shows_edit, args.timeout, f"the preview at {link} to show the edit")
+    stack.console.line("preview", f"{link} shows the edit")
     print(json.dumps({"reply": str(reply["Subject"]), "preview": link, "ok": True}), flush=True)
     return 0
 
@@ -341,22 +405,27 @@ def is_ack(message: EmailMessage) -> bool:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
-    parser.add_argument("--state", type=Path, default=ROOT / ".local",
-                        help="folder for volumes, repositories, mailbox and logs")
-    parser.add_argument("--kube-port", type=int, default=8001)
-    parser.add_argument("--smtp-port", type=int, default=2525)
-    parser.add_argument("--ingress-port", type=int, default=8080)
-    parser.add_argument("--sender", default=SENDER)
-    parser.add_argument("--send", help="send this instruction as an email once all is up")
-    parser.add_argument("--once", action="store_true",
-                        help="with --send: exit after the reply and preview check (0 = ok)")
-    parser.add_argument("--timeout", type=float, default=240.0)
-    args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    """`python -m webordinary.devkit.local` is `./dev up` (webordinary.devkit.up)."""
+    from webordinary.devkit.up import main as up
+
+    up()
+
+
+def start(args: argparse.Namespace) -> int:
+    """Everything after the port check: state, logging, then the stack until it stops."""
     args.state = args.state.resolve()
+    quiet_logging(args.state / "logs")
     routing = prepare(args.state, args.sender)
-    sys.exit(asyncio.run(run(args, routing)))
+    return asyncio.run(run(args, routing))
+
+
+def quiet_logging(logs: Path) -> None:
+    """The in-process stand-ins (API emulator, moto, kubelet, ingress) log to a file."""
+    logs.mkdir(parents=True, exist_ok=True)
+    handler = logging.FileHandler(logs / "devkit.log")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(level=logging.INFO, handlers=[handler], force=True)
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # moto's access log
 
 
 if __name__ == "__main__":

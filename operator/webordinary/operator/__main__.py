@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 
 import kopf
 
@@ -24,8 +25,19 @@ def main() -> None:
         standalone=True,
         clusterwide=not namespaces,
         namespaces=namespaces,
-        liveness_endpoint=settings.liveness_endpoint(),
+        liveness_endpoint=liveness_endpoint(settings),
     ))
+
+
+def liveness_endpoint(settings: OperatorSettings) -> str | None:
+    """kopf's health URL; port 0 means a free one (kopf itself would read 0 as port 80)."""
+    if settings.liveness_port != 0:
+        return settings.liveness_endpoint()
+    with socket.socket() as sock:
+        sock.bind((settings.metrics_host, 0))
+        port: int = sock.getsockname()[1]
+    logging.getLogger(__name__).info("liveness endpoint on port %s", port)
+    return settings.model_copy(update={"liveness_port": port}).liveness_endpoint()
 
 
 if __name__ == "__main__":

@@ -114,7 +114,8 @@ class OperatorSettings(BaseSettings):
 
     metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = 8080
     metrics_host: str = "0.0.0.0"
-    # kopf's liveness probe: http://{metrics_host}:{liveness_port}/healthz (None: off).
+    # kopf's liveness probe: http://{metrics_host}:{liveness_port}/healthz (None: off; 0: a
+    # free port, as tests and `./dev up` use).
     liveness_port: Annotated[int, Field(ge=0, le=65535)] | None = 8081
     log_level: str = "INFO"
 

@@ -8,32 +8,49 @@ cluster itself is played by the local kubelet and ingress stand-ins.
 from __future__ import annotations
 
 import json
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from webordinary.devkit.kubelet import free_port
+from tests.integration.system.test_dev_up import assert_nothing_left
 
 ROOT = Path(__file__).resolve().parents[3]
 
 
 def test_email_to_reply_and_preview(tmp_path: Path) -> None:
     instruction = "Please add a gallery page"
-    run = subprocess.run(
-        [sys.executable, "-m", "webordinary.devkit.local", "--state", str(tmp_path),
-         "--kube-port", str(free_port()), "--smtp-port", str(free_port()),
-         "--ingress-port", str(free_port()), "--send", instruction, "--once",
-         "--timeout", "200"],
-        cwd=ROOT, capture_output=True, text=True, timeout=280, check=False,
+    process = subprocess.Popen(
+        [sys.executable, "-m", "webordinary.devkit.up", "--state", str(tmp_path),
+         "--port-base", "0", "--send", instruction, "--once", "--timeout", "200"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,
     )
+    try:
+        stdout, stderr = process.communicate(timeout=280)
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+    run = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
+    assert_nothing_left(process.pid, within=20)  # editors, dev servers, CLI: all stopped
     logs = "\n".join(
         f"== {path.name}\n{path.read_text(errors='replace')[-3000:]}"
         for path in sorted((tmp_path / "logs").glob("*.log"))
     )
     assert run.returncode == 0, f"{run.stdout[-3000:]}\n{run.stderr[-3000:]}\n{logs}"
+    printed = (run.stdout + run.stderr).strip().splitlines()
+    assert len(printed) <= 40, "\n".join(printed)
     outcome = json.loads(run.stdout.strip().splitlines()[-1])
     assert outcome["ok"] is True
     assert "/session/" in outcome["preview"]
+    # One line per moment a person follows; the components' chatter is in .local/logs/.
+    kinds = [line[10:19].strip() for line in printed if line[:2].isdigit()]
+    for kind in ("sent", "email in", "command", "result", "reply", "preview"):
+        assert kind in kinds, "\n".join(printed)
+    assert any(line[10:].startswith("reply") and outcome["preview"] in line for line in printed)
+    assert not [line for line in printed if "Traceback" in line or " 503 " in line]
     # The reply is a real email in the mailbox, threaded to the user's message.
     replies = sorted((tmp_path / "mailbox").glob("*.eml"))
     assert replies, "no reply email arrived"

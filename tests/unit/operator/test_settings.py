@@ -47,3 +47,15 @@ def test_null_turns_optional_ports_off(monkeypatch: pytest.MonkeyPatch) -> None:
     assert settings.liveness_endpoint() is None
     assert OperatorSettings(liveness_port=8081).liveness_endpoint() == (
         "http://0.0.0.0:8081/healthz")
+
+
+def test_liveness_port_zero_is_a_free_port_not_80() -> None:
+    from webordinary.operator.__main__ import liveness_endpoint
+
+    settings = OperatorSettings(liveness_port=0, metrics_host="127.0.0.1")
+    endpoint = liveness_endpoint(settings)
+    assert endpoint is not None
+    port = int(endpoint.removeprefix("http://127.0.0.1:").removesuffix("/healthz"))
+    assert port not in (0, 80)
+    assert liveness_endpoint(OperatorSettings(liveness_port=None)) is None
+    assert liveness_endpoint(OperatorSettings(liveness_port=8181)) == "http://0.0.0.0:8181/healthz"
