@@ -21,7 +21,7 @@ from webordinary.contracts.environment import (
     Phase,
     QueueUrls,
 )
-from webordinary.operator import admission, builders, lifecycle
+from webordinary.operator import admission, builders, drift, lifecycle
 from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
@@ -147,7 +147,7 @@ async def apply_child(
     if problem is not None:
         raise KubeError(409, "ChildConflict", f"{kind.kind} {name} exists and is {problem}")
     view = builders.owned_view(kind, manifest)
-    if builders.is_subset(view, live):
+    if drift.in_sync(view, live):
         return live, 0
     return await kube.patch(kind, owner.namespace, name, view), 1
 
