@@ -75,7 +75,8 @@ def confine_hook(worktree: Path) -> Any:
     """A PreToolUse hook refusing any tool path outside the worktree (or inside .git)."""
 
     async def hook(data: Any, tool_use_id: str | None, context: Any) -> Any:
-        problem = tool_path_problem(worktree, dict(data.get("tool_input") or {}))
+        problem = tool_path_problem(worktree, dict(data.get("tool_input") or {}),
+                                    str(data.get("tool_name") or "") or None)
         if problem is None:
             return {}
         log.warning("refused %s: %s", data.get("tool_name"), problem)

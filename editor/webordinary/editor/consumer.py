@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
@@ -24,6 +26,19 @@ from webordinary.editor.results import Facts, assemble
 from webordinary.editor.sqs import Received
 
 log = logging.getLogger(__name__)
+
+REMEMBERED = 1000
+DISK_FULL_MESSAGE = (
+    "the storage of this editing environment is full, so the change could not be saved. "
+    "Our team has been alerted; please send your request again later")
+
+
+def disk_full(exc: BaseException) -> bool:
+    """ENOSPC (or EDQUOT) anywhere in the exception or in a git command's message."""
+    if isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "no space left on device" in str(exc).lower() or (
+        exc.__cause__ is not None and disk_full(exc.__cause__))
 
 
 @dataclass(frozen=True)
@@ -53,6 +68,25 @@ class Consumer:
         self.waiting: list[Job] = []
         self.current: Job | None = None
         self.stopping = asyncio.Event()
+        # Answers given by this process: a redelivery is replayed even when the journal
+        # could not be written (a full disk must never make the agent run twice).
+        self.answered: OrderedDict[str, Result] = OrderedDict()
+
+    def lookup(self, command_id: str) -> Result | None:
+        """The answer given to a command: from memory, else from the journal."""
+        if command_id in self.answered:
+            return self.answered[command_id]
+        try:
+            return self.journal.get(command_id)
+        except OSError as exc:
+            log.error("could not read the journal entry of %s: %s", command_id, exc)
+            return None
+
+    def remember(self, result: Result) -> None:
+        self.answered[result.command_id] = result
+        self.answered.move_to_end(result.command_id)
+        while len(self.answered) > REMEMBERED:
+            self.answered.popitem(last=False)
 
     def stop(self) -> None:
         """Take no more work; interrupt the running job (it commits and reports)."""
@@ -86,7 +120,7 @@ class Consumer:
     async def accept(self, message: Received) -> None:
         log.info("received message %s", message.message_id)
         running = self.current.command.command_id if self.current is not None else None
-        decision = plan(message.body, message.message_id, self.journal.get, running)
+        decision = plan(message.body, message.message_id, self.lookup, running)
         if isinstance(decision, Reject):
             log.warning("rejected message %s: %s", message.message_id, decision.message)
             await self.answer(rejection(decision, self.environment), message,
@@ -161,7 +195,7 @@ class Consumer:
 
     async def execute(self, job: Job) -> None:
         command = job.command
-        answered = self.journal.get(command.command_id)
+        answered = self.lookup(command.command_id)
         if answered is not None:
             await self.answer(answered, job.message, record=False, kind=None)
             return
@@ -180,12 +214,17 @@ class Consumer:
                     await self.inputs.delete(twin.receipt)
             return
         except Exception as exc:
-            log.exception("command %s crashed", command.command_id)
             facts = Facts(command, self.environment, job.message.received_at, job.started_at,
                           tuple(job.notes))
+            if disk_full(exc):
+                log.error("command %s failed: the volume is full (%s)", command.command_id, exc)
+                metrics.DISK_FULL.inc()
+                error = ResultError(reason="disk_full", message=DISK_FULL_MESSAGE)
+            else:
+                log.exception("command %s crashed", command.command_id)
+                error = ResultError(reason="editor_error", message=str(exc))
             result = assemble(facts, ResultStatus.FAILED, time.time(),
-                              summary="The edit failed.",
-                              error=ResultError(reason="editor_error", message=str(exc)))
+                              summary=f"The request failed: {error.message}.", error=error)
         await self.answer(result, job.message, record=True, kind=command.type.value)
         for twin in job.twins:
             with contextlib.suppress(Exception):
@@ -196,11 +235,21 @@ class Consumer:
                      kind: str | None) -> None:
         """Journal, publish, then acknowledge: a crash in between only causes a replay.
 
-        Rejections are not journaled: they are deterministic, and a command id that came with
-        a broken envelope must stay usable for a corrected command.
+        A journal that cannot be written (a full disk) does not hold the answer back: it is
+        remembered in memory and sent. Rejections are not journaled: they are deterministic,
+        and a command id that came with a broken envelope must stay usable for a corrected
+        command.
         """
         if record:
-            self.journal.put(result)
+            self.remember(result)
+            try:
+                self.journal.put(result)
+            except OSError as exc:
+                metrics.LOCAL_WRITE_ERRORS.labels("journal").inc()
+                if disk_full(exc):
+                    metrics.DISK_FULL.inc()
+                log.error("could not journal the answer to %s (%s); sending it anyway",
+                          result.command_id, exc)
         await self.results.send(result)
         await self.inputs.delete(message.receipt)
         if kind is None:

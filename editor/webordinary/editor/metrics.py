@@ -34,3 +34,10 @@ PUSH_SECONDS: Final = Histogram(
     "webordinary_editor_push_seconds", "Seconds to get a session branch into the repository",
     buckets=(0.1, 0.25, 0.5, 1, 2, 5, 10, 30, 60),
 )
+LOCAL_WRITE_ERRORS: Final = Counter(
+    "webordinary_editor_local_write_errors",
+    "Failed writes to the volume, by what was written (journal, ledger, work)", ["what"],
+)
+DISK_FULL: Final = Counter(
+    "webordinary_editor_disk_full", "Commands or records that failed because the volume is full"
+)

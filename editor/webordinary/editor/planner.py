@@ -172,12 +172,41 @@ def confined(worktree: Path, candidate: str) -> bool:
     return not relative or relative[0] != ".git"
 
 
-def tool_path_problem(worktree: Path, tool_input: dict[str, Any]) -> str | None:
-    """Why a tool call must be refused (a path escaping the worktree), or None."""
+GLOB_CHARS = "*?[{"
+
+
+def glob_confined(worktree: Path, pattern: str) -> bool:
+    """A glob pattern stays inside the worktree: no `..` segment, no `~`, and an absolute
+    pattern's fixed prefix (up to the first wildcard) lies inside it."""
+    parts = pattern.replace("\\", "/").split("/")
+    if ".." in parts or pattern.startswith("~"):
+        return False
+    fixed: list[str] = []
+    for part in parts:
+        if any(char in part for char in GLOB_CHARS):
+            break
+        fixed.append(part)
+    prefix = "/".join(fixed)
+    if pattern.startswith("/"):
+        return confined(worktree, prefix or "/")
+    return confined(worktree, prefix or ".")
+
+
+def tool_path_problem(worktree: Path, tool_input: dict[str, Any],
+                      tool: str | None = None) -> str | None:
+    """Why a tool call must be refused (a path escaping the worktree), or None.
+
+    Glob's `pattern` is a path too (an absolute one may point anywhere); Grep's is a regex.
+    """
     for key in PATH_KEYS:
         value = tool_input.get(key)
         if isinstance(value, str) and value and not confined(worktree, value):
             return f"{key} {value!r} is outside this site's working copy"
+    globs = ("pattern", "glob") if tool == "Glob" else ("glob",)
+    for key in globs:
+        value = tool_input.get(key)
+        if isinstance(value, str) and value and not glob_confined(worktree, value):
+            return f"{key} {value!r} reaches outside this site's working copy"
     return None
 
 

@@ -386,6 +386,8 @@ async def install_dependencies(workspace: Workspace) -> bool:
         raise
     if process.returncode:
         raise RuntimeError(f"npm install failed: {out.decode(errors='replace')[-1500:]}")
+    # A site without dependencies gets no node_modules from npm: the stamp makes one.
+    workspace.node_modules.mkdir(parents=True, exist_ok=True)
     stamp.write_text(digest)
     log.info("node dependencies installed in %s", workspace.node_modules)
     return True

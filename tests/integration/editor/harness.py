@@ -60,12 +60,13 @@ class Editor:
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
     started_at: float = 0.0
+    prefix: list[str] = field(default_factory=list)
 
     def start(self) -> Editor:
         self.started_at = time.monotonic()
         handle = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "webordinary.editor"], env=self.env, cwd=ROOT,
+            [*self.prefix, sys.executable, "-m", "webordinary.editor"], env=self.env, cwd=ROOT,
             stdout=handle, stderr=subprocess.STDOUT, start_new_session=True,
         )
         handle.close()
@@ -206,8 +207,10 @@ class Rig:
             "WEBORDINARY_EDITOR_PREVIEW_HOST": "127.0.0.1",
         })
 
-    def start_editor(self, ready: bool = True) -> Editor:
-        editor = Editor(self.environ(), self.base / f"editor-{len(self.editors)}.log").start()
+    def start_editor(self, ready: bool = True, prefix: list[str] | None = None) -> Editor:
+        """Start an editor process (`prefix`: a command it runs under, e.g. `unshare`)."""
+        editor = Editor(self.environ(), self.base / f"editor-{len(self.editors)}.log",
+                        prefix=prefix or []).start()
         self.editors.append(editor)
         if ready:
             editor.wait_ready()

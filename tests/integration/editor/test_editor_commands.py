@@ -45,6 +45,7 @@ def test_attachments_land_in_uploads_and_paths_outside_are_refused(rig: Rig) -> 
     rig.api.push(
         tools(ToolCall("Read", {"file_path": "/etc/hostname"})),
         tools(write("../escaped.txt", "nope\n")),
+        tools(ToolCall("Glob", {"pattern": "/etc/pass*"})),
         text("I could not read that file."),
     )
     s3 = boto3.client("s3", endpoint_url=rig.moto.endpoint_url, region_name="us-east-1")
@@ -67,11 +68,13 @@ def test_attachments_land_in_uploads_and_paths_outside_are_refused(rig: Rig) -> 
     stored = subprocess.run(["git", "show", "thread-x:public/uploads/logo.png"], cwd=rig.repo,
                             capture_output=True, check=True).stdout
     assert stored == base64.b64decode(PNG)
-    first, second, third = rig.api.main_requests()
+    first, second, third, fourth = rig.api.main_requests()
     assert "public/uploads/logo.png" in first.transcript()
     assert "gone.jpg could not be fetched" in first.transcript()
     assert "outside this site's working copy" in second.transcript()
     assert "outside this site's working copy" in third.transcript()
+    assert "reaches outside this site's working copy" in fourth.transcript()
+    assert "/etc/passwd" not in fourth.transcript()
     assert not (rig.workspace / "sessions" / "escaped.txt").exists()
 
 

@@ -107,3 +107,20 @@ def test_label_values_are_valid(value: str) -> None:
 def test_hex_like_roles_are_refused() -> None:
     with pytest.raises(ValueError, match="child role"):
         naming.child_name("env", "0123456789")
+
+
+@pytest.mark.parametrize("value", ["abc\n", "abc\r\n", "\nabc", "ab c", ""])
+def test_thread_ids_are_matched_whole(value: str) -> None:
+    assert not naming.is_thread_id(value)
+    with pytest.raises(ValueError, match="invalid thread id"):
+        naming.branch_name(value)
+
+
+def test_a_command_with_a_newline_in_its_session_id_is_refused() -> None:
+    from pydantic import ValidationError
+
+    from webordinary.contracts.messages import Command
+
+    with pytest.raises(ValidationError):
+        Command.model_validate({"sessionId": "abc\n", "commandId": "c", "type": "edit",
+                                "context": {"branch": "thread-abc"}})

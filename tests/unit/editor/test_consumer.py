@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from pathlib import Path
+
+from prometheus_client import REGISTRY
 
 from tests.unit.editor.fakes import Rig, Turn, body
 from webordinary.contracts.messages import Push, PushState, ResultStatus
@@ -195,6 +198,7 @@ async def test_a_redelivered_edit_that_was_committed_is_not_run_again(tmp_path: 
         rig.send(body("x", "c-1", "Add A"))
         await rig.results(1)
         rig.journal.entries.clear()  # as if the editor died before the journal write
+        rig.consumer.answered.clear()
         rig.send(body("x", "c-1", "Add A"), count=2)
         _, again = await rig.results(2)
     assert len(rig.agent.prompts) == 1
@@ -202,3 +206,44 @@ async def test_a_redelivered_edit_that_was_committed_is_not_run_again(tmp_path: 
     assert again.summary == "Added A."
     assert again.files_changed == ["a.md"]
     assert rig.git.pushed == ["x"]
+
+
+def _sample(name: str, labels: dict[str, str] | None = None) -> float:
+    return REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+
+async def test_a_full_journal_disk_still_answers_once_and_runs_the_agent_once(
+        tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(writes={"a.md": "A"}, summary="Added A.")])
+    rig.journal.error = errno.ENOSPC
+    full = _sample("webordinary_editor_disk_full_total")
+    failed_writes = _sample("webordinary_editor_local_write_errors_total", {"what": "journal"})
+    async with rig:
+        first = rig.send(body("x", "c-1", "Add A"))
+        [result] = await rig.results(1)
+        await rig.until(lambda: first.receipt in rig.queues.deleted)
+        again = rig.send(body("x", "c-1", "Add A"), count=2)  # a late duplicate delivery
+        _, replayed = await rig.results(2)
+        await rig.until(lambda: again.receipt in rig.queues.deleted)
+    assert result.status is ResultStatus.COMPLETED
+    assert replayed == result
+    assert len(rig.agent.prompts) == 1
+    assert _sample("webordinary_editor_disk_full_total") == full + 1
+    assert _sample("webordinary_editor_local_write_errors_total",
+                   {"what": "journal"}) == failed_writes + 1
+
+
+async def test_a_full_disk_during_the_work_is_a_clear_final_failure(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(writes={"a.md": "A"})])
+    rig.git.commit_error = OSError(errno.ENOSPC, "No space left on device")
+    full = _sample("webordinary_editor_disk_full_total")
+    async with rig:
+        held = rig.send(body("x", "c-1"))
+        [result] = await rig.results(1)
+        await rig.until(lambda: held.receipt in rig.queues.deleted)
+    assert result.status is ResultStatus.FAILED
+    assert result.error is not None
+    assert result.error.reason == "disk_full"
+    assert "storage of this editing environment is full" in result.error.message
+    assert _sample("webordinary_editor_disk_full_total") == full + 1
+    assert len(rig.agent.prompts) == 1

@@ -148,3 +148,21 @@ def test_results_are_kept_small_enough_for_sqs() -> None:
     assert files[-1] == "... and 100 more files"
     assert len(files) == 501
     assert fit("short", ["a"]) == ("short", ["a"])
+
+
+@pytest.mark.parametrize("pattern", ["/etc/pass*", "/etc/*", "/*", "../*", "src/../../*",
+                                     "~/.ssh/*", "/**/passwd"])
+def test_glob_patterns_cannot_reach_outside(tmp_path: Path, pattern: str) -> None:
+    assert tool_path_problem(tmp_path, {"pattern": pattern}, "Glob") is not None
+
+
+@pytest.mark.parametrize("pattern", ["*.astro", "src/**/*.astro", "**/*"])
+def test_glob_patterns_inside_are_allowed(tmp_path: Path, pattern: str) -> None:
+    assert tool_path_problem(tmp_path, {"pattern": pattern}, "Glob") is None
+    assert tool_path_problem(tmp_path, {"pattern": f"{tmp_path}/{pattern}"}, "Glob") is None
+
+
+def test_grep_patterns_are_regexes_not_paths(tmp_path: Path) -> None:
+    assert tool_path_problem(tmp_path, {"pattern": "/etc/passwd"}, "Grep") is None
+    assert tool_path_problem(tmp_path, {"pattern": "x", "path": "/etc"}, "Grep") is not None
+    assert tool_path_problem(tmp_path, {"pattern": "x", "glob": "/etc/*"}, "Grep") is not None

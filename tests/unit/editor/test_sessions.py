@@ -99,3 +99,14 @@ async def test_a_warm_volume_works_while_the_git_host_is_unreachable(tmp_path: P
     (worktree / "offline.md").write_text("still works\n")
     assert await again.commit(worktree, "Offline edit\n") is not None
     assert (await again.worktree("b")).is_dir()
+
+
+async def test_a_site_without_dependencies_installs_without_node_modules(
+        tmp_path: Path) -> None:
+    workspace = Workspace(tmp_path)
+    workspace.create()
+    workspace.repo.mkdir()
+    (workspace.repo / "package.json").write_text('{"name": "bare", "version": "1.0.0"}\n')
+    assert await install_dependencies(workspace) is True  # npm made no node_modules
+    assert (workspace.node_modules / ".webordinary-stamp").is_file()
+    assert await install_dependencies(workspace) is False  # stamped: skipped next time
