@@ -20,7 +20,8 @@ import pytest
 
 from tests.unit.helm.test_images import ROOT, chain, parse
 
-TARGETS = ("operator", "hermes", "editor")
+# Every image the Dockerfile builds (a build-COMPONENT stage each).
+TARGETS = tuple(name.removeprefix("build-") for name in parse()[1] if name.startswith("build-"))
 NEVER_IN_AN_IMAGE = {"webordinary-devkit", "moto", "kmock", "pytest", "hypothesis",
                      "kubernetes-validate", "helm-python-sdk", "mypy", "ruff", "uv"}
 UV = Path(sys.executable).with_name("uv")
@@ -76,6 +77,7 @@ def installed(venv: Path) -> dict[str, int]:
 
 @pytest.fixture(scope="module")
 def image_sets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    assert {"operator", "hermes", "editor"} <= set(TARGETS)
     if not UV.is_file():
         pytest.skip("uv is not in this environment (./dev setup installs it)")
     venvs: dict[str, Path] = {}
