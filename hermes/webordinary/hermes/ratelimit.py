@@ -24,3 +24,9 @@ class ReplyBudget:
             for key in [k for k, v in self._sent.items() if not v]:
                 del self._sent[key]
         return True
+
+    def refund(self, address: str) -> None:
+        """Give back the reply last taken (it could not be sent)."""
+        window = self._sent.get(address.lower())
+        if window:
+            window.pop()

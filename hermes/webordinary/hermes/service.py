@@ -265,7 +265,13 @@ class Hermes:
             log.exception("mail %s (command %s) failed", inbound.delivery_id, plan.command_id)
             if not last_attempt:
                 raise RetryLater(f"{type(exc).__name__}: {exc}") from exc
-            return await self.unreadable(inbound, "crash", repr(exc))
+            self.metrics.dead_letters.labels("crash").inc()
+            try:
+                reply = Reply(Reason.UNAVAILABLE, plan.reply, "internal error", plan.thread_id)
+                await self._reject(reply, f"reject:{plan.command_id}")
+            except Exception:
+                log.exception("could not tell %s that their mail failed", plan.reply.to)
+            return "dead:crash"
 
     async def _reject(self, decision: Reply, key: str) -> str:
         self.metrics.rejected.labels(decision.reason.value).inc()
@@ -279,7 +285,12 @@ class Hermes:
             return f"silenced:{decision.reason.value}"
         mail = rejection_mail(decision.reply, decision.reason, key.split(":", 1)[1],
                               self.settings.from_address, self.settings.from_name, decision.detail)
-        await self._send_mail(mail, decision.thread_id)
+        try:
+            await self._send_mail(mail, decision.thread_id)
+        except Exception:
+            if decision.reason in RATE_LIMITED_REASONS:
+                self.budget.refund(decision.reply.to)  # not sent: the next try may send it
+            raise
         self.journal.record_reply(key)
         return f"reply:{decision.reason.value}"
 

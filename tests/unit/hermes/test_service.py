@@ -94,6 +94,7 @@ class FakeKube:
 class FakeQueues:
     def __init__(self) -> None:
         self.sent: list[tuple[str, str]] = []
+        self.attributes: list[dict[str, str]] = []
         self.waiting: dict[str, list[QueueMessage]] = {}
         self.deleted: list[str] = []
 
@@ -108,8 +109,10 @@ class FakeQueues:
         self.deleted.append(receipt_handle)
 
     async def send(self, url: str, body: str, group_id: str | None = None,
-                   dedup_id: str | None = None) -> str:
+                   dedup_id: str | None = None,
+                   attributes: dict[str, str] | None = None) -> str:
         self.sent.append((url, body))
+        self.attributes.append(attributes or {})
         return str(len(self.sent))
 
 
