@@ -12,6 +12,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Protocol
 
@@ -27,6 +28,7 @@ from webordinary.contracts.messages import (
 )
 from webordinary.editor import metrics
 from webordinary.editor.agent import Ending, Outcome
+from webordinary.editor.ledger import budget_message, over_budget
 from webordinary.editor.planner import (
     build_report,
     commit_message,
@@ -34,7 +36,14 @@ from webordinary.editor.planner import (
     summary_from_commit,
     upload_path,
 )
-from webordinary.editor.ports import AgentPort, AttachmentPort, BuildPort, GitPort, PreviewPort
+from webordinary.editor.ports import (
+    AgentPort,
+    AttachmentPort,
+    BuildPort,
+    GitPort,
+    LedgerPort,
+    PreviewPort,
+)
 from webordinary.editor.results import Facts, assemble
 from webordinary.editor.sqs import Received
 
@@ -85,6 +94,7 @@ class Policy:
     push_after_edit: bool = True
     push_attempts: int = 3
     push_backoff_seconds: float = 1.0
+    monthly_budget_usd: float | None = None
     job_timeout_seconds: float = 900.0
     build_timeout_seconds: float = 300.0
     max_attachment_bytes: int = 25 * 2**20
@@ -98,6 +108,7 @@ class Ports:
     previews: PreviewPort
     attachments: AttachmentPort
     builds: BuildPort
+    ledger: LedgerPort
 
 
 class Handler(Protocol):
@@ -151,6 +162,15 @@ class EditHandler(Base):
                 files = await self.ports.git.changed_files(worktree, f"{sha}~1")
                 return await self._deliver(job, summary_from_commit(message), files, sha,
                                            Usage())
+        spent = self.ports.ledger.spent()
+        if over_budget(spent, self.policy.monthly_budget_usd):
+            assert self.policy.monthly_budget_usd is not None
+            metrics.BUDGET_REFUSALS.labels(self.policy.environment or "").inc()
+            message = budget_message(spent, self.policy.monthly_budget_usd, datetime.now(UTC))
+            log.warning("edit %s refused: monthly budget used up (%.2f of %.2f USD)",
+                        command.command_id, spent, self.policy.monthly_budget_usd)
+            return self.result(job, ResultStatus.REJECTED, summary=f"Not started: {message}.",
+                               error=ResultError(reason="budget_exceeded", message=message))
         try:
             uploads = await self._save_uploads(job, worktree)
         except (ValueError, OSError) as exc:
@@ -169,6 +189,10 @@ class EditHandler(Base):
                 agent.interrupt(job.stop or Ending.INTERRUPTED)
             watcher.cancel()
             outcome = await run
+            self.ports.ledger.record(outcome.usage)
+            log.info("agent run for %s: %d input tokens, %d output tokens, US$%.4f",
+                     command.command_id, outcome.usage.input_tokens,
+                     outcome.usage.output_tokens, outcome.usage.cost_usd or 0.0)
             if job.interrupted_at is not None:
                 metrics.INTERRUPT_SECONDS.observe(time.monotonic() - job.interrupted_at)
         return await self._conclude(job, worktree, before, outcome)

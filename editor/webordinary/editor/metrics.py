@@ -41,3 +41,17 @@ LOCAL_WRITE_ERRORS: Final = Counter(
 DISK_FULL: Final = Counter(
     "webordinary_editor_disk_full", "Commands or records that failed because the volume is full"
 )
+TOKENS: Final = Counter(
+    "webordinary_editor_tokens", "Model tokens used by agent runs", ["environment", "direction"],
+)
+COST_USD: Final = Counter(
+    "webordinary_editor_cost_usd", "Model cost of agent runs in US dollars", ["environment"],
+)
+MONTH_COST_USD: Final = Gauge(
+    "webordinary_editor_month_cost_usd", "Model cost so far this calendar month (UTC)",
+    ["environment"],
+)
+BUDGET_REFUSALS: Final = Counter(
+    "webordinary_editor_budget_refusals", "Edits refused because the monthly budget is used up",
+    ["environment"],
+)

@@ -11,7 +11,7 @@ import asyncio
 from pathlib import Path
 from typing import Protocol
 
-from webordinary.contracts.messages import Push, Result
+from webordinary.contracts.messages import Push, Result, Usage
 from webordinary.editor.agent import Ending, Outcome
 from webordinary.editor.sqs import Received
 
@@ -78,3 +78,10 @@ class JournalPort(Protocol):
 
     def get(self, command_id: str) -> Result | None: ...
     def put(self, result: Result) -> None: ...
+
+
+class LedgerPort(Protocol):
+    """This environment's spending this month."""
+
+    def spent(self) -> float: ...
+    def record(self, usage: Usage) -> None: ...

@@ -89,6 +89,10 @@ class Workspace:
         return self.root / ".journal"
 
     @property
+    def ledger(self) -> Path:
+        return self.root / ".usage" / "ledger.json"
+
+    @property
     def tmp(self) -> Path:
         return self.root / "tmp"
 

@@ -19,6 +19,7 @@ from webordinary.editor.builds import Builds
 from webordinary.editor.consumer import Consumer, Leases
 from webordinary.editor.handlers import Dispatcher, Policy, Ports
 from webordinary.editor.journal import Journal
+from webordinary.editor.ledger import Ledger
 from webordinary.editor.sessions import GitError, Identity, Sessions, install_dependencies
 from webordinary.editor.settings import Config
 from webordinary.editor.sqs import Attachments, Queues
@@ -111,10 +112,12 @@ class Editor:
             attachments=Attachments(config.env.aws_region,
                                     settings.s3_endpoint_url or config.env.sqs_endpoint_url),
             builds=self.builds,
+            ledger=Ledger(self.workspace.ledger, config.env.environment),
         )
         policy = Policy(
             environment=config.env.environment,
             push_after_edit=config.env.push_after_edit,
+            monthly_budget_usd=config.env.monthly_budget_usd,
             push_attempts=settings.push_attempts,
             push_backoff_seconds=settings.push_backoff_seconds,
             job_timeout_seconds=settings.job_timeout_seconds,

@@ -48,5 +48,14 @@ class Metrics:
             buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5), registry=r,
         )
 
+        self.result_tokens = Counter(
+            "hermes_result_tokens", "Model tokens the editors reported in results",
+            ["environment", "direction"], registry=r,
+        )
+        self.result_cost_usd = Counter(
+            "hermes_result_cost_usd", "Model cost (US dollars) the editors reported in results",
+            ["environment"], registry=r,
+        )
+
     def render(self) -> bytes:
         return generate_latest(self.registry)

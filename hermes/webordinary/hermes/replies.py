@@ -141,12 +141,13 @@ def result_mail(
     else:
         why = result.error.message if result.error else summary or "an unknown error"
         verb = "could not be carried out" if result.status == ResultStatus.REJECTED else "failed"
-        paragraphs = [
-            f"Sorry - your request {verb}: {why}",
+        advice = (
             "What to try: reply with a shorter, more specific request (one change per mail "
             "works best), e.g. 'Change the phone number on the contact page to 555-0100'. "
-            "Your site is unchanged unless the files below are listed.",
-        ]
+            "Your site is unchanged unless the files below are listed.")
+        if result.error and result.error.reason in ("budget_exceeded", "disk_full"):
+            advice = "Your site is unchanged unless the files below are listed."
+        paragraphs = [f"Sorry - your request {verb}: {why}", advice]
         if items:
             paragraphs.append("Files touched before it stopped:")
     return _compose(

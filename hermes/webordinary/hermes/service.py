@@ -606,11 +606,22 @@ class Hermes:
             log.warning("reply for %s not sent yet: %s", result.command_id, exc)
             return False
         self.journal.record_reply(key)
+        self._count_usage(result, record.environment)
         if record.received_at is not None:
             self.metrics.email_to_reply.observe(
                 max(0.0, (self.clock() - record.received_at).total_seconds())
             )
         return True
+
+    def _count_usage(self, result: Result, environment: str) -> None:
+        """Tokens and cost reach the metrics and the log, never the customer's reply."""
+        usage = result.usage
+        self.metrics.result_tokens.labels(environment, "input").inc(usage.input_tokens)
+        self.metrics.result_tokens.labels(environment, "output").inc(usage.output_tokens)
+        self.metrics.result_cost_usd.labels(environment).inc(usage.cost_usd or 0.0)
+        log.info("result %s of %s: %s, %d input / %d output tokens, US$%.4f",
+                 result.command_id, environment, result.status.value, usage.input_tokens,
+                 usage.output_tokens, usage.cost_usd or 0.0)
 
     async def refresh_watches(self) -> None:
         """Poll the output queues and DLQs of environments that can produce results."""

@@ -230,6 +230,19 @@ class FakeBuilds:
 
 
 @dataclass
+class FakeLedger:
+    month: float = 0.0
+    runs: list[Usage] = field(default_factory=list)
+
+    def spent(self) -> float:
+        return self.month
+
+    def record(self, usage: Usage) -> None:
+        self.runs.append(usage)
+        self.month += usage.cost_usd or 0.0
+
+
+@dataclass
 class Rig:
     """A consumer over fakes, running in the test's event loop."""
 
@@ -244,8 +257,10 @@ class Rig:
         self.agent = FakeAgent(self.turns)
         self.previews = FakePreviews()
         self.builds = FakeBuilds()
+        self.ledger = FakeLedger()
         self.ports = Ports(git=self.git, agents=FakeAgents(self.agent), previews=self.previews,
-                           attachments=FakeAttachments(), builds=self.builds)
+                           attachments=FakeAttachments(), builds=self.builds,
+                           ledger=self.ledger)
         policy = Policy(environment="acme-site-ann", max_attempts=lambda: 3, **self.policy)
         self.consumer = Consumer(
             self.queues, self.queues, self.journal, Dispatcher(self.ports, policy),

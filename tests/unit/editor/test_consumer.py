@@ -9,7 +9,7 @@ from pathlib import Path
 from prometheus_client import REGISTRY
 
 from tests.unit.editor.fakes import Rig, Turn, body
-from webordinary.contracts.messages import Push, PushState, ResultStatus
+from webordinary.contracts.messages import Push, PushState, ResultStatus, Usage
 from webordinary.editor.agent import Ending
 
 
@@ -247,3 +247,25 @@ async def test_a_full_disk_during_the_work_is_a_clear_final_failure(tmp_path: Pa
     assert "storage of this editing environment is full" in result.error.message
     assert _sample("webordinary_editor_disk_full_total") == full + 1
     assert len(rig.agent.prompts) == 1
+
+
+async def test_a_used_up_monthly_budget_refuses_new_edits_clearly(tmp_path: Path) -> None:
+    rig = Rig(tmp_path, [Turn(writes={"a.md": "A"}, usage=Usage(
+        input_tokens=1000, output_tokens=200, cost_usd=0.6))],
+        policy={"monthly_budget_usd": 0.5})
+    async with rig:
+        rig.send(body("x", "c-1", "Add A"))
+        rig.send(body("x", "c-2", "Add B"))
+        rig.send(body("x", "b-1", "", kind="build"))
+        first, refused, built = await rig.results(3)
+    assert first.status is ResultStatus.COMPLETED
+    assert first.usage == Usage(input_tokens=1000, output_tokens=200, cost_usd=0.6)
+    assert rig.ledger.runs == [first.usage]
+    assert refused.status is ResultStatus.REJECTED
+    assert refused.error is not None
+    assert refused.error.reason == "budget_exceeded"
+    assert "editing budget for" in refused.error.message
+    assert "(US$0.50) is used up (US$0.60 spent)" in refused.error.message
+    assert "Editing resumes on 1 " in refused.error.message
+    assert len(rig.agent.prompts) == 1
+    assert built.status is ResultStatus.COMPLETED  # a build costs no model time

@@ -17,7 +17,7 @@ import pytest
 
 from tests.plugins.hermes import FROM_ADDRESS, ROUTING_YAML, corpus
 from webordinary.contracts.environment import ANNOTATION_WAKE
-from webordinary.contracts.messages import Command, Result, ResultError, ResultStatus
+from webordinary.contracts.messages import Command, Result, ResultError, ResultStatus, Usage
 from webordinary.hermes.adapters.aws import QueueMessage
 from webordinary.hermes.adapters.kube import Conflict, KubeError
 from webordinary.hermes.auth import Verdict, Verdicts
@@ -367,3 +367,29 @@ async def test_routing_edits_apply_without_restart(parts: Any) -> None:
     assert await hermes.handle_inbound(mail.model_copy(update={"delivery_id": "k2"})) == "command"
     assert queues.sent
     await hermes.close()
+
+
+async def test_usage_reaches_metrics_and_logs_but_not_the_reply(
+        parts: Any, caplog: pytest.LogCaptureFixture) -> None:
+    hermes, _, queues, mailer = parts
+    await hermes.handle_inbound(inbound("gmail_new.eml"))
+    command = Command.model_validate_json(queues.sent[0][1])
+    result = Result(command_id=command.command_id, session_id=command.session_id,
+                    status=ResultStatus.COMPLETED, summary="Made the header blue.",
+                    usage=Usage(input_tokens=1200, output_tokens=300, cost_usd=0.0123))
+    with caplog.at_level("INFO", logger="webordinary.hermes"):
+        assert await hermes.handle_result(result.model_dump_json(by_alias=True), False)
+        assert await hermes.handle_result(result.model_dump_json(by_alias=True), False)
+    text = mailer.sent[-1].get_body(("plain",)).get_content()
+    assert "1200" not in text
+    assert "0.0123" not in text
+    assert "token" not in text.lower()
+    environment = "ameliastamps-website-john"
+    registry = hermes.metrics.registry
+    assert registry.get_sample_value("hermes_result_tokens_total",
+                                     {"environment": environment, "direction": "input"}) == 1200
+    assert registry.get_sample_value("hermes_result_tokens_total",
+                                     {"environment": environment, "direction": "output"}) == 300
+    assert registry.get_sample_value("hermes_result_cost_usd_total",
+                                     {"environment": environment}) == pytest.approx(0.0123)
+    assert "1200 input / 300 output tokens, US$0.0123" in caplog.text
