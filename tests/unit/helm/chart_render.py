@@ -80,17 +80,28 @@ class Rendered:
 
 
 def render(
-    values: dict[str, Any] | None = None, *, name: str = RELEASE, namespace: str = NAMESPACE
+    values: dict[str, Any] | None = None, *, name: str = RELEASE, namespace: str = NAMESPACE,
+    kube_version: str | None = None,
 ) -> Rendered:
-    """Render like `helm install name chart -n namespace -f values` would (no cluster)."""
-    return _render(json.dumps(values or {}, sort_keys=True), name, namespace)
+    """Render like `helm install name chart -n namespace -f values` would (no cluster);
+    `kube_version` like `helm template --kube-version` (default: the Helm library's own)."""
+    return _render(json.dumps(values or {}, sort_keys=True), name, namespace, kube_version)
 
 
 @cache
-def _render(values: str, name: str, namespace: str) -> Rendered:
+def _render(values: str, name: str, namespace: str, kube_version: str | None) -> Rendered:
     """Cached: tests read the objects, never change them."""
-    manifests = _chart().render(json.loads(values), name=name, namespace=namespace,
-                                is_install=True)
+    if kube_version is None:
+        manifests = _chart().render(json.loads(values), name=name, namespace=namespace,
+                                    is_install=True)
+    else:
+        # Chart.render() has no kube_version (lint() has); the native call takes it.
+        from helm_python import _native
+
+        options = {"name": name, "namespace": namespace, "is_install": True,
+                   "kube_version": kube_version}
+        manifests = json.loads(_native.call_string(
+            "helm_render", _chart()._raw(), values, json.dumps(options)))
     objects: list[dict[str, Any]] = []
     notes = ""
     for path, text in sorted(manifests.items()):
