@@ -88,7 +88,7 @@ def _env(deployment: dict[str, Any]) -> dict[str, str | None]:
 def test_spec_change_updates_children_and_queues(harness: Harness) -> None:
     api = harness.api
     name = "ameliastamps-website-mary"
-    with harness.run_operator() as runner:
+    with harness.run_operator(editor_allowed_images=["registry.example/editor:*"]) as runner:
         api.create_ee(name, spec_for("mary", sessions=["aaa111"]))
         wait_for(lambda: is_ready(api.ee(name)), what="Ready")
         api.patch_ee(name, {"spec": {
