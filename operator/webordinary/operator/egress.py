@@ -8,6 +8,8 @@ one policy covers them all; localhost between them is never filtered. What is al
   (instance metadata), the cluster's pod and service ranges, unless a CIDR there is named;
 - the SQS endpoint's port, to the named endpoint CIDRs (a VPC interface endpoint) or, when none
   are named, to the same destinations as HTTPS;
+- the EKS Pod Identity agent (169.254.170.23:80) when editors get AWS credentials from it
+  (instance metadata, 169.254.169.254, stays closed);
 - extra rules an installer names (the gateway, an egress proxy).
 
 Plain NetworkPolicy cannot name hosts (api.anthropic.com, github.com): see the FQDN options in
@@ -26,6 +28,9 @@ from webordinary.operator.settings import OperatorSettings
 # IPv6 metadata range of EC2 (fd00:ec2::254, fd00:ec2::23).
 LINK_LOCAL: Final = ("169.254.0.0/16", "fd00:ec2::/32")
 ANYWHERE: Final = {4: "0.0.0.0/0", 6: "::/0"}
+# The EKS Pod Identity agent (node-local, port 80): it answers only a container that holds
+# the pod's projected token (the editor's; the operator keeps it from the other containers).
+POD_IDENTITY_AGENT: Final = ("169.254.170.23/32", "fd00:ec2::23/128")
 HTTPS_PORT: Final = 443
 DNS_PORT: Final = 53
 
@@ -91,5 +96,10 @@ def editor_egress(settings: OperatorSettings) -> list[dict[str, Any]]:
         })
     elif port != HTTPS_PORT and public:
         rules.append({"to": public, "ports": [{"protocol": "TCP", "port": port}]})
+    if settings.eks_pod_identity_agent:
+        rules.append({
+            "to": [{"ipBlock": {"cidr": cidr}} for cidr in POD_IDENTITY_AGENT],
+            "ports": [{"protocol": "TCP", "port": 80}],
+        })
     rules.extend(settings.editor_egress_extra_rules)
     return rules

@@ -44,6 +44,8 @@ class OperatorSettings(BaseSettings):
         default_factory=lambda: ["0.0.0.0/0", "::/0"])
     # A VPC interface endpoint of SQS (its subnets): allowed even inside the pod range.
     sqs_endpoint_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Editors get AWS credentials from the EKS Pod Identity agent (169.254.170.23:80).
+    eks_pod_identity_agent: bool = True
     # Further NetworkPolicyEgressRules as JSON (the gateway, an egress proxy).
     editor_egress_extra_rules: list[dict[str, Any]] = Field(default_factory=list)
 

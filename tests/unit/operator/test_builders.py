@@ -213,7 +213,7 @@ def test_network_policy_admits_only_ingress_and_allows_dns_https() -> None:
                                                   "kube-system"}}} in first["from"]
     assert {p["port"] for p in first["ports"]} == {4321, 9090}
     egress_ports = {(p["protocol"], p["port"]) for rule in spec["egress"] for p in rule["ports"]}
-    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443)}
+    assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 80)}  # 80: EKS agent
     assert all(rule["to"] for rule in spec["egress"]), "every egress rule names its peers"
     closed = builders.network_policy(OWNER, make_spec(), OperatorSettings(
         ingress_controller_namespace=None))
@@ -301,7 +301,8 @@ def test_editor_holds_no_kubernetes_token() -> None:
     ("http://localstack", [443, 80]),
 ])
 def test_egress_allows_https_and_a_dev_sqs_endpoint(endpoint: str | None, ports: list[int]) -> None:
-    policy = builders.network_policy(OWNER, make_spec(), make_settings(sqs_endpoint_url=endpoint))
+    policy = builders.network_policy(OWNER, make_spec(), make_settings(
+        sqs_endpoint_url=endpoint, eks_pod_identity_agent=False))
     dns, *others = policy["spec"]["egress"]
     assert {p["port"] for p in dns["ports"]} == {53}
     assert [p["port"] for rule in others for p in rule["ports"]] == ports

@@ -52,7 +52,8 @@ def rules_for(**settings: Any) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(("address", "port", "why"), [
     ("169.254.169.254", 443, "EC2 instance metadata"),
     ("169.254.169.254", 80, "EC2 instance metadata (IMDS answers on 80)"),
-    ("169.254.170.23", 80, "EKS Pod Identity agent"),
+    ("169.254.170.23", 443, "the EKS Pod Identity agent's host on another port"),
+    ("169.254.170.2", 80, "the ECS credentials endpoint"),
     ("fd00:ec2::254", 443, "IPv6 instance metadata"),
     ("10.0.3.7", 443, "another tenant's editor pod"),
     ("10.0.3.7", 4321, "another tenant's preview port"),
@@ -128,3 +129,11 @@ def test_settings_read_cidr_lists_from_the_chart_form(monkeypatch: pytest.Monkey
     monkeypatch.setenv("WEBORDINARY_OPERATOR_CLUSTER_POD_CIDRS", "10.0.0.0/33")
     with pytest.raises(ValueError, match="cluster_pod_cidrs"):
         OperatorSettings()
+
+
+def test_the_pod_identity_agent_is_named_only_when_used() -> None:
+    assert allowed(rules_for(**EKS), "169.254.170.23", 80)
+    assert allowed(rules_for(**EKS), "fd00:ec2::23", 80)
+    irsa = rules_for(**EKS, eks_pod_identity_agent=False)
+    assert not allowed(irsa, "169.254.170.23", 80)
+    assert not allowed(irsa, "169.254.169.254", 80)
