@@ -250,6 +250,7 @@ class Consumer:
                     metrics.DISK_FULL.inc()
                 log.error("could not journal the answer to %s (%s); sending it anyway",
                           result.command_id, exc)
+        log.info("sending the answer to %s", result.command_id)
         await self.results.send(result)
         await self.inputs.delete(message.receipt)
         if kind is None:

@@ -227,6 +227,7 @@ class EditHandler(Base):
                Ending.TIMEOUT: "timed out", Ending.FAILED: "failed"}[outcome.ending]
         if outcome.ending is Ending.INTERRUPTED and job.by_shutdown:
             wip = "editor stopped"
+        log.info("committing the work of %s (%s)", command.command_id, outcome.ending.value)
         sha = await git.commit(worktree, commit_message(command, outcome.summary, wip=wip))
         files = await git.changed_files(worktree, before)
         if outcome.ending is Ending.COMPLETED:

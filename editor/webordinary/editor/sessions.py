@@ -257,6 +257,7 @@ class Sessions:
         last = ""
         while tries < attempts:
             tries += 1
+            log.info("pushing %s (attempt %d)", branch, tries)
             code, out = await self._git_output(
                 "push", "--porcelain", "origin", f"refs/heads/{branch}:refs/heads/{branch}",
                 network=True)
