@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from webordinary.contracts import ownership
 from webordinary.contracts.messages import Command, Result, ResultError, ResultStatus
 from webordinary.hermes import auth
 from webordinary.hermes import environments as envs
@@ -315,7 +316,9 @@ class Hermes:
             assert blobs is not None
             assert bucket
             key = attachment_key(self.settings.s3_attachments_prefix, plan, item)
-            stored.append((item, await blobs.put(bucket, key, item.data, item.content_type)))
+            stored.append((item, await blobs.put(
+                bucket, key, item.data, item.content_type,
+                tags=ownership.tags(self.settings.namespace, plan.environment))))
         command = build_command(plan, inline, stored, now)
         body = command.model_dump_json(by_alias=True, exclude_none=True)
         await self.queues.send(queue, body, group_id=plan.thread_id, dedup_id=plan.command_id)

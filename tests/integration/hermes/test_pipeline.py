@@ -263,6 +263,11 @@ async def test_big_attachments_go_to_s3(stack: Stack) -> None:
     key = attachment.s3_uri.removeprefix(f"s3://{BUCKET}/")
     stored = await asyncio.to_thread(stack.s3.get_object, Bucket=BUCKET, Key=key)
     assert stored["Body"].read().startswith(b"\xff\xd8")
+    # Tagged for the environment's editor only (IAM: iam/editor-pod-identity.json).
+    tagging = await asyncio.to_thread(stack.s3.get_object_tagging, Bucket=BUCKET, Key=key)
+    assert {t["Key"]: t["Value"] for t in tagging["TagSet"]} == {
+        "webordinary.dev/namespace": NS,
+        "webordinary.dev/service-account": "ameliastamps-website-john-editor"}
 
 
 # The DLQ sweep cadence (60 s in production) only sets how soon the reply goes out; the

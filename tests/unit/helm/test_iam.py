@@ -21,6 +21,8 @@ ACCOUNT, REGION, BUCKET = "123456789012", "eu-west-1", "webordinary-mail"
 BASE = {"ACCOUNT_ID": ACCOUNT, "REGION": REGION, "BUCKET": BUCKET}
 # Operations whose IAM action has another name (AWS's service authorization reference).
 ACTION_OF = {"s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket"}
+# A parameter that needs one more action: (operation, keyword) -> action.
+IMPLIED = {("PutObject", "Tagging"): "s3:PutObjectTagging", ("CreateQueue", "tags"): "sqs:TagQueue"}
 COMPONENTS = {"operator": "operator.json", "hermes": "hermes.json",
               "editor": "editor-pod-identity.json"}
 
@@ -33,8 +35,15 @@ def called_actions(component: str) -> frozenset[str]:
     services: set[str] = set()
     attributes: set[str] = set()
     strings: set[str] = set()
+    keywords: set[tuple[str, str]] = set()  # (method or operation named in a call, keyword)
     for path in (ROOT / component).rglob("*.py"):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Call):
+                named = [n.attr if isinstance(n, ast.Attribute) else n.value
+                         for n in (node.func, *node.args)
+                         if isinstance(n, ast.Attribute)
+                         or (isinstance(n, ast.Constant) and isinstance(n.value, str))]
+                keywords |= {(str(n), k.arg) for n in named for k in node.keywords if k.arg}
             if (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)
                     and node.func.attr == "client" and node.args
                     and isinstance(node.args[0], ast.Constant)):
@@ -51,12 +60,16 @@ def called_actions(component: str) -> frozenset[str]:
         operations = set(mapping.values())
         names = {mapping[a] for a in attributes if a in mapping} | (strings & operations)
         found |= {ACTION_OF.get(f"{service}:{op}", f"{service}:{op}") for op in names}
+        used = {(mapping.get(n, n), k) for n, k in keywords}
+        found |= {action for (op, k), action in IMPLIED.items()
+                  if (op, k) in used and action.startswith(service + ":")}
     return frozenset(found)
 
 
 def test_the_scan_sees_the_calls_we_know_of() -> None:
     assert {"sqs:CreateQueue", "sqs:TagQueue", "sqs:ListQueues"} <= called_actions("operator")
-    assert {"ses:SendRawEmail", "sqs:SendMessage", "s3:PutObject"} <= called_actions("hermes")
+    assert {"ses:SendRawEmail", "sqs:SendMessage", "s3:PutObject",
+            "s3:PutObjectTagging"} <= called_actions("hermes")
     assert {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"} <= called_actions("editor")
 
 
@@ -195,3 +208,13 @@ def test_every_document_loads_with_its_placeholders(name: str) -> None:
     document = json_of(name)
     assert document["Version"] == "2012-10-17"
     assert all(s["Effect"] in ("Allow", "Deny") for s in document["Statement"])
+
+
+def test_hermes_tags_attachments_like_the_editor_policy_expects() -> None:
+    from webordinary.contracts import ownership
+
+    for env in (JOHN, LONG):
+        tags = ownership.tags(env.namespace, env.name)
+        context = {**env.principal(), **{f"s3:ExistingObjectTag/{k}": v for k, v in tags.items()}}
+        assert allowed(json_of("editor-pod-identity.json"),
+                       Request("s3:GetObject", env.attachment, context))

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import email
 import re
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from email import policy
 from pathlib import Path
 from typing import Any
@@ -46,7 +46,8 @@ class MemoryBlobs:
     async def get(self, bucket: str, key: str) -> bytes:
         return self.objects[f"{bucket}/{key}"]
 
-    async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> str:
+    async def put(self, bucket: str, key: str, data: bytes, content_type: str,
+                  tags: Mapping[str, str] | None = None) -> str:
         self.objects[f"{bucket}/{key}"] = data
         return f"s3://{bucket}/{key}"
 

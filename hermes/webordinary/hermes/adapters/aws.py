@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, TypeVar
+from urllib.parse import urlencode
 
 import boto3
 from botocore.config import Config
@@ -57,7 +58,8 @@ _PERMANENT_SES = frozenset({"MessageRejected", "InvalidParameterValue",
 class BlobStore(Protocol):
     async def get(self, bucket: str, key: str) -> bytes: ...
 
-    async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> str: ...
+    async def put(self, bucket: str, key: str, data: bytes, content_type: str,
+                  tags: Mapping[str, str] | None = None) -> str: ...
 
 
 class _Threaded:
@@ -179,8 +181,11 @@ class S3Blobs(_Threaded):
     async def get(self, bucket: str, key: str) -> bytes:
         return await self._run(self._get, bucket, key)
 
-    async def put(self, bucket: str, key: str, data: bytes, content_type: str) -> str:
+    async def put(self, bucket: str, key: str, data: bytes, content_type: str,
+                  tags: Mapping[str, str] | None = None) -> str:
+        """Store an object; `tags` (ownership.tags) let only its environment's editor read it."""
         await self._run(
-            self._s3.put_object, Bucket=bucket, Key=key, Body=data, ContentType=content_type
+            self._s3.put_object, Bucket=bucket, Key=key, Body=data, ContentType=content_type,
+            Tagging=urlencode(dict(tags or {})),
         )
         return f"s3://{bucket}/{key}"

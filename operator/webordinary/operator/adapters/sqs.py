@@ -19,20 +19,20 @@ import boto3
 from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from webordinary.contracts import ownership
 from webordinary.contracts.environment import GROUP, QueueUrls
 from webordinary.contracts.environment import Queues as QueuesSpec
-from webordinary.contracts.naming import QUEUE_PREFIX, child_name
+from webordinary.contracts.naming import QUEUE_PREFIX
 from webordinary.operator.settings import OperatorSettings
 
 T = TypeVar("T")
 
-TAG_NAMESPACE: Final = f"{GROUP}/namespace"
+TAG_NAMESPACE: Final = ownership.TAG_NAMESPACE
 TAG_NAME: Final = f"{GROUP}/name"
 TAG_UID: Final = f"{GROUP}/uid"
 # The editor's ServiceAccount: EKS Pod Identity session tags are matched against it (IAM ABAC,
 # helm/webordinary/iam/editor-pod-identity.json), so an editor reaches only its own queues.
-TAG_SERVICE_ACCOUNT: Final = f"{GROUP}/service-account"
-EDITOR_ROLE: Final = "editor"  # builders.ROLE_EDITOR: the editor ServiceAccount's name suffix
+TAG_SERVICE_ACCOUNT: Final = ownership.TAG_SERVICE_ACCOUNT
 DLQ_RETENTION: Final = 1_209_600  # 14 days: a failed command must outlive the input queue's copy
 ROLES_IN_ORDER: Final = ("dlq", "output", "input")  # the redrives need the DLQ first
 REDRIVEN: Final = ("input", "output")
@@ -63,8 +63,8 @@ class Owner:
     uid: str
 
     def tags(self) -> dict[str, str]:
-        return {TAG_NAMESPACE: self.namespace, TAG_NAME: self.name, TAG_UID: self.uid,
-                TAG_SERVICE_ACCOUNT: child_name(self.name, EDITOR_ROLE)}
+        return {**ownership.tags(self.namespace, self.name), TAG_NAME: self.name,
+                TAG_UID: self.uid}
 
 
 @dataclass
