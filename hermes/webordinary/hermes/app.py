@@ -93,6 +93,7 @@ def _web_app(hermes: Hermes) -> web.Application:
 async def start(settings: HermesSettings, kube: EnvironmentApi | None = None) -> Running:
     """Start every loop and server; `await running.close()` stops them."""
     hermes, clients = build(settings, kube)
+    await hermes.parser.warm()  # worker processes up before the first mail
     stop = asyncio.Event()
     task = asyncio.create_task(hermes.run(stop), name="hermes")
     running = Running(hermes=hermes, clients=clients, kube=hermes.kube, stop=stop, task=task)

@@ -29,6 +29,7 @@ from webordinary.hermes.mail import MailError, ParsedMail, parse_mail
 log = logging.getLogger(__name__)
 
 _PROC_STATUS = "/proc/self/status"
+START_TIMEOUT = 60.0
 
 
 @dataclass(frozen=True)
@@ -103,6 +104,8 @@ def _serve(conn: Connection, memory_bytes: int) -> None:
     """Worker main loop: request = b'H' or b'F' + raw mail; reply = pickled outcome + cost."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     _limit_memory(memory_bytes)
+    digest(b"Subject: warm-up\r\n\r\nhello")  # first-use costs before the first mail
+    conn.send_bytes(b"ready")
     while True:
         try:
             request = conn.recv_bytes()
@@ -158,6 +161,9 @@ class _Slot:
         process.start()
         child.close()
         self.process, self.conn = process, parent
+        # A new worker's start-up is not the next mail's parse time: wait for it apart.
+        if not parent.poll(START_TIMEOUT) or parent.recv_bytes() != b"ready":
+            raise OSError("the parse worker did not start")
 
     def kill(self) -> None:
         process, conn = self.process, self.conn
@@ -174,7 +180,11 @@ class _Slot:
         with self.lock:
             if self.process is None or not self.process.is_alive():
                 self.kill()
-                self._spawn()
+                try:
+                    self._spawn()
+                except (OSError, EOFError) as exc:
+                    self.kill()
+                    return ("crash", f"no parse worker: {exc}"), (0.0, 0)
             conn = self.conn
             assert conn is not None
             began = time.monotonic()
@@ -200,7 +210,9 @@ class ParserPool:
         self.timeout = timeout
         self.memory_bytes = memory_mib * 1024 * 1024
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload([__name__])
+        # '__main__' too: the fork server imports the main module once, so a new worker does
+        # not import it again (that would cost seconds of a parse's time limit).
+        context.set_forkserver_preload(["__main__", __name__])
         self._slots = [_Slot(context, self.memory_bytes) for _ in range(max(1, workers))]
         self._executor = ThreadPoolExecutor(max_workers=len(self._slots),
                                             thread_name_prefix="hermes-parse")
