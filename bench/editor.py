@@ -4,6 +4,10 @@ Runs the real editor process (`python -m webordinary.editor`) against moto SQS, 
 git remote, the real Claude Code CLI talking to the scripted Messages API stand-in, and real
 `astro dev` previews of the fixture site. Prints one table.
 
+Also: result latency of an edit (command sent -> result on the output queue) with and
+without the push to the customer's repository after each edit (a local bare remote: the
+push's own cost, without a network in between).
+
 Targets: interrupt p95 < 1.5 s, ready < 5 s, new-session preview < 4 s.
 """
 
@@ -24,7 +28,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.integration.editor.harness import Editor, Rig, command
 from webordinary.devkit.aws import start_moto
-from webordinary.devkit.messages_api import MessagesAPI, stall, text
+from webordinary.devkit.messages_api import MessagesAPI, stall, text, tools, write
 
 
 def percentile(values: list[float], share: float) -> float:
@@ -91,10 +95,33 @@ def measure_interrupts(rig: Rig, runs: int) -> list[float]:
     return latencies
 
 
+def measure_results(rig: Rig, edits: int, push: bool) -> list[float]:
+    """Seconds from sending an edit to its result, `edits` times, push after edit on/off."""
+    rig.extra_env["WEBORDINARY_PUSH_AFTER_EDIT"] = "true" if push else "false"
+    editor = rig.start_editor()
+    thread = "pushon" if push else "pushoff"
+    rig.api.push(text("warm"))
+    rig.send(command(thread, f"{thread}-warm", "Warm up"))
+    rig.results(1, timeout=60)
+    latencies = []
+    for run in range(edits):
+        rig.api.push(tools(write(f"src/pages/{thread}-{run}.md", f"# Page {run}\n")),
+                     text(f"Added page {run}."))
+        sent = rig.send(command(thread, f"{thread}-{run}", f"Add page {run}"))
+        [result] = rig.results(1, timeout=60)
+        latencies.append(time.monotonic() - sent)
+        assert result["status"] == "completed", result
+        assert result.get("push", {}).get("state") == ("pushed" if push else "disabled"), result
+    editor.terminate()
+    time.sleep(6)  # the stopped editor's poll has ended
+    return latencies
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10, help="interrupt runs")
     parser.add_argument("--starts", type=int, default=3, help="warm start runs")
+    parser.add_argument("--edits", type=int, default=10, help="edits with and without push")
     args = parser.parse_args()
 
     moto = start_moto()
@@ -158,6 +185,19 @@ def main() -> None:
             rows.append(("new-session preview: session known -> first 200 byte",
                          f"{from_known:.2f} s", ""))
             editor.terminate()
+            time.sleep(6)
+
+            rig.extra_env["WEBORDINARY_EDITOR_PREVIEWS_ENABLED"] = "false"
+            without = measure_results(rig, args.edits, push=False)
+            pushed = measure_results(rig, args.edits, push=True)
+            for label, values in (("without push", without), ("with push after edit", pushed)):
+                rows.append((f"edit result latency p50, {label}",
+                             f"{percentile(values, 0.5):.2f} s", ""))
+                rows.append((f"edit result latency p95, {label}",
+                             f"{percentile(values, 0.95):.2f} s", ""))
+            cost = percentile(pushed, 0.5) - percentile(without, 0.5)
+            rows.append(("push after edit adds (p50 difference)", f"{cost * 1000:.0f} ms",
+                         "local bare remote"))
         finally:
             rig.close()
             api.stop()
