@@ -46,6 +46,7 @@ class DeletionPolicy(StrEnum):
 class Phase(StrEnum):
     PENDING = "Pending"
     PROVISIONING = "Provisioning"
+    STARTING = "Starting"  # woken (replicas 1), the editor not available yet
     READY = "Ready"
     SLEEPING = "Sleeping"
     FAILED = "Failed"

@@ -4,7 +4,13 @@ No container runtime exists where `./dev up` runs, so this plays kubelet and the
 controller for the editor workload only: replicas 1 starts `python -m webordinary.editor` with
 the env the operator wrote into the Deployment (secrets resolved from the API), the workspace
 PVC mapped to a local folder; replicas 0 sends SIGTERM and waits out the grace period, exactly
-as a pod would be stopped. Deployment status is reported back so the operator sees readiness.
+as a pod would be stopped.
+
+Status is reported the way a cluster does: a Pod object per running replica (Ready condition
+from the readiness probe, container state, restarts, CrashLoopBackOff after repeated exits),
+the Deployment's replicas/readyReplicas/availableReplicas and Available condition, and PVCs
+Bound only when their StorageClass exists (else they stay Pending, as with no provisioner).
+`command` replaces the editor process (tests of the operator run a pause-like stand-in).
 """
 
 from __future__ import annotations
@@ -12,13 +18,16 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
+import hashlib
 import logging
 import os
 import signal
 import socket
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +36,70 @@ import aiohttp
 log = logging.getLogger(__name__)
 
 EDITOR_SELECTOR = "app.kubernetes.io/component=editor"
+CRASH_LOOP_AFTER = 2  # exits before a restart is held back (CrashLoopBackOff)
+BACKOFF_BASE = 10.0  # seconds, doubling per exit like the kubelet's, capped at 300
+
+
+def now_rfc3339() -> str:
+    return datetime.now(UTC).replace(microsecond=0).isoformat().replace("+00:00", "Z")
+
+
+def pod_name(deployment: dict[str, Any]) -> str:
+    """`{deployment}-{template hash}-{suffix}` like a ReplicaSet's pod."""
+    meta = deployment["metadata"]
+    digest = hashlib.sha256(f"{meta.get('uid')}/{meta.get('generation')}".encode()).hexdigest()
+    return f"{meta['name']}-{digest[:10]}-{digest[10:15]}"
+
+
+def pod_status(pod: LocalPod | None, crashes: int, last_exit: int | None, waiting: str | None,
+               started: str) -> dict[str, Any]:
+    """A Pod's status as a kubelet reports it for one container named `editor`."""
+    ready = pod is not None and pod.ready
+    if pod is not None and waiting is None:
+        state: dict[str, Any] = {"running": {"startedAt": started}}
+    else:
+        state = {"waiting": {"reason": waiting or "ContainerCreating"}}
+        if waiting == "CrashLoopBackOff":
+            state["waiting"]["message"] = (f"back-off restarting failed container editor "
+                                           f"(exit code {last_exit})")
+    container: dict[str, Any] = {
+        "name": "editor", "ready": ready, "restartCount": crashes, "state": state,
+        "started": pod is not None, "image": "", "imageID": "",
+    }
+    if last_exit is not None:
+        container["lastState"] = {"terminated": {"exitCode": last_exit, "reason": "Error"}}
+    flag = "True" if ready else "False"
+    return {
+        "phase": "Running" if pod is not None or crashes else "Pending",
+        "conditions": [
+            {"type": "PodScheduled", "status": "True"},
+            {"type": "Initialized", "status": "True"},
+            {"type": "ContainersReady", "status": flag},
+            {"type": "Ready", "status": flag},
+        ],
+        "containerStatuses": [container],
+        "startTime": started,
+    }
+
+
+def deployment_status(deployment: dict[str, Any], running: bool, ready: bool) -> dict[str, Any]:
+    """What the Deployment controller reports for a single-replica Deployment."""
+    meta = deployment["metadata"]
+    wanted = int(deployment["spec"].get("replicas", 1) or 0)
+    available = 1 if ready else 0
+    condition = {"type": "Available", "status": "True" if available >= wanted else "False",
+                 "reason": "MinimumReplicasAvailable" if available >= wanted
+                 else "MinimumReplicasUnavailable"}
+    status: dict[str, Any] = {
+        "observedGeneration": meta.get("generation", 1),
+        "replicas": 1 if running else 0,
+        "readyReplicas": available,
+        "availableReplicas": available,
+        "updatedReplicas": 1 if running else 0,
+        "unavailableReplicas": max(0, wanted - available),
+        "conditions": [condition],
+    }
+    return status
 
 
 @dataclass
@@ -42,6 +115,8 @@ class LocalPod:
     ready: bool = False
     log_path: Path = field(default_factory=Path)
     labels: dict[str, str] = field(default_factory=dict)
+    name: str = ""
+    started: str = ""
 
 
 async def get_json(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
@@ -125,6 +200,9 @@ class LocalKubelet:
         self.extra_env = extra_env or {}
         self.interval = interval
         self.pods: dict[str, LocalPod] = {}
+        # key -> (exits so far, last exit code, monotonic time before which no restart)
+        self.crashes: dict[str, tuple[int, int, float]] = {}
+        self.reported: dict[str, dict[str, Any]] = {}  # pod status last written, by key
         self._session: aiohttp.ClientSession | None = None
 
     async def run(self) -> None:
@@ -145,13 +223,72 @@ class LocalKubelet:
         assert self._session is not None
         return await get_json(self._session, f"{self.api_url}{path}")
 
-    async def _patch_status(self, namespace: str, name: str, status: dict[str, Any]) -> None:
+    async def _patch_status(self, namespace: str, name: str, status: dict[str, Any],
+                            plural: str = "deployments", group: str = "/apis/apps/v1") -> int:
         assert self._session is not None
-        url = f"{self.api_url}/apis/apps/v1/namespaces/{namespace}/deployments/{name}/status"
+        url = f"{self.api_url}{group}/namespaces/{namespace}/{plural}/{name}/status"
         headers = {"Content-Type": "application/merge-patch+json"}
         async with self._session.patch(url, json={"status": status}, headers=headers) as r:
-            if r.status >= 400:
-                log.warning("kubelet: status of %s/%s: HTTP %s", namespace, name, r.status)
+            if r.status >= 400 and r.status != 404:
+                log.warning("kubelet: status of %s %s/%s: HTTP %s", plural, namespace, name,
+                            r.status)
+            return r.status
+
+    async def _send(self, method: str, path: str, body: Any = None) -> int:
+        assert self._session is not None
+        async with self._session.request(method, f"{self.api_url}{path}", json=body) as r:
+            return r.status
+
+    async def bind_volumes(self) -> None:
+        """The volume provisioner's part: a Pending PVC whose StorageClass exists is Bound."""
+        classes = {item["metadata"]["name"] for item in
+                   (await self._get("/apis/storage.k8s.io/v1/storageclasses")).get("items", [])}
+        claims = await self._get("/api/v1/persistentvolumeclaims")
+        for claim in claims.get("items", []):
+            if (claim.get("status") or {}).get("phase") == "Bound":
+                continue
+            if (claim.get("spec") or {}).get("storageClassName") not in classes:
+                continue
+            meta, spec = claim["metadata"], claim["spec"]
+            status = {"phase": "Bound", "accessModes": spec.get("accessModes", []),
+                      "capacity": (spec.get("resources") or {}).get("requests", {})}
+            await self._patch_status(meta["namespace"], meta["name"], status,
+                                     "persistentvolumeclaims", "/api/v1")
+
+    async def _report_pod(self, deployment: dict[str, Any], pod: LocalPod | None,
+                          waiting: str | None) -> None:
+        """Create, update or delete the Pod object standing for this Deployment's replica."""
+        meta = deployment["metadata"]
+        namespace, key = meta["namespace"], f"{meta['namespace']}/{meta['name']}"
+        exits, last_exit, _ = self.crashes.get(key, (0, 0, 0.0))
+        wanted = int(deployment["spec"].get("replicas", 1) or 0) > 0
+        name = pod.name if pod is not None else pod_name(deployment)
+        path = f"/api/v1/namespaces/{namespace}/pods"
+        reported = self.reported.get(key)
+        if not wanted:
+            if reported is not None:
+                await self._send("DELETE", f"{path}/{reported['name']}")
+                self.reported.pop(key, None)
+            return
+        started = pod.started if pod is not None else (reported or {}).get("started", "")
+        status = pod_status(pod, exits, last_exit if exits else None, waiting,
+                            started or now_rfc3339())
+        if reported is not None and reported["name"] != name:
+            await self._send("DELETE", f"{path}/{reported['name']}")
+            reported = None
+        if reported is None:
+            template = deployment["spec"]["template"]
+            body = {"apiVersion": "v1", "kind": "Pod",
+                    "metadata": {"name": name, "namespace": namespace,
+                                 "labels": dict(template["metadata"].get("labels", {}))},
+                    "spec": template["spec"]}
+            code = await self._send("POST", path, body)
+            if code >= 400 and code != 409:
+                log.warning("kubelet: pod %s/%s not created: HTTP %s", namespace, name, code)
+                return
+        if reported is None or reported["status"] != status:
+            await self._patch_status(namespace, name, status, "pods", "/api/v1")
+        self.reported[key] = {"name": name, "status": status, "started": started}
 
     async def _secrets(self, namespace: str) -> dict[tuple[str, str], str]:
         data = await self._get(f"/api/v1/namespaces/{namespace}/secrets")
@@ -164,7 +301,8 @@ class LocalKubelet:
         return out
 
     async def sync(self) -> None:
-        """One pass: start wanted pods, stop unwanted ones, report status."""
+        """One pass: bind volumes, start wanted pods, stop unwanted ones, report status."""
+        await self.bind_volumes()
         data = await self._get(f"/apis/apps/v1/deployments?labelSelector={EDITOR_SELECTOR}")
         seen: set[str] = set()
         for deployment in data.get("items", []):
@@ -173,28 +311,35 @@ class LocalKubelet:
             seen.add(key)
             wanted = int(deployment["spec"].get("replicas", 1) or 0) > 0
             pod = self.pods.get(key)
+            waiting: str | None = None
             if pod is not None and pod.process.returncode is not None:
-                log.warning("kubelet: %s exited with %s; restarting", key, pod.process.returncode)
+                exits = self.crashes.get(key, (0, 0, 0.0))[0] + 1
+                backoff = min(BACKOFF_BASE * 2 ** (exits - 1), 300.0)
+                self.crashes[key] = (exits, pod.process.returncode, time.monotonic() + backoff)
+                log.warning("kubelet: %s exited with %s (%s times)", key,
+                            pod.process.returncode, exits)
                 self.pods.pop(key)
                 pod = None
             if wanted and pod is not None and pod.generation != meta.get("generation", 1):
                 await self.stop(key)
                 pod = None
+            exits, _, hold = self.crashes.get(key, (0, 0, 0.0))
             if wanted and pod is None:
-                pod = await self.start(deployment)
-            elif not wanted and pod is not None:
-                await self.stop(key)
-                pod = None
+                if exits >= CRASH_LOOP_AFTER and time.monotonic() < hold:
+                    waiting = "CrashLoopBackOff"
+                else:
+                    pod = await self.start(deployment)
+                    if pod is None:
+                        waiting = "CreateContainerConfigError"
+            elif not wanted:
+                self.crashes.pop(key, None)
+                if pod is not None:
+                    await self.stop(key)
+                    pod = None
             if pod is not None and not pod.ready:
                 pod.ready = await self._probe(pod)
-            ready = 1 if pod is not None and pod.ready else 0
-            status = {
-                "observedGeneration": meta.get("generation", 1),
-                "replicas": 1 if pod is not None else 0,
-                "readyReplicas": ready,
-                "availableReplicas": ready,
-                "updatedReplicas": 1 if pod is not None else 0,
-            }
+            await self._report_pod(deployment, pod, waiting)
+            status = deployment_status(deployment, pod is not None, pod is not None and pod.ready)
             if deployment.get("status", {}) != {**deployment.get("status", {}), **status}:
                 await self._patch_status(meta["namespace"], meta["name"], status)
         for key in set(self.pods) - seen:
@@ -241,6 +386,7 @@ class LocalKubelet:
             metrics_port=metrics_port, grace_seconds=grace,
             generation=meta.get("generation", 1), log_path=log_path,
             labels=dict(deployment["spec"]["template"]["metadata"].get("labels", {})),
+            name=pod_name(deployment), started=now_rfc3339(),
         )
         self.pods[pod.key] = pod
         log.info("kubelet: started %s (pid %s, preview :%s, log %s)",

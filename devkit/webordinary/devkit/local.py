@@ -115,6 +115,10 @@ async def put_secret(api: str, name: str, data: dict[str, str]) -> None:
             ("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
                                     "metadata": {"name": NAMESPACE}}),
             (f"/api/v1/namespaces/{NAMESPACE}/secrets", body),
+            # The workspaces' StorageClass: the local kubelet binds PVCs of existing classes.
+            ("/apis/storage.k8s.io/v1/storageclasses", {
+                "apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                "metadata": {"name": "efs-sc"}, "provisioner": "efs.csi.aws.com"}),
         ):
             async with client.post(f"{api}{path}", json=doc) as response:
                 if response.status not in (200, 201, 409):
@@ -248,8 +252,7 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
             "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": moto.endpoint_url,
             "WEBORDINARY_OPERATOR_ANTHROPIC_SECRET_NAME": "anthropic",
             "WEBORDINARY_OPERATOR_PREVIEW_BASE_URL": ingress_url,
-            "WEBORDINARY_OPERATOR_DRIFT_INTERVAL_SECONDS": "10",
-            "WEBORDINARY_OPERATOR_DRIFT_INITIAL_DELAY_SECONDS": "2",
+            # The production drift interval: sleep and wake do not depend on it.
             "WEBORDINARY_OPERATOR_METRICS_HOST": "127.0.0.1",
             "WEBORDINARY_OPERATOR_METRICS_PORT": "0",
             "WEBORDINARY_OPERATOR_LIVENESS_PORT": "0",

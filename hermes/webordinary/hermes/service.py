@@ -24,6 +24,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from webordinary.contracts import ownership
+from webordinary.contracts.activity import ActivityLimiter, activity_patch
 from webordinary.contracts.messages import Command, Result, ResultError, ResultStatus
 from webordinary.hermes import auth
 from webordinary.hermes import environments as envs
@@ -134,6 +135,7 @@ class Hermes:
             grace=settings.results_grace_seconds,
             on_change=self.metrics.watched_queues.set,
         )
+        self.activity = ActivityLimiter(settings.activity_interval_seconds)
         self.ready = False
 
     def limits(self) -> Limits:
@@ -330,6 +332,7 @@ class Hermes:
             )
         )
         self.metrics.commands.inc()
+        await self.stamp_activity(plan.environment)
         if plan.received_at is not None:
             self.metrics.email_to_command.observe(
                 max(0.0, (self.clock() - plan.received_at).total_seconds())
@@ -610,6 +613,7 @@ class Hermes:
             return False
         self.journal.record_reply(key)
         self._count_usage(result, record.environment)
+        await self.stamp_activity(record.environment)
         if record.received_at is not None:
             self.metrics.email_to_reply.observe(
                 max(0.0, (self.clock() - record.received_at).total_seconds())
@@ -626,6 +630,28 @@ class Hermes:
                  result.command_id, environment, result.status.value, usage.input_tokens,
                  usage.output_tokens, usage.cost_usd or 0.0)
 
+    async def stamp_activity(self, environment: str, at: datetime | None = None) -> None:
+        """Tell the operator the environment is in use (rate-limited; best effort: a failed
+        stamp costs at most an early sleep, never the command or the reply)."""
+        if not environment:
+            return
+        when = self.activity.offer(environment, at or self.clock(), time.monotonic())
+        if when is not None:
+            await self._write_activity(environment, when)
+
+    async def flush_activity(self) -> None:
+        """Write the stamps the limiter held back whose interval has ended."""
+        for environment, when in self.activity.due(time.monotonic()):
+            await self._write_activity(environment, when)
+
+    async def _write_activity(self, environment: str, when: datetime) -> None:
+        try:
+            await self.kube.merge_patch(self.settings.namespace, environment,
+                                        activity_patch(when))
+        except (KubeError, OSError, TimeoutError) as exc:
+            self.metrics.errors.labels("activity").inc()
+            log.warning("activity of %s not recorded: %s", environment, exc)
+
     async def refresh_watches(self) -> None:
         """Poll the output queues and DLQs of environments that can produce results."""
         items = await self.kube.list(self.settings.namespace)
@@ -634,6 +660,7 @@ class Hermes:
     async def watch_loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             try:
+                await self.flush_activity()
                 await self.refresh_watches()
                 self.ready = True
             except Exception as exc:

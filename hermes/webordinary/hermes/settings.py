@@ -89,6 +89,9 @@ class HermesSettings(BaseSettings):
     down)."""
     environments_list_seconds: Annotated[float, Field(gt=0)] = 10.0
     """How often EditEnvironments are listed (phase and queues of each)."""
+    activity_interval_seconds: Annotated[float, Field(ge=0)] = 30.0
+    """At most one `last-activity` stamp per environment this often (the newest time held back
+    is written when the interval ends, so the operator's sleep deadline stays exact)."""
 
     smtp_enabled: bool = False
     """Local mode: accept mail over SMTP (aiosmtpd) instead of / besides SES."""

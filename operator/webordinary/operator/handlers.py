@@ -3,17 +3,23 @@
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
-from datetime import UTC, datetime
-from typing import Any
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
 
 import kopf
 
 from webordinary.contracts import naming
 from webordinary.contracts.environment import (
+    ANNOTATION_ACTIVITY,
     ANNOTATION_RELEASE_FINALIZER,
+    ANNOTATION_WAKE,
     FINALIZER,
     GROUP,
+    KIND,
+    LABEL_ENVIRONMENT,
     PLURAL,
     VERSION,
     ConditionType,
@@ -25,20 +31,73 @@ from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
 from webordinary.operator.metrics import Metrics
-from webordinary.operator.reconcile import Outcome, Runtime, previous_status, reconcile
+from webordinary.operator.reconcile import (
+    Mode,
+    Outcome,
+    Runtime,
+    previous_status,
+    reconcile,
+    stuck_count,
+)
 from webordinary.operator.settings import OperatorSettings
 from webordinary.operator.status import Part, with_condition
+from webordinary.operator.wakeups import Deadlines, Key, SleepingQueues
 
 RESOURCE = (GROUP, VERSION, PLURAL)
+# kopf's bookkeeping lives under a prefix of its own: kopf leaves every annotation under its
+# storages' prefixes out of an object's essence, and wake/activity annotations must count.
+KOPF_PREFIX: Final = f"kopf.{GROUP}"
+LEGACY_PREFIX: Final = GROUP  # where operators before 0.2 kept it
+DIFFBASE_KEY: Final = "last-handled-configuration"
+HANDLER_IDS: Final = ("reconcile-create", "reconcile-update", "reconcile-resume", "drift",
+                      "cleanup", "release")
+LEGACY_KEYS: Final = frozenset(
+    f"{LEGACY_PREFIX}/{key}" for key in ("kopf-managed", DIFFBASE_KEY, *HANDLER_IDS)
+)
+LIFECYCLE_ANNOTATIONS: Final = frozenset({ANNOTATION_WAKE, ANNOTATION_ACTIVITY})
+MANAGED: Final = {"app.kubernetes.io/managed-by": builders.MANAGED_BY}
+EDITOR_PODS: Final = {"app.kubernetes.io/name": builders.APP_NAME}
+
+
+def _without_legacy(body: Mapping[str, Any]) -> kopf.Body:
+    raw = dict(body)
+    annotations = dict((raw.get("metadata") or {}).get("annotations") or {})
+    if LEGACY_KEYS.isdisjoint(annotations):
+        return body if isinstance(body, kopf.Body) else kopf.Body(raw)  # type: ignore[arg-type]
+    raw["metadata"] = {**raw["metadata"],
+                       "annotations": {k: v for k, v in annotations.items()
+                                       if k not in LEGACY_KEYS}}
+    return kopf.Body(raw)  # type: ignore[arg-type]
+
+
+class DiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
+    """kopf's last-handled state under KOPF_PREFIX. An object last handled by an older
+    operator still has it (and kopf's marker, which hides all `webordinary.dev/` annotations)
+    under LEGACY_PREFIX: it is read from there once and removed with the next store."""
+
+    def __init__(self) -> None:
+        super().__init__(prefix=KOPF_PREFIX, key=DIFFBASE_KEY)
+        self._legacy = kopf.AnnotationsDiffBaseStorage(prefix=LEGACY_PREFIX, key=DIFFBASE_KEY)
+
+    def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
+        return super().build(body=_without_legacy(body), extra_fields=extra_fields)
+
+    def fetch(self, *, body: kopf.Body) -> Any:
+        found = super().fetch(body=body)
+        return found if found is not None else self._legacy.fetch(body=body)
+
+    def store(self, *, body: kopf.Body, patch: Any, essence: Any) -> None:
+        super().store(body=body, patch=patch, essence=essence)
+        for key in LEGACY_KEYS & set(body.metadata.annotations):
+            patch.metadata.annotations[key] = None
 
 
 def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
-    """Bookkeeping in annotations (status belongs to the reconcile), our finalizer name."""
+    """Bookkeeping in annotations under kopf's own prefix (status belongs to the reconcile)."""
     kopf_settings.persistence.finalizer = FINALIZER
-    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(prefix=GROUP)
-    kopf_settings.persistence.diffbase_storage = kopf.AnnotationsDiffBaseStorage(
-        prefix=GROUP, key="last-handled-configuration"
-    )
+    kopf_settings.persistence.progress_storage = kopf.AnnotationsProgressStorage(
+        prefix=KOPF_PREFIX)
+    kopf_settings.persistence.diffbase_storage = DiffBaseStorage()
     # Our status write lands before kopf's own annotation patch; if that patch's watch event is
     # late (a loaded API server), kopf must not act on the older body (it would look unhandled).
     kopf_settings.persistence.consistency_timeout = 30.0
@@ -52,26 +111,53 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _post(body: kopf.Body, outcome: Outcome) -> None:
+def _post(body: Mapping[str, Any], outcome: Outcome) -> None:
     for event in outcome.events:
-        kopf.event(body, type=event.type, reason=event.reason, message=event.message[:1000])
+        try:
+            kopf.event(body, type=event.type, reason=event.reason,  # type: ignore[arg-type]
+                       message=event.message[:1000])
+        except LookupError:  # outside kopf's context (never expected): the log has it
+            logging.getLogger(__name__).info("%s: %s", event.reason, event.message)
+
+
+def lifecycle_only(old: Any, new: Any) -> bool:
+    """Whether an update changed nothing but wake/activity annotations."""
+    if old is None or new is None:
+        return False
+
+    def strip(essence: Any) -> Any:
+        essence = copy.deepcopy(dict(essence))
+        meta = essence.get("metadata") or {}
+        annotations = {k: v for k, v in (meta.get("annotations") or {}).items()
+                       if k not in LIFECYCLE_ANNOTATIONS}
+        meta = {**meta, "annotations": annotations}
+        essence["metadata"] = {k: v for k, v in meta.items() if v}
+        return {k: v for k, v in essence.items() if v}
+
+    return bool(strip(old) == strip(new))
 
 
 async def run_reconcile(
-    rt: Runtime, body: kopf.Body, trigger: str, *, fresh: bool, retry: int
+    rt: Runtime, body: Mapping[str, Any], trigger: str, *, fresh: bool, retry: int,
+    mode: Mode = "full", queue_busy: bool | None = None, probe_queue: bool = False,
 ) -> None:
-    """Serialize per environment, measure, post events, turn transient trouble into a retry."""
+    """Serialize per environment, measure, post events, turn transient trouble into a retry,
+    and arm the next sleep deadline or queue look."""
     started = datetime.now(UTC)
-    uid = body.metadata.uid or ""
+    uid = body["metadata"].get("uid") or ""
     loop = asyncio.get_running_loop()
     async with rt.lock(uid):
+        if uid in rt.deleting:
+            return  # a refresh that raced the deletion must not recreate children
         recent = loop.time() - rt.last_done.get(uid, float("-inf"))
         if trigger == "timer" and recent < rt.settings.drift_interval_seconds * 0.9:
             return  # another trigger reconciled it moments ago
         try:
             outcome = await reconcile(rt, body, fresh=fresh, now=now(), retry=retry,
-                                      light=trigger == "timer")
-            rt.last_done[uid] = loop.time()
+                                      light=trigger == "timer", mode=mode,
+                                      queue_busy=queue_busy, probe_queue=probe_queue)
+            if mode == "full":
+                rt.last_done[uid] = loop.time()
         except KubeError as error:
             rt.metrics.errors.labels(reason="KubeError").inc()
             raise kopf.TemporaryError(
@@ -80,6 +166,7 @@ async def run_reconcile(
         finally:
             elapsed = (datetime.now(UTC) - started).total_seconds()
             rt.metrics.duration.labels(trigger=trigger).observe(elapsed)
+        schedule(rt, body, outcome)
     if outcome.error_reason:
         rt.metrics.errors.labels(reason=outcome.error_reason).inc()
     _post(body, outcome)
@@ -87,6 +174,116 @@ async def run_reconcile(
         raise kopf.TemporaryError(
             f"waiting: {outcome.status.message or outcome.error_reason}", delay=outcome.retry_in
         )
+
+
+def schedule(rt: Runtime, body: Mapping[str, Any], outcome: Outcome) -> None:
+    """Awake: a timer at the sleep deadline. Asleep (idle): the input queue is looked at once
+    per wake_poll_interval. Suspended or deleted: neither."""
+    meta = body["metadata"]
+    key: Key = (meta["namespace"], meta["name"])
+    deadlines, sleepers = rt.deadlines, rt.sleepers
+    if deadlines is None or sleepers is None:
+        return
+    decision = outcome.decision
+    rt.names[(key[0], builders.instance_label(key[1]))] = key[1]
+    if decision is None or meta.get("deletionTimestamp"):
+        forget(rt, key)
+        return
+    if decision.replicas == 1 and decision.sleeps_at is not None:
+        sleepers.discard(key)
+        deadlines.arm(key, decision.sleeps_at + timedelta(milliseconds=50))
+        return
+    deadlines.cancel(key)
+    url = outcome.status.queues.input
+    if decision.reason == "Idle" and url:
+        sleepers.add(key, url)
+    else:
+        sleepers.discard(key)
+
+
+def forget(rt: Runtime, key: Key) -> None:
+    if rt.deadlines is not None:
+        rt.deadlines.cancel(key)
+    if rt.sleepers is not None:
+        rt.sleepers.discard(key)
+
+
+async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | None = None,
+                  probe_queue: bool = False) -> None:
+    """A lifecycle reconcile of one environment outside kopf's handlers (sleep deadline, a
+    message on a sleeping queue, a child's status); coalesced while one is running."""
+    if key in rt.refreshing:
+        rt.refresh_again.add(key)
+        return
+    rt.refreshing.add(key)
+    try:
+        while True:
+            rt.refresh_again.discard(key)
+            body = await rt.client().get(builders.EDIT_ENVIRONMENT, *key)
+            if body is None or body["metadata"].get("deletionTimestamp"):
+                forget(rt, key)
+                return
+            try:
+                await run_reconcile(rt, body, trigger, fresh=False, retry=0, mode="lifecycle",
+                                    queue_busy=queue_busy, probe_queue=probe_queue)
+            except kopf.TemporaryError as error:  # kopf's own triggers retry; note it here
+                logging.getLogger(__name__).info("%s/%s %s: %s", *key, trigger, error)
+            if key not in rt.refresh_again:
+                return
+            queue_busy, probe_queue = None, False
+    except KubeError as error:
+        logging.getLogger(__name__).warning("%s/%s %s: %s", *key, trigger, error)
+    finally:
+        rt.refreshing.discard(key)
+
+
+def fingerprint(kind: str, body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a child's status matters to the environment's status."""
+    status = body.get("status") or {}
+    conditions = tuple((c.get("type"), c.get("status"), c.get("reason"))
+                       for c in status.get("conditions") or [])
+    if kind == "Deployment":
+        return (status.get("observedGeneration"), status.get("replicas"),
+                status.get("readyReplicas"), status.get("availableReplicas"), conditions)
+    if kind == "Pod":
+        containers = tuple(
+            (c.get("name"), c.get("ready"), tuple((c.get("state") or {}).keys()),
+             ((c.get("state") or {}).get("waiting") or {}).get("reason"))
+            for c in status.get("containerStatuses") or [])
+        return (status.get("phase"), conditions, containers)
+    return (status.get("phase"),)
+
+
+def owner_key(rt: Runtime, body: Mapping[str, Any]) -> Key | None:
+    meta = body.get("metadata") or {}
+    namespace = meta.get("namespace") or ""
+    for ref in meta.get("ownerReferences") or []:
+        if ref.get("controller") and ref.get("kind") == KIND:
+            return namespace, ref["name"]
+    label = (meta.get("labels") or {}).get(LABEL_ENVIRONMENT)
+    if not label:
+        return None
+    return namespace, rt.names.get((namespace, label), label)
+
+
+async def child_changed(rt: Runtime, kind: str, body: Mapping[str, Any], event: Any) -> None:
+    """A Deployment, PVC or editor pod changed what matters: refresh its environment's status
+    (the first sight at start-up is left to the resume reconcile, which reads children)."""
+    meta = body.get("metadata") or {}
+    seen_key = (kind, meta.get("namespace") or "", meta.get("name") or "")
+    if event == "DELETED":
+        rt.child_seen.pop(seen_key, None)
+    else:
+        mark = fingerprint(kind, body)
+        first = seen_key not in rt.child_seen
+        if rt.child_seen.get(seen_key) == mark:
+            return
+        rt.child_seen[seen_key] = mark
+        if first and event is None:
+            return
+    key = owner_key(rt, body)
+    if key is not None:
+        await refresh(rt, key, f"child:{kind}")
 
 
 async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None:
@@ -99,6 +296,10 @@ async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None
         return
     spec = body.spec
     owner = QueueOwner(meta.namespace or "", meta.name or "", meta.uid or "")
+    rt.deleting.add(owner.uid)
+    forget(rt, (owner.namespace, owner.name))
+    async with rt.lock(owner.uid):  # let a running reconcile finish first
+        pass
     previous = previous_status(body.get("status"))
     kube = rt.client()
     if retry == 0 and previous.phase != Phase.TERMINATING:
@@ -133,6 +334,8 @@ async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None
     rt.metrics.set_phase(owner.uid, None)
     rt.locks.pop(owner.uid, None)
     rt.last_done.pop(owner.uid, None)
+    rt.starting.pop(owner.uid, None)
+    rt.deleting.discard(owner.uid)
 
 
 async def _write_status(kube: KubeClient, owner: QueueOwner, status: Any) -> None:
@@ -182,6 +385,14 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
     @kopf.on.startup(registry=registry)
     async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, rt.settings)
+        rt.deadlines = Deadlines(
+            lambda key: refresh(rt, key, "deadline", probe_queue=True))
+        rt.sleepers = SleepingQueues(
+            rt.settings.wake_poll_interval_seconds, rt.sqs.input_busy,
+            lambda key: refresh(rt, key, "message", queue_busy=True),
+            concurrency=rt.settings.aws_concurrency)
+        rt.sleepers.start()
+        rt.metrics.stuck.set_function(lambda: stuck_count(rt))
         if rt.settings.metrics_port is not None:
             rt.metrics.serve(rt.settings.metrics_host, rt.settings.metrics_port)
 
@@ -195,6 +406,10 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
 
     @kopf.on.cleanup(registry=registry)
     async def _cleanup(**_: Any) -> None:
+        if rt.deadlines is not None:
+            rt.deadlines.close()
+        if rt.sleepers is not None:
+            await rt.sleepers.stop()
         if rt.kube is not None:
             await rt.kube.close()
         rt.sqs.close()
@@ -206,7 +421,10 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
         await run_reconcile(rt, body, "create", fresh=fresh, retry=retry)
 
     @kopf.on.update(*RESOURCE, registry=registry, id="reconcile-update")
-    async def _update(body: kopf.Body, retry: int, **_: Any) -> None:
+    async def _update(body: kopf.Body, old: Any, new: Any, retry: int, **_: Any) -> None:
+        if retry == 0 and lifecycle_only(old, new):  # a wake request or activity stamp
+            await run_reconcile(rt, body, "wake", fresh=False, retry=retry, mode="lifecycle")
+            return
         await run_reconcile(rt, body, "update", fresh=False, retry=retry)
 
     @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile-resume")
@@ -220,6 +438,20 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
         if body.metadata.get("deletionTimestamp"):
             return
         await run_reconcile(rt, body, "timer", fresh=False, retry=0)
+
+    @kopf.on.event("apps", "v1", "deployments", registry=registry, id="deployments",
+                   labels=MANAGED)
+    async def _deployment(body: kopf.Body, type: Any, **_: Any) -> None:
+        await child_changed(rt, "Deployment", body, type)
+
+    @kopf.on.event("", "v1", "persistentvolumeclaims", registry=registry, id="workspaces",
+                   labels=MANAGED)
+    async def _pvc(body: kopf.Body, type: Any, **_: Any) -> None:
+        await child_changed(rt, "PersistentVolumeClaim", body, type)
+
+    @kopf.on.event("", "v1", "pods", registry=registry, id="editor-pods", labels=EDITOR_PODS)
+    async def _pod(body: kopf.Body, type: Any, **_: Any) -> None:
+        await child_changed(rt, "Pod", body, type)
 
     @kopf.on.delete(*RESOURCE, registry=registry, id="cleanup")
     async def _delete(body: kopf.Body, retry: int, logger: Any, **_: Any) -> None:

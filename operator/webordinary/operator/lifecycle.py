@@ -5,8 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
+from webordinary.contracts.activity import parse_timestamp
 from webordinary.contracts.duration import parse_duration
 from webordinary.contracts.environment import EditEnvironmentSpec
+
+__all__ = ["Decision", "Signals", "decide", "parse_timestamp"]
 
 
 @dataclass(frozen=True)
@@ -15,47 +18,38 @@ class Signals:
 
     created: datetime
     last_activity: datetime | None = None  # status.lastActivity (the operator's memory)
-    wake_requested: datetime | None = None  # ANNOTATION_WAKE (Hermes)
-    editor_activity: datetime | None = None  # ANNOTATION_ACTIVITY (the editor)
-    queue_busy: bool | None = None  # input queue has visible or in-flight messages
+    wake_requested: datetime | None = None  # ANNOTATION_WAKE (Hermes, gateway, SREs)
+    activity: datetime | None = None  # ANNOTATION_ACTIVITY (Hermes, gateway)
+    queue_busy: bool | None = None  # input queue has visible, delayed or in-flight messages
 
 
 @dataclass(frozen=True)
 class Decision:
     replicas: int
     last_activity: datetime
-    reason: str
+    reason: str  # Active | Idle | Suspended
     sleeps_at: datetime | None  # when it will go to sleep if nothing happens
-
-
-def parse_timestamp(value: str | None) -> datetime | None:
-    """RFC 3339 from an annotation; None when absent or unreadable (never a crash)."""
-    if not value:
-        return None
-    try:
-        parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else None
+    cause: str  # the newest signal: Created | WakeRequest | Activity | Message | Observed
 
 
 def decide(spec: EditEnvironmentSpec, signals: Signals, now: datetime) -> Decision:
     """Awake (1) while used within spec.idleTimeout, asleep (0) after; suspend forces 0.
 
-    Timestamps from the future (clock skew, typos) count as now.
+    A busy input queue (a job running or messages waiting) counts as use now. Timestamps from
+    the future (clock skew, typos) count as now.
     """
     known = [
-        min(t, now)
-        for t in (signals.created, signals.last_activity, signals.wake_requested,
-                  signals.editor_activity)
+        (min(t, now), cause)
+        for t, cause in ((signals.created, "Created"), (signals.last_activity, "Observed"),
+                         (signals.activity, "Activity"), (signals.wake_requested, "WakeRequest"))
         if t is not None
     ]
     if signals.queue_busy:
-        known.append(now)
-    last = max(known)
+        known.append((now, "Message"))
+    last, cause = max(known, key=lambda item: item[0])
     idle: timedelta = parse_duration(spec.idle_timeout)
     if spec.suspend:
-        return Decision(0, last, "Suspended", None)
+        return Decision(0, last, "Suspended", None, cause)
     if now - last < idle:
-        return Decision(1, last, "Active", last + idle)
-    return Decision(0, last, "Idle", None)
+        return Decision(1, last, "Active", last + idle, cause)
+    return Decision(0, last, "Idle", None, cause)

@@ -8,7 +8,7 @@ from webordinary.contracts.environment import Phase
 
 
 class Metrics:
-    """Reconcile duration, reconcile errors by reason, environments by phase."""
+    """Reconcile duration and errors, environments by phase, sleep and wake."""
 
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         self.registry = registry or CollectorRegistry()
@@ -29,6 +29,36 @@ class Metrics:
             "webordinary_operator_environments",
             "EditEnvironments known to this operator, by phase.",
             ["phase"],
+            registry=self.registry,
+        )
+        self.wake_latency = Histogram(
+            "webordinary_operator_wake_latency_seconds",
+            "From a wake request (or the signal that woke it) to the editor available.",
+            ["reason"],
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600),
+        )
+        self.starting = Histogram(
+            "webordinary_operator_starting_seconds",
+            "Time environments spent in phase Starting (scale-up to editor available).",
+            registry=self.registry,
+            buckets=(0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300, 600),
+        )
+        self.wakes = Counter(
+            "webordinary_operator_wakes_total",
+            "Editors scaled up, by what woke them (WakeRequest, Activity, Message, Created).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.sleeps = Counter(
+            "webordinary_operator_sleeps_total",
+            "Editors scaled to zero, by reason (Idle, Suspended).",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.stuck = Gauge(
+            "webordinary_operator_environments_stuck_starting",
+            "Environments woken longer than the start timeout ago and still not available.",
             registry=self.registry,
         )
         self._phases: dict[str, str] = {}

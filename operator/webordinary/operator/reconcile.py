@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -15,6 +16,7 @@ from webordinary.contracts.environment import (
     ANNOTATION_ACTIVITY,
     ANNOTATION_WAKE,
     KIND,
+    Condition,
     ConditionType,
     EditEnvironmentSpec,
     EditEnvironmentStatus,
@@ -27,7 +29,19 @@ from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
 from webordinary.operator.metrics import Metrics
 from webordinary.operator.settings import OperatorSettings
-from webordinary.operator.status import Part, Report, compute_status, transition
+from webordinary.operator.status import (
+    STARTING,
+    Part,
+    Report,
+    compute_status,
+    storage_part,
+    transition,
+    workload_part,
+)
+from webordinary.operator.wakeups import Deadlines, SleepingQueues
+
+Mode = Literal["full", "lifecycle"]
+POD = builders.Kind("v1", "Pod", "pods")
 
 PARTS_BY_KIND = {
     builders.PVC.kind: ConditionType.STORAGE_READY,
@@ -49,6 +63,15 @@ class Runtime:
     kube: KubeClient | None = None
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     last_done: dict[str, float] = field(default_factory=dict)  # uid -> loop time of last run
+    # uid -> (monotonic time of the scale-up, wall time of the wake signal, its cause)
+    starting: dict[str, tuple[float, float, str]] = field(default_factory=dict)
+    deadlines: Deadlines | None = None
+    sleepers: SleepingQueues | None = None
+    names: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, label) -> name
+    child_seen: dict[tuple[str, str, str], tuple[Any, ...]] = field(default_factory=dict)
+    refreshing: set[tuple[str, str]] = field(default_factory=set)
+    refresh_again: set[tuple[str, str]] = field(default_factory=set)
+    deleting: set[str] = field(default_factory=set)  # uids whose cleanup has begun
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -76,6 +99,7 @@ class Outcome:
     retry_in: float | None = None
     error_reason: str | None = None
     events: list[Event] = field(default_factory=list)
+    decision: lifecycle.Decision | None = None
 
 
 def describe_validation(error: ValidationError) -> str:
@@ -152,16 +176,66 @@ async def apply_child(
     return await kube.patch(kind, owner.namespace, name, view), 1
 
 
-def _child_part(kind: builders.Kind, live: Mapping[str, Any] | None, replicas: int) -> Part:
-    if kind is builders.PVC:
-        phase = (live or {}).get("status", {}).get("phase") or "Pending"
-        return Part(True, "Bound" if phase == "Bound" else "Provisioned", f"workspace PVC {phase}")
-    if kind is builders.DEPLOYMENT:
-        ready = int((live or {}).get("status", {}).get("readyReplicas") or 0)
-        if replicas == 0:
-            return Part(True, "ScaledToZero", "editor asleep (0 replicas)")
-        return Part(True, "Scaled", f"editor at 1 replica, {ready} ready")
-    return Part(True, "Applied", "")
+def _kept_part(previous: EditEnvironmentStatus, kind: ConditionType) -> Part | None:
+    """A part as the last status reported it (lifecycle reconciles do not re-check it)."""
+    cond = next((c for c in previous.conditions if c.type == str(kind)), None)
+    if cond is None or cond.status != "True":
+        return None
+    return Part(True, cond.reason, cond.message)
+
+
+def _condition(previous: EditEnvironmentStatus, kind: ConditionType) -> Condition | None:
+    return next((c for c in previous.conditions if c.type == str(kind)), None)
+
+
+def lifecycle_ready(body: Mapping[str, Any]) -> bool:
+    """Whether a lifecycle-only reconcile suffices: the spec was reconciled, queues and routing
+    were fine (else the full reconcile runs)."""
+    previous = previous_status(body.get("status"))
+    generation = body["metadata"].get("generation")
+    return bool(
+        previous.observed_generation == generation and previous.queues.input
+        and previous.queues.output and previous.queues.dlq
+        and _kept_part(previous, ConditionType.QUEUES_READY)
+        and _kept_part(previous, ConditionType.ROUTING_READY)
+    )
+
+
+def starting_for(rt: Runtime, uid: str, previous: EditEnvironmentStatus, now: datetime) -> float:
+    """Seconds since the editor was asked to start (survives an operator restart through the
+    WorkloadReady transition time)."""
+    started = rt.starting.get(uid)
+    if started is not None:
+        return time.monotonic() - started[0]
+    cond = _condition(previous, ConditionType.WORKLOAD_READY)
+    if cond is not None and cond.status != "True" and previous.replicas == 1:
+        return max(0.0, (now - cond.last_transition_time).total_seconds())
+    return 0.0
+
+
+async def observe_children(
+    rt: Runtime,
+    owner: builders.Owner,
+    deployment: Mapping[str, Any] | None,
+    pvc: Mapping[str, Any] | None,
+    replicas: int,
+    previous: EditEnvironmentStatus,
+    now: datetime,
+) -> dict[ConditionType, Part]:
+    """StorageReady and WorkloadReady from the live PVC, Deployment and (when the editor is
+    not available) its pods."""
+    settings = rt.settings
+    since = starting_for(rt, owner.uid, previous, now)
+    pods: list[dict[str, Any]] = []
+    workload = workload_part(deployment, pods, replicas, since, settings.start_timeout_seconds)
+    if workload.ok is not True and workload.reason == STARTING and deployment is not None:
+        selector = ",".join(f"{k}={v}" for k, v in builders.selector_labels(owner).items())
+        pods = await rt.client().list(POD, owner.namespace, selector)
+        workload = workload_part(deployment, pods, replicas, since,
+                                 settings.start_timeout_seconds)
+    storage = storage_part(pvc, now, settings.storage_bind_timeout_seconds,
+                           waiting_since=since if replicas else 0.0)
+    return {ConditionType.STORAGE_READY: storage, ConditionType.WORKLOAD_READY: workload}
 
 
 async def reconcile(
@@ -172,8 +246,17 @@ async def reconcile(
     now: datetime,
     retry: int = 0,
     light: bool = False,
+    mode: Mode = "full",
+    queue_busy: bool | None = None,
+    probe_queue: bool = False,
 ) -> Outcome:
-    """Bring one environment to its desired state and write its status once if it changed."""
+    """Bring one environment to its desired state and write its status once if it changed.
+
+    `mode="lifecycle"` (wake/activity annotations, the sleep deadline, a child's status, a
+    message on a sleeping queue) only decides replicas and observes the Deployment and PVC; it
+    falls back to the full reconcile unless the spec was reconciled and queues and routing
+    were fine. `probe_queue` reads the input queue's counts (one SQS call) in that mode.
+    """
     meta = body["metadata"]
     owner = builders.Owner(meta["namespace"], meta["name"], meta["uid"])
     generation = meta.get("generation")
@@ -193,33 +276,50 @@ async def reconcile(
         outcome = Outcome(compute_status(previous, report, now), previous,
                           error_reason="InvalidSpec")
         return await _report(rt, owner, outcome)
+    if mode == "lifecycle" and not lifecycle_ready(body):
+        mode, light = "full", True
 
     outcome = Outcome(previous, previous)
     parts: dict[ConditionType, Part] = {}
     transient: list[float | None] = []
+    kube = rt.client()
 
     names = naming.queue_names(spec.client_id, spec.project_id, spec.user_id)
     queues: QueueUrls = previous.queues
-    busy: bool | None = None
-    try:
-        queue_report = await rt.sqs.ensure_queues(
-            names, previous.queues, spec.queues,
-            QueueOwner(owner.namespace, owner.name, owner.uid), light=light,
-        )
-        queues, busy = queue_report.urls, queue_report.busy
-        parts[ConditionType.QUEUES_READY] = Part(True, "Provisioned", "input, output and DLQ")
-        if queue_report.created:
-            outcome.events.append(Event("Normal", "QueuesCreated",
-                                        ", ".join(queue_report.created)))
-        if queue_report.adopted:
-            outcome.events.append(Event("Normal", "QueuesAdopted",
-                                        ", ".join(queue_report.adopted)))
-    except SqsFailure as failure:
-        parts[ConditionType.QUEUES_READY] = Part(False, failure.reason, str(failure),
-                                                 permanent=not failure.transient)
-        outcome.error_reason = failure.reason
-        if failure.transient:
-            transient.append(failure.delay)
+    busy: bool | None = queue_busy
+    if mode == "lifecycle":
+        for kept_kind in (ConditionType.QUEUES_READY, ConditionType.ROUTING_READY):
+            kept = _kept_part(previous, kept_kind)
+            assert kept is not None  # lifecycle_ready
+            parts[kept_kind] = kept
+        if probe_queue and busy is None and queues.input:
+            try:
+                busy = await rt.sqs.input_busy(queues.input)
+            except SqsFailure as failure:  # unknown: decide on the other signals
+                outcome.error_reason = failure.reason
+    else:
+        try:
+            queue_report = await rt.sqs.ensure_queues(
+                names, previous.queues, spec.queues,
+                QueueOwner(owner.namespace, owner.name, owner.uid), light=light,
+                skip_input=light and previous.replicas == 0 and rt.sleepers is not None
+                and (owner.namespace, owner.name) in rt.sleepers,
+            )
+            queues = queue_report.urls
+            busy = queue_report.busy if busy is None else busy
+            parts[ConditionType.QUEUES_READY] = Part(True, "Provisioned", "input, output and DLQ")
+            if queue_report.created:
+                outcome.events.append(Event("Normal", "QueuesCreated",
+                                            ", ".join(queue_report.created)))
+            if queue_report.adopted:
+                outcome.events.append(Event("Normal", "QueuesAdopted",
+                                            ", ".join(queue_report.adopted)))
+        except SqsFailure as failure:
+            parts[ConditionType.QUEUES_READY] = Part(False, failure.reason, str(failure),
+                                                     permanent=not failure.transient)
+            outcome.error_reason = failure.reason
+            if failure.transient:
+                transient.append(failure.delay)
 
     annotations = meta.get("annotations") or {}
     decision = lifecycle.decide(
@@ -228,24 +328,33 @@ async def reconcile(
             created=lifecycle.parse_timestamp(meta.get("creationTimestamp")) or now,
             last_activity=previous.last_activity,
             wake_requested=lifecycle.parse_timestamp(annotations.get(ANNOTATION_WAKE)),
-            editor_activity=lifecycle.parse_timestamp(annotations.get(ANNOTATION_ACTIVITY)),
+            activity=lifecycle.parse_timestamp(annotations.get(ANNOTATION_ACTIVITY)),
             queue_busy=busy,
         ),
         now,
     )
+    outcome.decision = decision
     if previous.replicas != decision.replicas and previous.observed_generation is not None:
-        outcome.events.append(Event("Normal", "Woke" if decision.replicas else "Slept",
-                                    f"editor scaled to {decision.replicas} ({decision.reason})"))
+        woke = decision.replicas == 1
+        outcome.events.append(Event("Normal", "Woke" if woke else "Slept",
+                                    f"editor scaled to {decision.replicas} "
+                                    f"({decision.cause if woke else decision.reason})"))
+    _note_scale(rt, owner, previous, decision, annotations)
 
-    kube = rt.client()
     plan = builders.children(owner, spec, queues, decision.replicas, settings)
+    if mode == "lifecycle":
+        plan = [(kind, name, manifest) for kind, name, manifest in plan
+                if kind is builders.DEPLOYMENT or kind is builders.PVC]
     if not any(kind is builders.DEPLOYMENT for kind, _, _ in plan):
         parts[ConditionType.WORKLOAD_READY] = Part(None, "WaitingForQueues",
                                                    "the editor needs its queue URLs")
     results = await asyncio.gather(*(
+        _lifecycle_child(kube, kind, owner, name, manifest, decision.replicas)
+        if mode == "lifecycle" else
         apply_child(kube, kind, owner, name, manifest, fresh=fresh)
         for kind, name, manifest in plan
     ), return_exceptions=True)
+    live_children: dict[str, Mapping[str, Any] | None] = {}
     for (kind, name, _), result in zip(plan, results, strict=True):
         part_kind = PARTS_BY_KIND[kind.kind]
         if isinstance(result, KubeError):
@@ -261,18 +370,29 @@ async def reconcile(
         if isinstance(result, BaseException):
             raise result
         live, _ = result
+        if kind is builders.DEPLOYMENT or kind is builders.PVC:
+            live_children[kind.kind] = live
+            continue
         if parts.get(part_kind, Part(True, "")).ok is not True:
             continue
-        part = _child_part(kind, live, decision.replicas)
+        part = Part(True, "Applied", "")
         if part_kind == ConditionType.ROUTING_READY:
             part = Part(True, "Routed" if spec.sessions else "NoSessions",
                         f"{len(spec.sessions)} session path(s)")
         if kind is builders.SERVICE_ACCOUNT and part_kind in parts:
             continue
         parts[part_kind] = part
+    observed = await observe_children(
+        rt, owner, live_children.get(builders.DEPLOYMENT.kind),
+        live_children.get(builders.PVC.kind), decision.replicas, previous, now)
+    for part_kind, part in observed.items():
+        kept = parts.get(part_kind)
+        if kept is None or kept.ok is True:  # an apply problem says more than an observation
+            parts[part_kind] = part
+    _note_available(rt, owner, parts.get(ConditionType.WORKLOAD_READY))
 
     report = Report(
-        generation=generation,
+        generation=generation if mode == "full" else previous.observed_generation,
         parts=parts,
         queues=queues,
         replicas=decision.replicas,
@@ -288,6 +408,64 @@ async def reconcile(
                       settings.retry_max_delay_seconds)
         outcome.retry_in = max([backoff, *explicit])
     return await _report(rt, owner, outcome)
+
+
+async def _lifecycle_child(
+    kube: KubeClient,
+    kind: builders.Kind,
+    owner: builders.Owner,
+    name: str,
+    manifest: builders.Manifest | None,
+    replicas: int,
+) -> tuple[Mapping[str, Any] | None, int]:
+    """Read one child; for the Deployment, set only spec.replicas when it differs (a missing
+    child is left to the full reconcile's drift tick, which recreates it)."""
+    live = await kube.get(kind, owner.namespace, name)
+    if kind is not builders.DEPLOYMENT or live is None or manifest is None:
+        return live, 0
+    if int((live.get("spec") or {}).get("replicas", 1)) == replicas:
+        return live, 0
+    patched = await kube.patch(kind, owner.namespace, name, {"spec": {"replicas": replicas}})
+    return patched, 1
+
+
+def _note_scale(
+    rt: Runtime,
+    owner: builders.Owner,
+    previous: EditEnvironmentStatus,
+    decision: lifecycle.Decision,
+    annotations: Mapping[str, str],
+) -> None:
+    """Count wakes and sleeps; remember when a wake started (for latency and stuck starts)."""
+    before = previous.replicas if previous.observed_generation is not None else 0
+    if decision.replicas == 1 and before == 0:
+        rt.metrics.wakes.labels(reason=decision.cause).inc()
+        signal = time.time()
+        if decision.cause == "WakeRequest":
+            requested = lifecycle.parse_timestamp(annotations.get(ANNOTATION_WAKE))
+            signal = min(signal, requested.timestamp()) if requested else signal
+        rt.starting[owner.uid] = (time.monotonic(), signal, decision.cause)
+    elif decision.replicas == 0:
+        if before == 1:
+            rt.metrics.sleeps.labels(reason=decision.reason).inc()
+        rt.starting.pop(owner.uid, None)
+
+
+def _note_available(rt: Runtime, owner: builders.Owner, workload: Part | None) -> None:
+    if workload is None or workload.ok is not True:
+        return
+    started = rt.starting.pop(owner.uid, None)
+    if started is None:
+        return
+    began, signal, cause = started
+    rt.metrics.starting.observe(time.monotonic() - began)
+    rt.metrics.wake_latency.labels(reason=cause).observe(max(0.0, time.time() - signal))
+
+
+def stuck_count(rt: Runtime) -> int:
+    """Environments woken longer than the start timeout ago and still not available."""
+    limit = time.monotonic() - rt.settings.start_timeout_seconds
+    return sum(1 for began, _, _ in rt.starting.values() if began < limit)
 
 
 async def _report(rt: Runtime, owner: builders.Owner, outcome: Outcome) -> Outcome:

@@ -102,12 +102,19 @@ class OperatorSettings(BaseSettings):
     ingress_source_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
     metrics_scraper_namespace: str | None = None
 
-    # Drift and idle detection: one timer per environment. A tick right after another
-    # reconcile of the same environment is skipped, so idle environments cost nothing between
-    # ticks; a tick costs ~3 SQS and ~6 API reads. Wake-ups do not wait for it (annotation).
+    # Drift detection (and the safety net of sleep and wake): one timer per environment. A tick
+    # right after another reconcile of the same environment is skipped; a tick costs ~1 SQS and
+    # ~6 API reads. Wake and sleep do not wait for it (see below).
     drift_interval_seconds: Annotated[float, Field(gt=0)] = 300.0
     # First tick after an environment is seen; None: one interval (create/resume just ran).
     drift_initial_delay_seconds: Annotated[float, Field(ge=0)] | None = None
+    # Sleep and wake. Each awake environment has a timer at last activity + idleTimeout; each
+    # sleeping one's input queue is looked at once per wake_poll_interval (one SQS call).
+    wake_poll_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
+    # An editor not available this long after a wake is stuck (WorkloadReady False, Failed).
+    start_timeout_seconds: Annotated[float, Field(gt=0)] = 600.0
+    # A workspace PVC Pending this long is a failure (StorageReady False, BindTimeout).
+    storage_bind_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
     # Finalizer: bounded fast retries, then Degraded + Event and slow retries until released.
     cleanup_max_retries: Annotated[int, Field(ge=0)] = 5
     cleanup_slow_retry_seconds: Annotated[float, Field(gt=0)] = 300.0

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import sys
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -19,6 +24,7 @@ from tests.integration.operator.sqsproxy import SqsProxy
 from webordinary.contracts.environment import API_VERSION, KIND, PLURAL
 from webordinary.devkit.aws import MotoServer
 from webordinary.devkit.kubeapi import KubeAPI
+from webordinary.devkit.kubelet import LocalKubelet
 from webordinary.operator.handlers import register
 from webordinary.operator.settings import OperatorSettings
 
@@ -112,6 +118,13 @@ def is_ready(ee: dict[str, Any] | None) -> bool:
     return bool(cond and cond["status"] == "True")
 
 
+def is_reconciled(ee: dict[str, Any] | None) -> bool:
+    """Every child and queue in place (the editor may still be starting: no kubelet runs)."""
+    return all((condition(ee, kind) or {}).get("status") == "True"
+               for kind in ("QueuesReady", "RoutingReady")) and (
+        ((ee or {}).get("status") or {}).get("phase") in ("Starting", "Ready"))
+
+
 def spec_for(user: str, **extra: Any) -> dict[str, Any]:
     return {"clientId": "ameliastamps", "projectId": "website", "userId": user,
             "repository": {"url": "https://github.com/ameliastamps/website.git"}, **extra}
@@ -169,3 +182,39 @@ def proxied(harness: Harness) -> Iterator[tuple[Harness, SqsProxy]]:
     settings = harness.settings.model_copy(update={"sqs_endpoint_url": proxy.url})
     yield Harness(harness.api, harness.sqs, settings, harness.kube_api, harness.moto), proxy
     proxy.stop()
+
+
+STORAGE_CLASS = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+                 "metadata": {"name": "efs-sc"}, "provisioner": "efs.csi.aws.com"}
+
+
+@pytest.fixture
+def kubelet(harness: Harness, tmp_path: Path) -> Iterator[LocalKubelet]:
+    """The devkit kubelet with a pause-like container instead of the editor, and the default
+    StorageClass (so workspace PVCs bind as on a cluster with the EFS provisioner)."""
+    try:
+        harness.api.call("POST", "/apis/storage.k8s.io/v1/storageclasses", STORAGE_CLASS)
+    except ApiError as error:
+        if error.status != 409:
+            raise
+    node = LocalKubelet(harness.kube_api.url, tmp_path,
+                        command=[sys.executable, "-m", "webordinary.devkit.pause"])
+    loop = asyncio.new_event_loop()
+    task: asyncio.Task[None] | None = None
+
+    async def main() -> None:
+        nonlocal task
+        task = asyncio.current_task()
+        await node.run()
+
+    def run() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(main())
+
+    thread = threading.Thread(target=run, name="kubelet", daemon=True)
+    thread.start()
+    yield node
+    while task is None:
+        time.sleep(0.01)
+    loop.call_soon_threadsafe(task.cancel)
+    thread.join(timeout=30)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -14,10 +13,10 @@ from tests.integration.operator.conftest import (
     Harness,
     condition,
     is_ready,
+    is_reconciled,
     spec_for,
     wait_for,
 )
-from webordinary.contracts.environment import ANNOTATION_WAKE
 
 CHILDREN = [
     ("/api/v1", "serviceaccounts", "editor"),
@@ -29,7 +28,8 @@ CHILDREN = [
 ]
 
 
-def test_create_to_ready_with_every_child_and_queue(harness: Harness) -> None:
+def test_create_to_ready_with_every_child_and_queue(harness: Harness,
+                                                    kubelet: object) -> None:
     api = harness.api
     name = "ameliastamps-website-john"
     with harness.run_operator() as runner:
@@ -90,7 +90,7 @@ def test_spec_change_updates_children_and_queues(harness: Harness) -> None:
     name = "ameliastamps-website-mary"
     with harness.run_operator(editor_allowed_images=["registry.example/editor:*"]) as runner:
         api.create_ee(name, spec_for("mary", sessions=["aaa111"]))
-        wait_for(lambda: is_ready(api.ee(name)), what="Ready")
+        wait_for(lambda: is_reconciled(api.ee(name)), what="Ready")
         api.patch_ee(name, {"spec": {
             "sessions": ["aaa111", "bbb222"], "idleTimeout": "45m",
             "editor": {"image": "registry.example/editor:2", "env": [
@@ -101,7 +101,7 @@ def test_spec_change_updates_children_and_queues(harness: Harness) -> None:
         def updated() -> bool:
             ee = api.ee(name) or {}
             return (ee.get("status", {}).get("observedGeneration") == ee["metadata"]["generation"]
-                    and is_ready(ee))
+                    and is_reconciled(ee))
 
         wait_for(updated, what="new generation observed")
     assert runner.exception is None
@@ -153,7 +153,7 @@ def test_invalid_spec_is_reported_with_the_field(
         # Fixing the spec recovers without a restart.
         fixed = {"spec": {"idleTimeout": "20m", "editor": {"env": []}}}
         api.patch_ee(name, fixed)
-        wait_for(lambda: is_ready(api.ee(name)), what="Ready after the fix")
+        wait_for(lambda: is_reconciled(api.ee(name)), what="Ready after the fix")
     assert runner.exception is None
 
 
@@ -162,7 +162,7 @@ def test_deleted_children_and_queue_come_back(harness: Harness) -> None:
     name = "ameliastamps-website-drift"
     with harness.run_operator() as runner:
         api.create_ee(name, spec_for("drift", sessions=["c0ffee"]))
-        ee = wait_for(lambda: (e := api.ee(name)) and is_ready(e) and e, what="Ready")
+        ee = wait_for(lambda: (e := api.ee(name)) and is_reconciled(e) and e, what="Ready")
         old_output = ee["status"]["queues"]["output"]
         api.call("DELETE", f"/api/v1/namespaces/{NAMESPACE}/services/{name}-editor")
         api.call("DELETE",
@@ -175,7 +175,7 @@ def test_deleted_children_and_queue_come_back(harness: Harness) -> None:
                  timeout=15, what="Ingress recreated")
         wait_for(lambda: f"webordinary-output-{name}" in harness.queue_names(), timeout=15,
                  what="output queue recreated")
-        wait_for(lambda: is_ready(api.ee(name)), what="Ready again")
+        wait_for(lambda: is_reconciled(api.ee(name)), what="Ready again")
     assert runner.exception is None
     assert len(harness.queue_names()) == 3
 
@@ -187,7 +187,8 @@ def test_delete_removes_queues_and_keeps_the_workspace(harness: Harness) -> None
         api.create_ee(keep, spec_for("keep"))
         api.create_ee(drop, spec_for("drop", storage={"deletionPolicy": "Delete"},
                                      queues={"deletionPolicy": "Retain"}))
-        wait_for(lambda: is_ready(api.ee(keep)) and is_ready(api.ee(drop)), what="both Ready")
+        wait_for(lambda: is_reconciled(api.ee(keep)) and is_reconciled(api.ee(drop)),
+                 what="both Ready")
         assert len(harness.queue_names()) == 6
         api.delete_ee(keep)
         api.delete_ee(drop)
@@ -223,32 +224,6 @@ def test_foreign_queue_is_a_clear_error(harness: Harness) -> None:
     assert tags == {"team": "someone-else"}, "a foreign queue must not be touched"
 
 
-def test_sleeps_when_idle_and_wakes_on_request_or_message(harness: Harness) -> None:
-    api = harness.api
-    name = "ameliastamps-website-nap"
-    with harness.run_operator() as runner:
-        api.create_ee(name, spec_for("nap", idleTimeout="2s"))
-
-        def phase(expected: str) -> bool:
-            return ((api.ee(name) or {}).get("status") or {}).get("phase") == expected
-
-        wait_for(lambda: phase("Sleeping"), timeout=15, what="Sleeping")
-        assert _deployment(harness, name)["spec"]["replicas"] == 0
-        api.patch_ee(name, {"metadata": {"annotations": {
-            ANNOTATION_WAKE: datetime.now(UTC).isoformat()}}})
-        wait_for(lambda: _deployment(harness, name)["spec"]["replicas"] == 1, timeout=5,
-                 what="woken by annotation")
-        wait_for(lambda: phase("Sleeping"), timeout=15, what="asleep again")
-        url = (api.ee(name) or {})["status"]["queues"]["input"]
-        harness.sqs.send_message(QueueUrl=url, MessageBody="{}")
-        wait_for(lambda: _deployment(harness, name)["spec"]["replicas"] == 1, timeout=10,
-                 what="woken by a message")
-        api.patch_ee(name, {"spec": {"suspend": True}})
-        wait_for(lambda: _deployment(harness, name)["spec"]["replicas"] == 0, timeout=10,
-                 what="suspended despite the message")
-    assert runner.exception is None
-
-
 def test_idle_environments_cost_no_writes(harness: Harness) -> None:
     api, kube = harness.api, harness.kube_api
     names = [f"ameliastamps-website-w{i}" for i in range(3)]
@@ -256,7 +231,7 @@ def test_idle_environments_cost_no_writes(harness: Harness) -> None:
         kube.reset_counts()
         for name in names:
             api.create_ee(name, spec_for(name.rsplit("-", 1)[-1], sessions=["abc123"]))
-        wait_for(lambda: all(is_ready(api.ee(n)) for n in names), what="Ready")
+        wait_for(lambda: all(is_reconciled(api.ee(n)) for n in names), what="Ready")
         time.sleep(1.5)  # queued Events land
         created = dict(kube.write_counts())
         before_gets = kube.request_counts()["GET"]

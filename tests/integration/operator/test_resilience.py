@@ -14,7 +14,7 @@ from typing import Any
 from tests.integration.operator.conftest import (
     Harness,
     condition,
-    is_ready,
+    is_reconciled,
     spec_for,
     wait_for,
 )
@@ -55,10 +55,10 @@ def test_killed_mid_creation_and_restarted(
                  what="the operator to be busy creating queues")
         operator.send_signal(signal.SIGKILL)
         operator.wait(timeout=10)
-        ready_at_kill = sum(is_ready(api.ee(n)) for n in names)
+        ready_at_kill = sum(is_reconciled(api.ee(n)) for n in names)
         assert ready_at_kill < len(names), "the kill came too late to test anything"
         operator = start_operator(settings, log)
-        wait_for(lambda: all(is_ready(api.ee(n)) for n in names), timeout=120,
+        wait_for(lambda: all(is_reconciled(api.ee(n)) for n in names), timeout=120,
                  what=f"all 50 Ready after the restart (operator log: {log})")
     finally:
         operator.send_signal(signal.SIGTERM)
@@ -89,7 +89,7 @@ def test_throttling_and_5xx_are_retried(proxied: tuple[Harness, SqsProxy]) -> No
     proxy.fail("GetQueueUrl", status=503, code="ServiceUnavailable", times=1)
     with harness.run_operator(aws_max_attempts=1) as runner:
         api.create_ee("ameliastamps-website-x", spec_for("x"))
-        wait_for(lambda: is_ready(api.ee("ameliastamps-website-x")), timeout=30, what="Ready")
+        wait_for(lambda: is_reconciled(api.ee("ameliastamps-website-x")), timeout=30, what="Ready")
     assert runner.exception is None
     assert proxy.counts["CreateQueue"] == 3 + 2
     assert len(harness.queue_names()) == 3
@@ -103,7 +103,7 @@ def test_stuck_cleanup_degrades_and_release_annotation_lets_go(
     name = "ameliastamps-website-y"
     with harness.run_operator(aws_max_attempts=1, cleanup_slow_retry_seconds=600.0) as runner:
         api.create_ee(name, spec_for("y"))
-        wait_for(lambda: is_ready(api.ee(name)), what="Ready")
+        wait_for(lambda: is_reconciled(api.ee(name)), what="Ready")
         proxy.fail("DeleteQueue", status=500, code="InternalFailure")
         api.delete_ee(name)
 

@@ -8,7 +8,7 @@ import email
 import json
 import os
 import uuid
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email import policy
 from pathlib import Path
 from typing import Any
@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from tests.plugins.hermes import FROM_ADDRESS, ROUTING_YAML, corpus
-from webordinary.contracts.environment import ANNOTATION_WAKE
+from webordinary.contracts.environment import ANNOTATION_ACTIVITY, ANNOTATION_WAKE
 from webordinary.contracts.messages import Command, Result, ResultError, ResultStatus, Usage
 from webordinary.hermes.adapters.aws import QueueMessage
 from webordinary.hermes.adapters.kube import Conflict, KubeError
@@ -393,3 +393,46 @@ async def test_usage_reaches_metrics_and_logs_but_not_the_reply(
     assert registry.get_sample_value("hermes_result_cost_usd_total",
                                      {"environment": environment}) == pytest.approx(0.0123)
     assert "1200 input / 300 output tokens, US$0.0123" in caplog.text
+
+async def test_commands_and_results_stamp_activity_rate_limited(tmp_path: Path) -> None:
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(ROUTING_YAML)
+    settings = HermesSettings(routing_file=routing, from_address=FROM_ADDRESS,
+                              queue_wait_seconds=0.5, activity_interval_seconds=0.2)
+    kube, queues, mailer = FakeKube(), FakeQueues(), FakeMailer()
+    clock = [NOW]
+    hermes = Hermes(settings, kube=kube, queues=queues, mailer=mailer, clock=lambda: clock[0])
+    assert await hermes.handle_inbound(inbound("gmail_new.eml")) == "command"
+    annotations = kube.objects["ameliastamps-website-john"]["metadata"]["annotations"]
+    assert annotations[ANNOTATION_ACTIVITY] == "2026-11-28T15:00:00Z"
+    # The result comes back at once: held back (one write per interval), then flushed.
+    command = Command.model_validate_json(queues.sent[-1][1])
+    clock[0] = NOW + timedelta(seconds=42)
+    result = Result(command_id=command.command_id, session_id=command.session_id,
+                    status=ResultStatus.COMPLETED, summary="done")
+    writes = kube.calls.count("merge_patch")
+    assert await hermes.handle_result(result.model_dump_json(by_alias=True), False)
+    assert kube.calls.count("merge_patch") == writes
+    await hermes.flush_activity()
+    assert kube.calls.count("merge_patch") == writes, "not before the interval ends"
+    await asyncio.sleep(0.25)
+    await hermes.flush_activity()
+    assert annotations[ANNOTATION_ACTIVITY] == "2026-11-28T15:00:42Z"
+    await hermes.close()
+
+
+async def test_a_failed_activity_stamp_loses_nothing_else(parts: Any) -> None:
+    hermes, kube, queues, _ = parts
+    original = kube.merge_patch
+
+    async def broken(namespace: str, name: str, patch: dict[str, Any]) -> Any:
+        if ANNOTATION_ACTIVITY in patch["metadata"]["annotations"]:
+            raise KubeError(500, "InternalError", "etcd is sad")
+        return await original(namespace, name, patch)
+
+    kube.merge_patch = broken
+    assert await hermes.handle_inbound(inbound("gmail_new.eml")) == "command"
+    assert len(queues.sent) == 1
+    assert hermes.metrics.registry.get_sample_value(
+        "hermes_errors_total", {"stage": "activity"}) == 1
+    await hermes.close()

@@ -43,7 +43,7 @@ def test_busy_queue_wakes_a_sleeper() -> None:
     assert decide(spec(), Signals(created=T0, queue_busy=True), now).replicas == 1
 
 
-@pytest.mark.parametrize("field", ["wake_requested", "editor_activity", "last_activity"])
+@pytest.mark.parametrize("field", ["wake_requested", "activity", "last_activity"])
 def test_recent_signal_wakes(field: str) -> None:
     now = T0 + timedelta(hours=3)
     signals = Signals(created=T0, **{field: now - timedelta(seconds=5)})  # type: ignore[arg-type]

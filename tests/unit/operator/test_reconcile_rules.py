@@ -66,7 +66,8 @@ def test_kopf_configuration() -> None:
     assert settings.persistence.finalizer == FINALIZER
     assert isinstance(settings.persistence.progress_storage, kopf.AnnotationsProgressStorage)
     assert isinstance(settings.persistence.diffbase_storage, kopf.AnnotationsDiffBaseStorage)
-    assert settings.persistence.progress_storage.prefix == GROUP
+    assert settings.persistence.progress_storage.prefix == f"kopf.{GROUP}"
+    assert settings.persistence.diffbase_storage.prefix == f"kopf.{GROUP}"
     assert settings.persistence.consistency_timeout >= 30
 
 

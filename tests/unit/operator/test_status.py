@@ -14,12 +14,15 @@ from webordinary.operator.status import (
     Part,
     Report,
     compute_status,
+    storage_part,
     transition,
     with_condition,
+    workload_part,
 )
 
 T0 = datetime(2026, 1, 1, 12, 0, 0, tzinfo=UTC)
 OK = Part(True, "Applied", "fine")
+DEPLOYMENT = {"metadata": {"generation": 2}, "status": {"observedGeneration": 2}}
 
 
 def report(replicas: int = 1, invalid: str | None = None, **parts: Part) -> Report:
@@ -45,17 +48,36 @@ def conditions(status: EditEnvironmentStatus) -> dict[str, tuple[str, str]]:
 def test_all_parts_ready_is_ready() -> None:
     status = compute_status(EditEnvironmentStatus(), report(), T0)
     assert status.phase == Phase.READY
-    assert conditions(status)["Ready"] == ("True", "Reconciled")
+    assert conditions(status)["Ready"] == ("True", "Available")
     assert all(c.observed_generation == 3 for c in status.conditions)
     assert status.observed_generation == 3
     assert status.message is None
     assert status.session_count == 2
 
 
-def test_zero_replicas_is_sleeping_and_still_ready() -> None:
-    status = compute_status(EditEnvironmentStatus(), report(replicas=0), T0)
+def test_zero_replicas_is_sleeping_not_ready_and_not_an_error() -> None:
+    asleep = workload_part(None, [], 0, 0.0, 600)
+    pending = Part(False, "Binding", "waiting for a volume")
+    status = compute_status(EditEnvironmentStatus(), report(
+        replicas=0, WorkloadReady=asleep, StorageReady=pending), T0)
     assert status.phase == Phase.SLEEPING
-    assert conditions(status)["Ready"] == ("True", "Sleeping")
+    assert conditions(status)["Ready"] == ("False", "Sleeping")
+    assert conditions(status)["WorkloadReady"] == ("False", "Sleeping")
+
+
+def test_woken_editor_not_available_is_starting() -> None:
+    starting = workload_part(DEPLOYMENT, [], 1, 3.0, 600)
+    status = compute_status(EditEnvironmentStatus(), report(WorkloadReady=starting), T0)
+    assert status.phase == Phase.STARTING
+    assert conditions(status)["Ready"] == ("False", "Starting")
+
+
+def test_pvc_pending_is_not_ready() -> None:
+    pending = storage_part({"metadata": {"creationTimestamp": "2026-01-01T12:00:00Z"},
+                            "status": {"phase": "Pending"}}, T0 + timedelta(seconds=5), 300)
+    status = compute_status(EditEnvironmentStatus(), report(StorageReady=pending), T0)
+    assert conditions(status)["Ready"] == ("False", "Binding")
+    assert status.phase == Phase.STARTING
 
 
 def test_transient_problem_is_provisioning() -> None:

@@ -154,6 +154,12 @@ class KubeClient:
     async def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.request("GET", self.path(kind, namespace, name))
 
+    async def list(self, kind: Kind, namespace: str, selector: str) -> list[dict[str, Any]]:
+        """Objects of a kind in a namespace matching a label selector."""
+        result = await self.request("GET", self.path(kind, namespace),
+                                    params={"labelSelector": selector})
+        return list((result or {}).get("items") or [])
+
     async def create(self, kind: Kind, namespace: str, body: dict[str, Any]) -> dict[str, Any]:
         result = await self.request("POST", self.path(kind, namespace), body=body)
         return result or {}

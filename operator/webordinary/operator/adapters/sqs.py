@@ -135,6 +135,15 @@ def ownership_problem(tags: dict[str, str], owner: Owner) -> str | None:
     return f"belongs to {tags.get(TAG_NAMESPACE)}/{tags.get(TAG_NAME)}"
 
 
+COUNTS: Final = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                 "ApproximateNumberOfMessagesDelayed")
+
+
+def is_busy(attributes: dict[str, str]) -> bool:
+    """Messages waiting, delayed or in flight (an editor holds a message while it works)."""
+    return any(int(attributes.get(key, "0") or 0) > 0 for key in COUNTS)
+
+
 def classify(error: Exception, action: str) -> SqsFailure:
     """Turn a botocore error into a condition reason; throttling and 5xx are transient."""
     if isinstance(error, ClientError):
@@ -197,8 +206,10 @@ class SqsAdapter:
         owner: Owner,
         *,
         light: bool = False,
+        skip_input: bool = False,
     ) -> QueueReport:
-        return await self._run(self.ensure_queues_sync, names, known, spec, owner, light)
+        return await self._run(self.ensure_queues_sync, names, known, spec, owner, light,
+                               skip_input)
 
     def existing_names(self, max_age: float | None = None) -> frozenset[str]:
         """Names of all webordinary queues (one paged ListQueues shared by every environment,
@@ -240,16 +251,19 @@ class SqsAdapter:
         spec: QueuesSpec,
         owner: Owner,
         light: bool = False,
+        skip_input: bool = False,
     ) -> QueueReport:
         """Check known queues (one GetQueueAttributes each); create or adopt the rest.
 
         `light` (drift ticks): known output/DLQ queues that the shared listing still shows are
         taken as they are; only the input queue is read (its message counts are the activity
-        signal). A queue missing from the listing gets the full check.
+        signal). A queue missing from the listing gets the full check. `skip_input` (a sleeping
+        environment, whose input queue the wake poller reads): the input queue is treated like
+        the others.
         """
         missing = [role for role in ROLES_IN_ORDER if not getattr(known, role)]
         if not missing:
-            return self._ensure(names, known, spec, owner, light, None)
+            return self._ensure(names, known, spec, owner, light, None, skip_input)
         with self._creating_lock:
             self._creating += 1
             burst = 0 < self.burst_threshold <= self._creating
@@ -261,7 +275,7 @@ class SqsAdapter:
                 frozenset(names[r] for r in missing) - self.existing_names(BURST_LISTING_AGE)
                 if burst else None
             )
-            return self._ensure(names, known, spec, owner, light, absent)
+            return self._ensure(names, known, spec, owner, light, absent, skip_input)
         finally:
             with self._creating_lock:
                 self._creating -= 1
@@ -274,6 +288,7 @@ class SqsAdapter:
         owner: Owner,
         light: bool,
         absent: frozenset[str] | None,
+        skip_input: bool = False,
     ) -> QueueReport:
         report = QueueReport(urls=QueueUrls())
         urls: dict[str, str] = {}
@@ -282,7 +297,7 @@ class SqsAdapter:
             dlq_arn = queue_arn(urls["dlq"], self.region) if role in REDRIVEN else None
             desired = desired_attributes(role, spec, dlq_arn)
             url = getattr(known, role)
-            if light and url and role != "input" and names[role] in listed:
+            if light and url and (role != "input" or skip_input) and names[role] in listed:
                 urls[role] = url
                 continue
             observed = self._attributes(url) if url else None
@@ -296,12 +311,26 @@ class SqsAdapter:
                 self._call("SetQueueAttributes", QueueUrl=url, Attributes=diff)
                 report.updated.append(names[role])
             if role == "input":
-                counts = ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
-                          "ApproximateNumberOfMessagesDelayed")
-                report.busy = any(int(observed.get(key, "0") or 0) > 0 for key in counts)
+                report.busy = is_busy(observed)
             urls[role] = url
         report.urls = QueueUrls(**urls)
         return report
+
+    async def input_busy(self, url: str) -> bool | None:
+        """One GetQueueAttributes: messages waiting, delayed or in flight (a job running)?
+        None when the queue is gone (a reconcile recreates it)."""
+        return await self._run(self.input_busy_sync, url)
+
+    def input_busy_sync(self, url: str) -> bool | None:
+        try:
+            result = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=list(COUNTS))
+        except ClientError as error:
+            if _code(error) in NOT_FOUND:
+                return None
+            raise classify(error, "GetQueueAttributes") from error
+        except BotoCoreError as error:
+            raise classify(error, "GetQueueAttributes") from error
+        return is_busy(result.get("Attributes", {}))
 
     def delete_queues_sync(self, names: dict[str, str], owner: Owner) -> list[str]:
         """Delete the queues this environment owns; foreign or missing ones are left alone."""

@@ -1,0 +1,164 @@
+"""The clocks of sleep and wake: a timer per awake environment at its sleep deadline, and one
+shared poller that looks at the input queues of sleeping environments.
+
+Both only decide *when* to look again; what happens then is the reconcile's business (a
+callback). Drift ticks stay the safety net, not the clock.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import heapq
+import logging
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+class Deadlines:
+    """One pending call per environment, at a wall-clock time (re-arming replaces it)."""
+
+    def __init__(self, fire: Callable[[Key], Coroutine[Any, Any, None]]) -> None:
+        self._fire = fire
+        self._handles: dict[Key, asyncio.TimerHandle] = {}
+        self._at: dict[Key, datetime] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def arm(self, key: Key, at: datetime) -> None:
+        if self._at.get(key) == at and key in self._handles:
+            return
+        self.cancel(key)
+        loop = asyncio.get_running_loop()
+        delay = max(0.0, at.timestamp() - time.time())
+        self._at[key] = at
+        self._handles[key] = loop.call_at(loop.time() + delay, self._run, key)
+
+    def cancel(self, key: Key) -> None:
+        handle = self._handles.pop(key, None)
+        self._at.pop(key, None)
+        if handle is not None:
+            handle.cancel()
+
+    def when(self, key: Key) -> datetime | None:
+        return self._at.get(key)
+
+    def _run(self, key: Key) -> None:
+        self._handles.pop(key, None)
+        self._at.pop(key, None)
+        task = asyncio.get_running_loop().create_task(self._fire(key))
+        self._tasks.add(task)
+        task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("sleep deadline handling failed", exc_info=task.exception())
+
+    def close(self) -> None:
+        for key in list(self._handles):
+            self.cancel(key)
+        for task in self._tasks:
+            task.cancel()
+
+    def __len__(self) -> int:
+        return len(self._handles)
+
+
+@dataclass
+class _Sleeper:
+    url: str
+    due: float  # monotonic time of its next look
+
+
+class SleepingQueues:
+    """Looks at each sleeping environment's input queue once per `interval` seconds (one
+    GetQueueAttributes; SQS has no batch form of it), spread over time, and calls `wake` for
+    those with messages. Environments join when they fall asleep and leave when they wake.
+    """
+
+    def __init__(
+        self,
+        interval: float,
+        probe: Callable[[str], Awaitable[bool | None]],
+        wake: Callable[[Key], Awaitable[None]],
+        concurrency: int = 8,
+    ) -> None:
+        self.interval = interval
+        self._probe = probe
+        self._wake = wake
+        self._sleepers: dict[Key, _Sleeper] = {}
+        self._heap: list[tuple[float, Key]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._changed = asyncio.Event()
+        self._limit = asyncio.Semaphore(concurrency)
+        self.probes = 0  # SQS calls made (for the benchmark and tests)
+
+    def add(self, key: Key, url: str) -> None:
+        """Watch `key`'s queue; its first look is one interval from now."""
+        sleeper = self._sleepers.get(key)
+        if sleeper is not None:
+            sleeper.url = url
+            return
+        due = time.monotonic() + self.interval
+        self._sleepers[key] = _Sleeper(url, due)
+        heapq.heappush(self._heap, (due, key))
+        self._changed.set()
+
+    def discard(self, key: Key) -> None:
+        self._sleepers.pop(key, None)  # its heap entry is skipped when it comes up
+
+    def __contains__(self, key: Key) -> bool:
+        return key in self._sleepers
+
+    def __len__(self) -> int:
+        return len(self._sleepers)
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._loop())
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _loop(self) -> None:
+        while True:
+            now = time.monotonic()
+            due: list[tuple[Key, _Sleeper]] = []
+            while self._heap and self._heap[0][0] <= now:
+                at, key = heapq.heappop(self._heap)
+                sleeper = self._sleepers.get(key)
+                if sleeper is None or sleeper.due != at:
+                    continue  # left, or re-added with another time
+                due.append((key, sleeper))
+                sleeper.due = at + self.interval
+                heapq.heappush(self._heap, (sleeper.due, key))
+            if due:
+                await asyncio.gather(*(self._look(key, sleeper.url) for key, sleeper in due))
+            self._changed.clear()
+            wait = self._heap[0][0] - time.monotonic() if self._heap else self.interval
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), timeout=max(0.05, wait))
+
+    async def _look(self, key: Key, url: str) -> None:
+        async with self._limit:
+            self.probes += 1
+            try:
+                busy = await self._probe(url)
+            except Exception as error:  # one failed look is retried at the next interval
+                log.warning("input queue of %s/%s not readable: %s", *key, error)
+                return
+        # A message waits (or the queue is gone): reconcile now.
+        if (busy is None or busy) and key in self._sleepers:
+            self.discard(key)
+            await self._wake(key)
