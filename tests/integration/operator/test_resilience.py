@@ -28,10 +28,11 @@ def start_operator(settings: OperatorSettings, log: Path) -> subprocess.Popen[by
     """`python -m webordinary.operator` as its own process (so it can be SIGKILLed)."""
     env = dict(os.environ)
     for key, value in settings.model_dump().items():
-        if value is None:
+        if value is None or value == []:
             continue
-        text = ",".join(value) if isinstance(value, list) else (
-            __import__("json").dumps(value) if isinstance(value, dict) else str(value))
+        plain = isinstance(value, list) and all(isinstance(v, str) for v in value)
+        text = ",".join(value) if plain else (
+            __import__("json").dumps(value) if isinstance(value, dict | list) else str(value))
         env[f"WEBORDINARY_OPERATOR_{key.upper()}"] = text
     with log.open("ab") as out:
         return subprocess.Popen([sys.executable, "-m", "webordinary.operator"], env=env,
