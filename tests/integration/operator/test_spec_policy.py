@@ -9,7 +9,7 @@ from tests.integration.operator.conftest import (
     NAMESPACE,
     Harness,
     condition,
-    is_ready,
+    is_reconciled,
     spec_for,
     wait_for,
 )
@@ -70,7 +70,8 @@ def test_hostile_specs_get_invalid_spec_and_no_children(harness: Harness) -> Non
         # The client's own, labelled Secret is fine; fixing the spec recovers without restart.
         name = "ameliastamps-website-foreign-secret"
         api.patch_ee(name, {"spec": {"repository": git("ameliastamps-git")}})
-        wait_for(lambda: is_reconciled(api.ee(name)), what="Ready with the client's own Secret")
+        wait_for(lambda: is_reconciled(api.ee(name)),
+                 what="reconciled with the client's own Secret")
         deployment = api.child("/apis/apps/v1", "deployments", f"{name}-editor")
         refs = [e["valueFrom"]["secretKeyRef"]["name"]
                 for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]

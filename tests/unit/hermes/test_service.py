@@ -394,6 +394,7 @@ async def test_usage_reaches_metrics_and_logs_but_not_the_reply(
                                      {"environment": environment}) == pytest.approx(0.0123)
     assert "1200 input / 300 output tokens, US$0.0123" in caplog.text
 
+
 async def test_commands_and_results_stamp_activity_rate_limited(tmp_path: Path) -> None:
     routing = tmp_path / "routing.yaml"
     routing.write_text(ROUTING_YAML)
