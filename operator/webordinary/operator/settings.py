@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Annotated, Any
 
 from pydantic import Field, field_validator
@@ -47,7 +48,16 @@ class OperatorSettings(BaseSettings):
     # Editors get AWS credentials from the EKS Pod Identity agent (169.254.170.23:80).
     eks_pod_identity_agent: bool = True
     # Further NetworkPolicyEgressRules as JSON (the gateway, an egress proxy).
-    editor_egress_extra_rules: list[dict[str, Any]] = Field(default_factory=list)
+    editor_egress_extra_rules: Annotated[list[dict[str, Any]], NoDecode] = Field(
+        default_factory=list)
+
+    @field_validator("editor_egress_extra_rules", mode="before")
+    @classmethod
+    def _json_rules(cls, value: object) -> object:
+        # A JSON list; an empty variable means none (as for the CIDR lists), not a crash.
+        if isinstance(value, str):
+            return json.loads(value) if value.strip() else []
+        return value
 
     @field_validator("cluster_dns_cidrs", "cluster_pod_cidrs", "cluster_service_cidrs",
                      "editor_egress_https_cidrs", "sqs_endpoint_cidrs", "editor_allowed_images",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import json
 from typing import Any
 
 import kubernetes_validate
@@ -129,6 +130,16 @@ def test_settings_read_cidr_lists_from_the_chart_form(monkeypatch: pytest.Monkey
     monkeypatch.setenv("WEBORDINARY_OPERATOR_CLUSTER_POD_CIDRS", "10.0.0.0/33")
     with pytest.raises(ValueError, match="cluster_pod_cidrs"):
         OperatorSettings()
+
+
+def test_extra_egress_rules_come_as_json_and_an_empty_variable_means_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("WEBORDINARY_OPERATOR_EDITOR_EGRESS_EXTRA_RULES", "")
+    assert OperatorSettings().editor_egress_extra_rules == []
+    rule = {"to": [{"ipBlock": {"cidr": "10.9.0.0/16"}}]}
+    monkeypatch.setenv("WEBORDINARY_OPERATOR_EDITOR_EGRESS_EXTRA_RULES", json.dumps([rule]))
+    assert OperatorSettings().editor_egress_extra_rules == [rule]
 
 
 def test_the_pod_identity_agent_is_named_only_when_used() -> None:
