@@ -102,7 +102,7 @@ class Hostile:
 
 
 CASES: list[Hostile] = [
-    Hostile("forged-quote-bomb", "312 kB of nested blockquotes, SPF/DKIM/DMARC failed",
+    Hostile("forged-quote-bomb", "700 kB: 26,000 nested blockquotes, SPF/DKIM/DMARC failed",
             lambda: html_mail(nested_quotes(26_000)), "drop:auth-failed", FAILING,
             checks=("not-parsed",)),
     Hostile("quote-bomb", "the same bomb from an authenticated sender (linear HTML)",
@@ -165,7 +165,7 @@ CASES: list[Hostile] = [
             "drop:auto-submitted"),
     Hostile("auto-submitted", "Auto-Submitted: auto-replied",
             lambda: mail(headers=[("Auto-Submitted", "auto-replied")]), "drop:auto-submitted"),
-    Hostile("bounce", "a DSN: empty Return-Path, multipart/report",
+    Hostile("bounce", "a bounce: empty Return-Path",
             lambda: mail(headers=[("Return-Path", "<>")]), "drop:auto-submitted"),
     Hostile("list-mail", "List-Id header", lambda: mail(headers=[("List-Id", "<l.example>")]),
             "drop:auto-submitted"),

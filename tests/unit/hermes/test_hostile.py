@@ -168,6 +168,12 @@ def test_the_corpus_is_big_enough_and_every_check_exists() -> None:
             assert check in CHECKS, check
 
 
+def test_the_readme_table_lists_every_case_with_its_outcome() -> None:
+    readme = (Path(__file__).resolve().parents[3] / "hermes" / "README.md").read_text()
+    for case in CASES:
+        assert f"| `{case.name}` | {case.what} | `{case.expect}` |" in readme, case.name
+
+
 @pytest.mark.parametrize("case", CASES, ids=[c.name for c in CASES])
 async def test_hostile_mail(case: Hostile, service: tuple[Hermes, Any, Any]) -> None:
     hermes, queues, mailer = service
