@@ -241,7 +241,7 @@ async def scale(awake: int, sleeping: int, samples: int, quiet: float) -> dict[s
         sqs_async = hermes.queues
         assert isinstance(sqs_async, AsyncSqs)
         await until(lambda: len(hermes.results.polling()) >= awake + 3, 120)
-        await asyncio.sleep(3)  # the sleeping ones' single drain
+        await until(lambda: hermes.results.draining() == 0, 300)  # the sleeping ones' drain
         polling = len(hermes.results.polling())
         sleeping_urls = {u for n, q in urls.items() if "-website-zz" in n
                          for r, u in q.items() if r != "input"}
@@ -323,7 +323,10 @@ async def scale(awake: int, sleeping: int, samples: int, quiet: float) -> dict[s
             await asyncio.sleep(0.2)
         stop.set()
         await ticker
+        errors = hermes.metrics.registry.get_sample_value(
+            "hermes_errors_total", {"stage": "results-poll"}) or 0
         return {
+            "poll_errors": errors,
             "populate_s": populate_s, "polling": polling, "latencies": latencies,
             "samples": samples, "lags_ms": [lag * 1000 for lag in lags],
             "busy_ms": [b * 1000 for b in busy], "idle_lags_ms": [lag * 1000 for lag in idle_lags],
@@ -448,7 +451,10 @@ def main() -> None:
          f"{statistics.median(latencies):.3f}" if latencies else "none")
     _row(f"result -> reply p99 s ({args.environments} awake environments)", f"{p99:.3f}",
          f"< {TARGET_P99_S:.0f}  {ok(p99 < TARGET_P99_S)}")
+    if latencies:
+        _row("  p90 / max s", f"{percentile(latencies, 0.9):.3f} / {max(latencies):.3f}")
     _row("  replies / results sent", f"{len(latencies)} / {at_scale['samples']}")
+    _row("  failed SQS polls during the run", f"{at_scale['poll_errors']:.0f}")
     _row("  environments polled (awake + 3 routed; none asleep)", str(at_scale["polling"]))
     _row("  environments created + queues, s", f"{at_scale['populate_s']:.1f}")
     _row(f"SQS calls per sleeping environment per hour ({args.sleeping} asleep)",

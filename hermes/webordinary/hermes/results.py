@@ -32,7 +32,6 @@ from webordinary.hermes.adapters.aws import QueueMessage
 
 log = logging.getLogger(__name__)
 
-SWEEP_CONCURRENCY = 50
 Handler = Callable[[QueueMessage, bool, str], Awaitable[bool]]
 """(message, from_dlq, environment) -> True when the message may be deleted."""
 
@@ -58,6 +57,7 @@ class Watch:
     """When it was last seen awake or sent a command (monotonic); None: never."""
     task: asyncio.Task[None] | None = None
     drained: bool = False
+    drain: asyncio.Task[None] | None = None
 
 
 class ResultPollers:
@@ -68,6 +68,7 @@ class ResultPollers:
         visibility_seconds: int = 60, dlq_interval: float = 60.0, grace: float = 300.0,
         clock: Callable[[], float] = time.monotonic,
         on_change: Callable[[int], None] | None = None,
+        on_error: Callable[[], None] | None = None,
     ) -> None:
         self.queues = queues
         self.handle = handle
@@ -77,12 +78,17 @@ class ResultPollers:
         self.grace = grace
         self.clock = clock
         self.on_change = on_change
+        self.on_error = on_error
         self.watches: dict[str, Watch] = {}
         self._sweeper: asyncio.Task[None] | None = None
 
     def polling(self) -> list[str]:
         """Environments with a running poll task."""
         return [n for n, w in self.watches.items() if w.task is not None and not w.task.done()]
+
+    def draining(self) -> int:
+        """Environments first seen asleep whose one drain is still running."""
+        return sum(1 for w in self.watches.values() if w.drain is not None and not w.drain.done())
 
     def wanted(self, watch: Watch) -> bool:
         """Whether the environment can produce results now (or within its grace period)."""
@@ -110,7 +116,7 @@ class ResultPollers:
                 watch.awake_at = now
             self._settle(watch)
         for name in [n for n in self.watches if n not in seen]:
-            self._stop(self.watches.pop(name))
+            self._stop(self.watches.pop(name), drain=True)
         self._changed()
 
     def touch(self, environment: str, obj: dict[str, Any] | None = None) -> None:
@@ -136,13 +142,15 @@ class ResultPollers:
             self._stop(watch)
         elif not watch.drained and watch.awake_at is None and (watch.output or watch.dlq):
             watch.drained = True  # first seen asleep: whatever is left in its queues, once
-            watch.task = asyncio.create_task(self._drain(watch),
-                                             name=f"drain {watch.environment}")
+            watch.drain = asyncio.create_task(self._drain(watch),
+                                              name=f"drain {watch.environment}")
 
-    def _stop(self, watch: Watch) -> None:
+    def _stop(self, watch: Watch, drain: bool = False) -> None:
         if watch.task is not None and not watch.task.done():
             watch.task.cancel()
         watch.task = None
+        if drain and watch.drain is not None and not watch.drain.done():
+            watch.drain.cancel()
 
     def _changed(self) -> None:
         if self.on_change is not None:
@@ -164,20 +172,27 @@ class ResultPollers:
         for url, from_dlq in ((watch.output, False), (watch.dlq, True)):
             if not url:
                 continue
-            with contextlib.suppress(Exception):
-                while await self._take(url, from_dlq, watch.environment, 0):
+            try:
+                while await self._take(url, from_dlq, watch.environment, 0) == 10:
                     pass
+            except Exception as exc:
+                if self.on_error is not None:
+                    self.on_error()
+                log.warning("draining %s of %s failed: %s", url, watch.environment, exc)
 
     async def _sweep_dlqs(self) -> None:
-        """Every dlq_interval: one receive (no wait) of each polled environment's DLQ."""
+        """Every dlq_interval, one receive (no wait) of each polled environment's DLQ, spread
+        evenly over the interval (a burst of a thousand calls would hold up results)."""
         while True:
-            await asyncio.sleep(self.dlq_interval)
             due = [w for w in list(self.watches.values()) if w.dlq and self.wanted(w)]
-            for start in range(0, len(due), SWEEP_CONCURRENCY):
-                await asyncio.gather(
-                    *(self._sweep(w) for w in due[start : start + SWEEP_CONCURRENCY]),
-                    return_exceptions=True,
-                )
+            if not due:
+                await asyncio.sleep(self.dlq_interval)
+                continue
+            pause = self.dlq_interval / len(due)
+            for watch in due:
+                await asyncio.sleep(pause)
+                if watch.dlq and self.wanted(watch):
+                    await self._sweep(watch)
 
     async def _sweep(self, watch: Watch) -> None:
         assert watch.dlq
@@ -185,6 +200,8 @@ class ResultPollers:
             while await self._take(watch.dlq, True, watch.environment, 0) == 10:
                 pass
         except Exception as exc:
+            if self.on_error is not None:
+                self.on_error()
             log.warning("sweeping the DLQ of %s failed: %s", watch.environment, exc)
 
     async def _poll(self, watch: Watch) -> None:
@@ -202,13 +219,15 @@ class ResultPollers:
                 raise
             except Exception as exc:
                 failures += 1
+                if self.on_error is not None:
+                    self.on_error()
                 log.warning("polling results of %s failed (%d): %s", watch.environment,
                             failures, exc)
                 await asyncio.sleep(min(30.0, 0.5 * 2**failures))
         self._changed()
 
     async def close(self) -> None:
-        tasks = [w.task for w in self.watches.values() if w.task is not None]
+        tasks = [t for w in self.watches.values() for t in (w.task, w.drain) if t is not None]
         if self._sweeper is not None:
             tasks.append(self._sweeper)
             self._sweeper = None

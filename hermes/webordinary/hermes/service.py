@@ -134,6 +134,7 @@ class Hermes:
             dlq_interval=settings.results_dlq_interval_seconds,
             grace=settings.results_grace_seconds,
             on_change=self.metrics.watched_queues.set,
+            on_error=self.metrics.errors.labels("results-poll").inc,
         )
         self.activity = ActivityLimiter(settings.activity_interval_seconds)
         self.ready = False
