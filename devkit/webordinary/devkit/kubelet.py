@@ -11,6 +11,10 @@ from the readiness probe, container state, restarts, CrashLoopBackOff after repe
 the Deployment's replicas/readyReplicas/availableReplicas and Available condition, and PVCs
 Bound only when their StorageClass exists (else they stay Pending, as with no provisioner).
 `command` replaces the editor process (tests of the operator run a pause-like stand-in).
+
+Every container of the pod is its own process, under its own uid, with its own env, volumes
+and ports (containers.py): the editor's restarts and backoff stand for the pod's; the other
+containers are restarted on their own (restartPolicy Always).
 """
 
 from __future__ import annotations
@@ -23,7 +27,6 @@ import logging
 import os
 import signal
 import socket
-import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +35,8 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+
+from webordinary.devkit import containers
 
 log = logging.getLogger(__name__)
 
@@ -117,6 +122,15 @@ class LocalPod:
     labels: dict[str, str] = field(default_factory=dict)
     name: str = ""
     started: str = ""
+    # The pod's other containers (the first one is `process`), every readiness probe, the
+    # pod's uids (a stopped pod takes all their processes along) and how to restart the others.
+    sidecars: dict[str, asyncio.subprocess.Process] = field(default_factory=dict)
+    probes: list[tuple[str, int]] = field(default_factory=list)
+    uids: list[int] = field(default_factory=list)
+    launches: dict[str, containers.Launch] = field(default_factory=dict)
+
+    def processes(self) -> list[asyncio.subprocess.Process]:
+        return [self.process, *self.sidecars.values()]
 
 
 async def get_json(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
@@ -192,10 +206,11 @@ class LocalKubelet:
         *,
         extra_env: dict[str, str] | None = None,
         interval: float = 1.0,
-        command: Sequence[str] = (sys.executable, "-m", "webordinary.editor"),
+        command: Sequence[str] | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
-        self.command = list(command)
+        # A stand-in for the whole pod: only the first container runs, with this command.
+        self.command = list(command) if command is not None else None
         self.root = root
         self.extra_env = extra_env or {}
         self.interval = interval
@@ -318,7 +333,7 @@ class LocalKubelet:
                 self.crashes[key] = (exits, pod.process.returncode, time.monotonic() + backoff)
                 log.warning("kubelet: %s exited with %s (%s times)", key,
                             pod.process.returncode, exits)
-                self.pods.pop(key)
+                await self.stop(key)  # the pod's other containers go with it
                 pod = None
             if wanted and pod is not None and pod.generation != meta.get("generation", 1):
                 await self.stop(key)
@@ -336,6 +351,8 @@ class LocalKubelet:
                 if pod is not None:
                     await self.stop(key)
                     pod = None
+            if pod is not None:
+                await self._restart_exited(pod)
             if pod is not None and not pod.ready:
                 pod.ready = await self._probe(pod)
             await self._report_pod(deployment, pod, waiting)
@@ -346,67 +363,120 @@ class LocalKubelet:
             await self.stop(key)
 
     async def _probe(self, pod: LocalPod) -> bool:
+        """Ready when every container's readiness probe answers 200 (all containers up)."""
         assert self._session is not None
-        url = f"http://127.0.0.1:{pod.metrics_port}/readyz"
-        try:
-            async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as r:
-                return r.status == 200
-        except (aiohttp.ClientError, TimeoutError):
+        if any(p.returncode is not None for p in pod.sidecars.values()):
             return False
+        for path, port in pod.probes or [("/readyz", pod.metrics_port)]:
+            url = f"http://127.0.0.1:{port}{path}"
+            try:
+                async with self._session.get(url, timeout=aiohttp.ClientTimeout(total=1)) as r:
+                    if r.status != 200:
+                        return False
+            except (aiohttp.ClientError, TimeoutError):
+                return False
+        return True
 
     async def start(self, deployment: dict[str, Any]) -> LocalPod | None:
-        """Start the editor process for a Deployment as its container would run."""
+        """Start the pod: init containers to completion, then one process per container,
+        each with its own uid, env and volumes (see containers.py)."""
         meta = deployment["metadata"]
         namespace, name = meta["namespace"], meta["name"]
-        env, problems = container_env(deployment, await self._secrets(namespace))
-        if problems:
-            log.warning("kubelet: %s/%s cannot start: %s", namespace, name, "; ".join(problems))
+        aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
+        plan = containers.plan_pod(deployment, await self._secrets(namespace), self.root,
+                                   extra_env=self.extra_env, aws_env=aws,
+                                   first_command=self.command)
+        if plan.problems:
+            log.warning("kubelet: %s/%s cannot start: %s", namespace, name,
+                        "; ".join(plan.problems))
             return None
-        for mount_path, claim in workspace_mounts(deployment).items():
-            local = str(volume_dir(self.root, namespace, claim))
-            env = {k: v.replace(mount_path, local, 1) if v.startswith(mount_path) else v
-                   for k, v in env.items()}
-        preview_port, metrics_port = free_port(), free_port()
-        env.update(self.extra_env)
-        env["WEBORDINARY_PREVIEW_PORT"] = str(preview_port)
-        env["WEBORDINARY_METRICS_PORT"] = str(metrics_port)
         logs = self.root / "logs"
         logs.mkdir(parents=True, exist_ok=True)
+        logs.chmod(0o700)  # other tenants' processes must not read a pod's output
         log_path = logs / f"{namespace}-{name}.log"
-        with log_path.open("ab") as sink:
-            process = await asyncio.create_subprocess_exec(
-                *self.command,
-                env={**os.environ, **env}, stdout=sink, stderr=sink,
-                start_new_session=True,
-            )
+        for init in plan.init:
+            code = await self._run_to_end(init, log_path)
+            if code != 0:
+                log.warning("kubelet: %s/%s init container %s exited with %s", namespace,
+                            name, init.name, code)
+                return None
+        for path in plan.subpaths:
+            path.mkdir(parents=True, exist_ok=True)
+        processes: dict[str, asyncio.subprocess.Process] = {}
+        for launch in plan.containers:
+            processes[launch.name] = await self._spawn(launch, log_path)
+        first, *others = plan.containers
         grace = int(deployment["spec"]["template"]["spec"].get(
             "terminationGracePeriodSeconds", 30))
+        preview_port = plan.named_ports.get("preview") or free_port()
+        metrics_port = plan.named_ports.get("metrics") or free_port()
         pod = LocalPod(
-            key=f"{namespace}/{name}", process=process, preview_port=preview_port,
+            key=f"{namespace}/{name}", process=processes[first.name], preview_port=preview_port,
             metrics_port=metrics_port, grace_seconds=grace,
             generation=meta.get("generation", 1), log_path=log_path,
             labels=dict(deployment["spec"]["template"]["metadata"].get("labels", {})),
             name=pod_name(deployment), started=now_rfc3339(),
+            sidecars={launch.name: processes[launch.name] for launch in others},
+            probes=[launch.readiness for launch in plan.containers if launch.readiness],
+            uids=[launch.uid for launch in plan.containers if launch.uid is not None],
+            launches={launch.name: launch for launch in others},
         )
         self.pods[pod.key] = pod
-        log.info("kubelet: started %s (pid %s, preview :%s, log %s)",
-                 pod.key, process.pid, preview_port, log_path)
+        log.info("kubelet: started %s (%s; preview :%s, log %s)", pod.key,
+                 ", ".join(f"{launch.name} pid {processes[launch.name].pid} uid {launch.uid}"
+                           for launch in plan.containers), preview_port, log_path)
         return pod
 
-    async def stop(self, key: str) -> None:
-        """SIGTERM, wait the grace period, then SIGKILL: the pod termination contract."""
-        pod = self.pods.pop(key, None)
-        if pod is None or pod.process.returncode is not None:
-            return
-        log.info("kubelet: stopping %s (grace %ss)", key, pod.grace_seconds)
-        with contextlib.suppress(ProcessLookupError):
-            pod.process.send_signal(signal.SIGTERM)
+    async def _restart_exited(self, pod: LocalPod) -> None:
+        """restartPolicy Always for the pod's other containers: an exited one starts again
+        (the pod is not ready until it answers its probe)."""
+        for name, process in list(pod.sidecars.items()):
+            if process.returncode is None or name not in pod.launches:
+                continue
+            log.warning("kubelet: %s container %s exited with %s; restarting", pod.key, name,
+                        process.returncode)
+            pod.ready = False
+            pod.sidecars[name] = await self._spawn(pod.launches[name], pod.log_path)
+
+    async def _spawn(self, launch: containers.Launch,
+                     log_path: Path) -> asyncio.subprocess.Process:
+        with log_path.open("ab") as sink:
+            return await asyncio.create_subprocess_exec(
+                *launch.argv, env=launch.env, cwd="/", stdout=sink, stderr=sink,
+                start_new_session=True,
+            )
+
+    async def _run_to_end(self, launch: containers.Launch, log_path: Path) -> int:
+        process = await self._spawn(launch, log_path)
         try:
-            await asyncio.wait_for(pod.process.wait(), timeout=pod.grace_seconds)
+            return await asyncio.wait_for(process.wait(), 120)
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
-                os.killpg(pod.process.pid, signal.SIGKILL)
-            await pod.process.wait()
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+            return -1
+
+    async def stop(self, key: str) -> None:
+        """SIGTERM every container, wait the grace period, then SIGKILL: the pod termination
+        contract."""
+        pod = self.pods.pop(key, None)
+        if pod is None:
+            return
+        running = [p for p in pod.processes() if p.returncode is None]
+        if running:
+            log.info("kubelet: stopping %s (grace %ss)", key, pod.grace_seconds)
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.send_signal(signal.SIGTERM)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(asyncio.gather(*(p.wait() for p in running)),
+                                   timeout=pod.grace_seconds)
+        for process in pod.processes():
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(process.pid, signal.SIGKILL)
+            await process.wait()
+        # What a container's cgroup would take along: every process of its (pod-unique) uid.
+        containers.kill_uids(pod.uids)
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(key) for key in list(self.pods)))

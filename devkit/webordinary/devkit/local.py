@@ -46,7 +46,7 @@ from webordinary.devkit.ingress import LocalIngress
 from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
 from webordinary.devkit.kubelet import LocalKubelet, free_port
 from webordinary.devkit.messages_api import MessagesAPI
-from webordinary.devkit.supervisor import Supervisor, orphan_proof
+from webordinary.devkit.supervisor import Supervisor
 
 log = logging.getLogger("webordinary.local")
 ROOT = Path(__file__).resolve().parents[3]
@@ -92,7 +92,16 @@ def seed_repository(state: Path) -> Path:
     subprocess.run([*git, "-C", str(work), "commit", "-qm", "The demo website"], check=True)
     subprocess.run(["git", "clone", "-q", "--bare", str(work), str(bare)], check=True)
     shutil.rmtree(work)
+    share_repository(bare)
     return bare
+
+
+def share_repository(bare: Path) -> None:
+    """Editors run under their own uids: the local stand-in of the customer's git host is a
+    world-writable bare repository (a local-only shortcut; a real host authenticates)."""
+    subprocess.run(["git", "-C", str(bare), "config", "core.sharedRepository", "0777"],
+                   check=True)
+    subprocess.run(["chmod", "-R", "a+rwX", str(bare)], check=True)
 
 
 def routing_config(repository: Path, sender: str) -> dict[str, Any]:
@@ -232,15 +241,15 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
         sink.start()
         cleanups.append(sink.stop)
 
+        # Local knobs for every container of an editor pod (none of them secret): loopback
+        # only. The model API's URL goes to the credential proxy through the operator.
         editor_env = {
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "WEBORDINARY_EDITOR_PREVIEW_HOST": "127.0.0.1",
+            "WEBORDINARY_PREVIEW_HOST": "127.0.0.1",
             "WEBORDINARY_EDITOR_POLL_WAIT_SECONDS": "2",
         }
-        if messages is not None:
-            editor_env["ANTHROPIC_BASE_URL"] = messages.base_url
-        kubelet = LocalKubelet(kube.url, state, extra_env=editor_env,
-                               command=orphan_proof("webordinary.editor"))
+        kubelet = LocalKubelet(kube.url, state, extra_env=editor_env)
         ingress_url, stop_ingress = await start_ingress(kube.url, kubelet, args.ports["ingress"])
         cleanups.append(stop_ingress)
         smtp_port = args.ports["smtp"] or free_port()
@@ -251,6 +260,9 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
             "WEBORDINARY_OPERATOR_KUBE_API_URL": kube.url,
             "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": moto.endpoint_url,
             "WEBORDINARY_OPERATOR_ANTHROPIC_SECRET_NAME": "anthropic",
+            "WEBORDINARY_OPERATOR_ANTHROPIC_API_BASE_URL": (
+                messages.base_url if messages is not None
+                else os.environ["ANTHROPIC_BASE_URL"]),
             "WEBORDINARY_OPERATOR_PREVIEW_BASE_URL": ingress_url,
             # The production drift interval: sleep and wake do not depend on it.
             "WEBORDINARY_OPERATOR_METRICS_HOST": "127.0.0.1",

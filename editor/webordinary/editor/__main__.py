@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 
@@ -21,6 +22,14 @@ def make_previews(config: Config) -> PreviewsLike | None:
     """The previews package when enabled and present (it ships separately)."""
     if not config.settings.previews_enabled:
         return None
+    if config.settings.supervisor_url:
+        # The split pod: customer code runs in the preview container, driven over loopback.
+        from webordinary.editor.supervisor.client import SupervisorClient
+
+        return SupervisorClient(config.settings.supervisor_url,
+                                metrics_port=config.env.metrics_port,
+                                host=config.settings.preview_host,
+                                preview_port=config.env.preview_port)
     try:
         from webordinary.editor.previews import Previews
     except ImportError as exc:
@@ -49,6 +58,9 @@ def main() -> None:
     except ValidationError as exc:
         print(f"invalid editor configuration (WEBORDINARY_* variables):\n{exc}", file=sys.stderr)
         sys.exit(2)
+    # Files the editor writes are readable by the volume's group (the preview container reads
+    # the worktrees) and by nobody else.
+    os.umask(0o027)
     logging.basicConfig(
         level=config.settings.log_level.upper(), stream=sys.stderr,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",

@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from webordinary.contracts.messages import Usage
+from webordinary.editor.credentials.client import metered, read_token
+from webordinary.editor.credentials.usage import Tokens
 from webordinary.editor.planner import tool_path_problem
 from webordinary.editor.settings import Config
 
@@ -71,6 +73,27 @@ def usage_from(result: ResultMessage | None) -> Usage:
                  cost_usd=result.total_cost_usd)
 
 
+def model_credentials(config: Config) -> dict[str, str]:
+    """ANTHROPIC_BASE_URL / ANTHROPIC_API_KEY for the CLI.
+
+    In the split pod the CLI talks to the credential proxy with the pod-local placeholder key;
+    the real key exists only in the proxy's container. Without a proxy (tests, local runs of
+    the editor alone) the key from the editor's own environment is used.
+    """
+    settings = config.settings
+    if settings.credentials_url:
+        if settings.credentials_token_file is None:
+            raise ValueError("credentials_url needs credentials_token_file")
+        return {"ANTHROPIC_BASE_URL": settings.credentials_url,
+                "ANTHROPIC_API_KEY": read_token(settings.credentials_token_file)}
+    env: dict[str, str] = {}
+    if settings.anthropic_base_url:
+        env["ANTHROPIC_BASE_URL"] = settings.anthropic_base_url
+    if settings.anthropic_api_key is not None:
+        env["ANTHROPIC_API_KEY"] = settings.anthropic_api_key.get_secret_value()
+    return env
+
+
 def confine_hook(worktree: Path) -> Any:
     """A PreToolUse hook refusing any tool path outside the worktree (or inside .git)."""
 
@@ -114,10 +137,7 @@ class Agent:
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "DISABLE_AUTOUPDATER": "1",
             "WEBORDINARY_GIT_TOKEN": "",
         }
-        if settings.anthropic_base_url:
-            env["ANTHROPIC_BASE_URL"] = settings.anthropic_base_url
-        if settings.anthropic_api_key is not None:
-            env["ANTHROPIC_API_KEY"] = settings.anthropic_api_key.get_secret_value()
+        env.update(model_credentials(self.config))
         if settings.cli_max_retries is not None:
             env["CLAUDE_CODE_MAX_RETRIES"] = str(settings.cli_max_retries)
         resume = self.has_transcript()
@@ -163,6 +183,7 @@ class Agent:
         self.last_used = time.monotonic()
         self._stop = asyncio.Event()
         self._reason = None
+        before = await self._metered()
         try:
             client = await self._connected()
             await client.query(prompt)
@@ -197,7 +218,25 @@ class Agent:
         if crash is not None:
             await self.close()
         self.last_used = time.monotonic()
-        return self._outcome(final[-1] if final else None, texts, crash)
+        outcome = self._outcome(final[-1] if final else None, texts, crash)
+        if before is not None:
+            after = await self._metered()
+            if after is not None:
+                # What the proxy forwarded is what is billed: it replaces the CLI's own count.
+                outcome.usage = Usage(input_tokens=after.input - before.input,
+                                      output_tokens=after.output - before.output,
+                                      cost_usd=outcome.usage.cost_usd)
+        return outcome
+
+    async def _metered(self) -> Tokens | None:
+        settings = self.config.settings
+        if not settings.credentials_url or settings.credentials_token_file is None:
+            return None
+        try:
+            token = read_token(settings.credentials_token_file, wait=0)
+        except RuntimeError:
+            return None
+        return await metered(settings.credentials_url, token)
 
     async def _abort(self, client: ClaudeSDKClient, task: asyncio.Task[None]) -> None:
         grace = self.config.settings.interrupt_grace_seconds

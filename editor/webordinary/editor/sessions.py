@@ -53,12 +53,16 @@ class Sessions:
         branch: str,
         token: str | None,
         identity: Identity,
+        credential_helper: str | None = None,
+        preview_writable: tuple[str, ...] = (),
     ) -> None:
         self.workspace = workspace
         self.repository_url = repository_url
         self.branch = branch
         self.identity = identity
         self._token = token
+        self._helper = credential_helper
+        self._preview_writable = preview_writable
         self._lock = asyncio.Lock()
         self._fetch: asyncio.Task[None] | None = None
 
@@ -71,7 +75,15 @@ class Sessions:
             "GIT_COMMITTER_EMAIL": self.identity.email,
         })
         config = [("core.hooksPath", "/dev/null")]
-        if network and self._token and urlparse(self.repository_url).scheme == "https":
+        local = local_repository(self.repository_url)
+        if local is not None:
+            # A repository on a local path (dev runs) may belong to another uid than the editor;
+            # git's local transport drops command-line config, so it goes in a global file.
+            env["GIT_CONFIG_GLOBAL"] = str(self._trust(local))
+        if network and self._helper:
+            # Per request from the credential proxy: the token is never in this process's env.
+            config.extend([("credential.helper", ""), ("credential.helper", self._helper)])
+        elif network and self._token and urlparse(self.repository_url).scheme == "https":
             # Given per command through the environment: the token never lands in .git/config.
             basic = base64.b64encode(f"x-access-token:{self._token}".encode()).decode()
             config.append(("http.extraHeader", f"Authorization: Basic {basic}"))
@@ -80,6 +92,13 @@ class Sessions:
             env[f"GIT_CONFIG_KEY_{index}"] = key
             env[f"GIT_CONFIG_VALUE_{index}"] = value
         return env
+
+    def _trust(self, path: str) -> Path:
+        config = self.workspace.root / ".gitconfig"
+        wanted = f"[safe]\n\tdirectory = {path}\n"
+        if not config.is_file() or config.read_text() != wanted:
+            config.write_text(wanted)
+        return config
 
     async def git(self, *args: str, cwd: Path | None = None, network: bool = False,
                   check: bool = True) -> tuple[int, str]:
@@ -150,6 +169,7 @@ class Sessions:
         branch = branch_name(thread_id)
         async with self._lock:
             if (path / ".git").exists():
+                self._share(path)
                 return path
             await self.fetched()
             await self.git("worktree", "prune")
@@ -163,7 +183,18 @@ class Sessions:
             else:
                 await self.git("worktree", "add", "--quiet", "--no-track", "-b", branch,
                                str(path), f"origin/{self.branch}")
+            self._share(path)
             return path
+
+    def _share(self, worktree: Path) -> None:
+        """Folders of the worktree the preview container writes (Astro's .astro/, dist/);
+        the worktree itself and its .git stay the editor's."""
+        for name in self._preview_writable:
+            folder = worktree / name
+            if folder.is_symlink():
+                folder.unlink()
+            folder.mkdir(exist_ok=True)
+            folder.chmod(0o2770)
 
     async def head(self, worktree: Path) -> str:
         _, out = await self.git("rev-parse", "HEAD", cwd=worktree)
@@ -342,6 +373,32 @@ def clear_locks(git_dir: Path) -> None:
         if "objects" not in path.relative_to(git_dir).parts[:1] and path.is_file():
             log.warning("removing a stale git lock %s", path.relative_to(git_dir))
             path.unlink(missing_ok=True)
+
+
+def local_repository(url: str) -> str | None:
+    """The path of a repository given as a local path or file:// URL; None for remote ones."""
+    parsed = urlparse(url)
+    if parsed.scheme == "file":
+        return parsed.path
+    if not parsed.scheme and url.startswith("/"):
+        return url
+    return None
+
+
+async def copy_manifests(workspace: Workspace) -> str | None:
+    """package.json (+ lock) of the repository into sessions/, for the supervisor's install."""
+    digest = lock_digest(workspace.repo)
+    if digest is None:
+        return None
+    for name in ("package.json", "package-lock.json"):
+        source = workspace.repo / name
+        target = workspace.sessions / name
+        if source.is_file():
+            shutil.copyfile(source, target)
+            target.chmod(0o644)
+        elif target.exists():
+            target.unlink()
+    return digest
 
 
 def lock_digest(repo: Path) -> str | None:

@@ -33,6 +33,11 @@ class EditorSettings(BaseSettings):
     anthropic_api_key: SecretStr | None = Field(
         default=None, validation_alias=SECRET_ENV_ANTHROPIC_API_KEY)
     git_token: SecretStr | None = Field(default=None, validation_alias=SECRET_ENV_GIT_TOKEN)
+    # The split pod: the credential proxy (model API base URL and git credentials, with the
+    # pod-local placeholder key in the file) and the preview supervisor (customer code).
+    credentials_url: str | None = None
+    credentials_token_file: Path | None = None
+    supervisor_url: str | None = None
     allowed_tools: list[str] = Field(default_factory=lambda: list(SITE_TOOLS))
     job_timeout_seconds: Annotated[float, Field(gt=0)] = 900.0
     build_timeout_seconds: Annotated[float, Field(gt=0)] = 300.0
@@ -106,6 +111,18 @@ class Workspace:
     def create(self) -> None:
         for path in (self.sessions, self.claude, self.journal, self.tmp, self.npm_cache):
             path.mkdir(parents=True, exist_ok=True)
+        # The editor's own state is its own: customer code (another uid sharing the volume's
+        # group) may read the session worktrees, nothing else.
+        for private in (self.claude, self.journal, self.tmp, self.root / ".cache"):
+            private.chmod(0o700)
+
+    def share_with_previews(self) -> None:
+        """Folders the preview container writes (group-writable, setgid): node_modules and
+        the previews' state; the sessions folder itself stays the editor's."""
+        self.sessions.chmod(0o2755)
+        for shared in (self.node_modules, self.sessions / ".previews"):
+            shared.mkdir(parents=True, exist_ok=True)
+            shared.chmod(0o2770)
 
 
 @dataclass(frozen=True)

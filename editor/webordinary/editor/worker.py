@@ -17,10 +17,17 @@ from typing import Any, Protocol
 from webordinary.editor.agent import Agents, preload
 from webordinary.editor.builds import Builds
 from webordinary.editor.consumer import Consumer, Leases
+from webordinary.editor.credentials.client import helper_command
 from webordinary.editor.handlers import Dispatcher, Policy, Ports
 from webordinary.editor.journal import Journal
 from webordinary.editor.ledger import Ledger
-from webordinary.editor.sessions import GitError, Identity, Sessions, install_dependencies
+from webordinary.editor.sessions import (
+    GitError,
+    Identity,
+    Sessions,
+    copy_manifests,
+    install_dependencies,
+)
 from webordinary.editor.settings import Config
 from webordinary.editor.sqs import Attachments, Queues
 
@@ -96,14 +103,17 @@ class Editor:
         self.previews = previews
         self.workspace = config.workspace
         token = settings.git_token.get_secret_value() if settings.git_token else None
+        proxied = bool(settings.credentials_url)
         self.sessions = Sessions(
             self.workspace, repository_url=config.env.repository_url,
-            branch=config.env.repository_branch, token=token,
+            branch=config.env.repository_branch, token=None if proxied else token,
             identity=Identity(settings.git_author_name, settings.git_author_email),
+            credential_helper=helper_command() if proxied else None,
+            preview_writable=(".astro", "dist") if settings.supervisor_url else (),
         )
         self.agents = Agents(config)
         self.journal = Journal(self.workspace.journal)
-        self.builds = Builds(self.workspace)
+        self.builds = self._builds(previews)
         self.background = Background()
         self.max_attempts = settings.max_attempts
         ports = Ports(
@@ -137,6 +147,22 @@ class Editor:
         self.ready = asyncio.Event()
         self.deps: asyncio.Task[bool] | None = None
 
+    def _builds(self, previews: PreviewsLike | None) -> Builds:
+        """Builds run where customer code runs: the supervisor's container when there is one."""
+        from webordinary.editor.supervisor.client import SupervisedBuilds, SupervisorClient
+
+        if isinstance(previews, SupervisorClient):
+            return SupervisedBuilds(self.workspace, previews)
+        return Builds(self.workspace)
+
+    async def _install(self) -> bool:
+        """node_modules: in the supervisor's container when there is one (customer code)."""
+        install = getattr(self.previews, "install", None)
+        if install is None:
+            return await install_dependencies(self.workspace)
+        await copy_manifests(self.workspace)
+        return bool(await install())
+
     async def run(self) -> None:
         """Start up, then serve until `shutdown()`; leaves everything committed and pushed."""
         started = time.monotonic()
@@ -157,6 +183,8 @@ class Editor:
 
     async def startup(self) -> None:
         await self.sessions.prepare()
+        if self.settings.supervisor_url:
+            self.workspace.share_with_previews()
         known = self.sessions.known()
         for thread in known:
             await self.sessions.recover(thread)
@@ -169,7 +197,7 @@ class Editor:
         if count:
             self.max_attempts = count
         if self.settings.npm_install:
-            self.deps = asyncio.create_task(install_dependencies(self.workspace))
+            self.deps = asyncio.create_task(self._install())
             self.deps.add_done_callback(_report_install)
             self.builds.deps = self.deps
         if self.previews is not None:

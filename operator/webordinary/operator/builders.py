@@ -14,11 +14,10 @@ from webordinary.contracts.editor_env import (
     METRICS_PORT,
     PREVIEW_PORT,
     SECRET_ENV_ANTHROPIC_API_KEY,
-    SECRET_ENV_GIT_TOKEN,
     WORKSPACE_MOUNT,
     EditorEnv,
 )
-from webordinary.operator import egress
+from webordinary.operator import egress, pod
 from webordinary.operator.settings import OperatorSettings
 
 Manifest = dict[str, Any]
@@ -225,21 +224,7 @@ def _container_env(
         "name": "WEBORDINARY_EDITOR_SHUTDOWN_GRACE_SECONDS",
         "value": str(max(settings.editor_termination_grace_seconds - 15, 10)),
     })
-    if settings.anthropic_secret_name:
-        variables.append({
-            "name": SECRET_ENV_ANTHROPIC_API_KEY,
-            "valueFrom": {"secretKeyRef": {
-                "name": settings.anthropic_secret_name, "key": settings.anthropic_secret_key,
-            }},
-        })
-    credentials = spec.repository.credentials_secret_ref
-    if credentials is not None:
-        variables.append({
-            "name": SECRET_ENV_GIT_TOKEN,
-            "valueFrom": {"secretKeyRef": {
-                "name": credentials.name, "key": credentials.key or settings.git_token_secret_key,
-            }},
-        })
+    # No secret here: the model key and the git token go to the credentials container only.
     variables.extend({"name": var.name, "value": var.value} for var in spec.editor.env)
     return variables
 
@@ -265,36 +250,16 @@ def deployment(
         raise ValueError(f"an editor runs 0 or 1 replicas, not {replicas}")
     contract = editor_env(owner, spec, queues, settings)
     uid = settings.editor_run_as_user
-    container = {
-        "name": "editor",
-        "image": spec.editor.image or settings.editor_image,
-        "imagePullPolicy": settings.editor_image_pull_policy,
-        "env": _container_env(spec, contract, settings),
-        "ports": [
-            {"name": "preview", "containerPort": PREVIEW_PORT, "protocol": "TCP"},
-            {"name": "metrics", "containerPort": METRICS_PORT, "protocol": "TCP"},
-        ],
-        "readinessProbe": {
-            "httpGet": {"path": "/readyz", "port": "metrics"},
-            "periodSeconds": 5,
-            "failureThreshold": 3,
-        },
-        "livenessProbe": {
-            "httpGet": {"path": "/healthz", "port": "metrics"},
-            "initialDelaySeconds": 10,
-            "periodSeconds": 20,
-            "failureThreshold": 3,
-        },
-        "resources": _resources(spec, settings),
-        "securityContext": {
-            "allowPrivilegeEscalation": False,
-            "privileged": False,
-            "runAsNonRoot": True,
-            "capabilities": {"drop": ["ALL"]},
-            "seccompProfile": {"type": "RuntimeDefault"},
-        },
-        "volumeMounts": [{"name": WORKSPACE_VOLUME, "mountPath": WORKSPACE_MOUNT}],
-    }
+    image = spec.editor.image or settings.editor_image
+    containers = [
+        pod.editor_container(image=image, settings=settings,
+                             env_vars=_container_env(spec, contract, settings),
+                             resources=_resources(spec, settings)),
+        pod.preview_container(image=image, settings=settings, allowed_hosts=pod.preview_hosts(
+            owner.name, owner.namespace, preview_host(settings))),
+        pod.credentials_container(image=image, settings=settings, spec=spec,
+                                  environment=owner.name, repository_url=spec.repository.url),
+    ]
     return {
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -304,10 +269,15 @@ def deployment(
             "strategy": {"type": "Recreate"},
             "selector": {"matchLabels": selector_labels(owner)},
             "template": {
-                "metadata": {"labels": labels(owner, spec, "editor")},
+                "metadata": {
+                    "labels": labels(owner, spec, "editor"),
+                    "annotations": {pod.SKIP_AWS_INJECTION: f"{pod.PREVIEW},{pod.CREDENTIALS}"},
+                },
                 "spec": {
                     "serviceAccountName": naming.child_name(owner.name, ROLE_EDITOR),
                     "automountServiceAccountToken": False,
+                    "shareProcessNamespace": False,
+                    "enableServiceLinks": False,
                     "terminationGracePeriodSeconds": settings.editor_termination_grace_seconds,
                     "securityContext": {
                         "runAsNonRoot": True,
@@ -316,13 +286,11 @@ def deployment(
                         "fsGroup": uid,
                         "seccompProfile": {"type": "RuntimeDefault"},
                     },
-                    "containers": [container],
-                    "volumes": [{
-                        "name": WORKSPACE_VOLUME,
-                        "persistentVolumeClaim": {
-                            "claimName": naming.child_name(owner.name, ROLE_WORKSPACE),
-                        },
-                    }],
+                    **pod.sandbox(settings),
+                    "initContainers": [pod.init_container(image=image, settings=settings)],
+                    "containers": containers,
+                    "volumes": pod.volumes(
+                        naming.child_name(owner.name, ROLE_WORKSPACE), settings),
                 },
             },
         },
@@ -419,7 +387,8 @@ def network_policy(
             "from": [{"namespaceSelector": {"matchLabels": {
                 "kubernetes.io/metadata.name": settings.metrics_scraper_namespace,
             }}}],
-            "ports": [{"protocol": "TCP", "port": METRICS_PORT}],
+            "ports": [{"protocol": "TCP", "port": port} for port in
+                      (METRICS_PORT, pod.PREVIEW_METRICS_PORT, pod.PROXY_METRICS_PORT)],
         })
     return {
         "apiVersion": "networking.k8s.io/v1",

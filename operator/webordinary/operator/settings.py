@@ -95,6 +95,27 @@ class OperatorSettings(BaseSettings):
     editor_memory_limit: str = "3Gi"
     editor_termination_grace_seconds: Annotated[int, Field(ge=30)] = 120
     editor_run_as_user: int = 1000
+    # The preview (customer code) and credential proxy containers' uids; None: editor's + 1/+2.
+    preview_run_as_user: int | None = None
+    credentials_run_as_user: int | None = None
+    preview_cpu_request: str = "250m"
+    preview_memory_request: str = "768Mi"
+    preview_memory_limit: str = "2Gi"
+    preview_max_active: Annotated[int, Field(ge=1)] = 2
+    credentials_memory_request: str = "48Mi"
+    credentials_memory_limit: str = "128Mi"
+    editor_ephemeral_storage_request: str = "256Mi"
+    editor_ephemeral_storage_limit: str = "2Gi"
+    preview_ephemeral_storage_request: str = "256Mi"
+    preview_ephemeral_storage_limit: str = "2Gi"
+    editor_tmp_size_limit: str = "1Gi"
+    preview_tmp_size_limit: str = "1Gi"
+    # Sandboxed runtime for every editor pod (e.g. gvisor, kata) and its scheduling, as JSON.
+    editor_runtime_class_name: str | None = None
+    editor_node_selector: dict[str, str] = Field(default_factory=dict)
+    editor_tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    # The only model API the credential proxy forwards to.
+    anthropic_api_base_url: str = "https://api.anthropic.com"
     # ARN template for the editor ServiceAccount's IRSA annotation: {namespace}, {name}.
     editor_role_arn_template: str | None = None
     anthropic_secret_name: str | None = None

@@ -198,7 +198,7 @@ async def test_cap_of_two_stops_the_least_recently_used(
     assert previews.active_sessions() == ["c", "a"]
 
 
-async def test_a_crashed_dev_server_is_restarted_by_the_next_request(
+async def test_a_crashed_dev_server_is_restarted_with_backoff(
     previews: Previews, http: aiohttp.ClientSession
 ) -> None:
     await previews.activate("a")
@@ -214,9 +214,14 @@ async def test_a_crashed_dev_server_is_restarted_by_the_next_request(
     assert await metric(previews, "webordinary_preview_crashes_total") == crashes + 1
     status, page = await get_text(http, "/session/a/")
     assert status == 503
-    assert "Starting your preview" in page
-    await wait_for_page(http, "/session/a/", "Spring sale at")
+    assert "Restarting your preview" in page
+    # Started again after the backoff, by the supervisor itself (no request needed).
+    for _ in range(400):
+        if previews.is_running("a"):
+            break
+        await asyncio.sleep(0.05)
     assert previews.server_pid("a") not in (None, pid)
+    await wait_for_page(http, "/session/a/", "Spring sale at")
 
 
 async def test_redirects_and_not_found(previews: Previews, http: aiohttp.ClientSession) -> None:

@@ -196,9 +196,13 @@ def test_editor_pod_monitor_selects_the_pods_the_operator_builds() -> None:
     pod_labels = editor["spec"]["template"]["metadata"]["labels"]
     (monitor,) = render(FULL).all("PodMonitor")
     assert monitor["spec"]["selector"]["matchLabels"].items() <= pod_labels.items()
-    (container,) = editor["spec"]["template"]["spec"]["containers"]
-    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
-    assert ports[monitor["spec"]["podMetricsEndpoints"][0]["port"]] == METRICS_PORT
+    ports = {p["name"]: p["containerPort"] for c in editor["spec"]["template"]["spec"]["containers"]
+             for p in c["ports"]}
+    endpoints = [e["port"] for e in monitor["spec"]["podMetricsEndpoints"]]
+    assert ports[endpoints[0]] == METRICS_PORT
+    # Every container's metrics: the editor, the preview supervisor, the credential proxy.
+    assert set(endpoints) == {"metrics", "preview-metrics", "creds-metrics"}
+    assert all(name in ports for name in endpoints)
 
 
 def test_storage_class_matches_the_crd_default() -> None:

@@ -117,7 +117,9 @@ def test_deployment_carries_the_editor_contract() -> None:
     )
     dep = builders.deployment(OWNER, spec, QUEUES, 1, make_settings(sqs_endpoint_url="http://m"))
     pod = dep["spec"]["template"]["spec"]
-    (container,) = pod["containers"]
+    containers = {c["name"]: c for c in pod["containers"]}
+    assert list(containers) == ["editor", "preview", "credentials"]
+    container = containers["editor"]
     plain = {e["name"]: e["value"] for e in container["env"] if "value" in e}
     contract = EditorEnv.from_env(plain)
     assert contract.input_queue_url == QUEUES.input
@@ -127,17 +129,23 @@ def test_deployment_carries_the_editor_contract() -> None:
     assert contract.sqs_endpoint_url == "http://m"
     assert contract.workspace == "/workspace"
     assert plain["LOG_LEVEL"] == "debug"
-    secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in container["env"]
+    # The secrets are mapped into the credential proxy's container only.
+    for name in ("editor", "preview"):
+        assert not [e for e in containers[name]["env"] if "valueFrom" in e], name
+    proxy = containers["credentials"]
+    secrets = {e["name"]: e["valueFrom"]["secretKeyRef"] for e in proxy["env"]
                if "valueFrom" in e}
     assert secrets == {"ANTHROPIC_API_KEY": {"name": "anthropic", "key": "api-key"},
                        "WEBORDINARY_GIT_TOKEN": {"name": "git-creds", "key": "token"}}
-    assert container["image"] == "registry/editor:1.2"
+    assert plain["WEBORDINARY_EDITOR_CREDENTIALS_URL"] == "http://127.0.0.1:8099"
+    assert all(c["image"] == "registry/editor:1.2" for c in containers.values())
     assert container["resources"]["limits"]["memory"] == "4Gi"
-    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {
-        "preview": 4321, "metrics": 9090}
+    assert {p["name"]: p["containerPort"] for p in container["ports"]} == {"metrics": 9090}
+    assert {p["name"]: p["containerPort"] for p in containers["preview"]["ports"]} == {
+        "preview": 4321, "preview-metrics": 9091, "control": 4322}
     assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
     assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
-    assert container["volumeMounts"] == [{"name": "workspace", "mountPath": "/workspace"}]
+    assert container["volumeMounts"][0] == {"name": "workspace", "mountPath": "/workspace"}
     assert pod["volumes"][0]["persistentVolumeClaim"]["claimName"] == f"{OWNER.name}-workspace"
     assert dep["spec"]["strategy"] == {"type": "Recreate"}
     assert pod["terminationGracePeriodSeconds"] >= 120
@@ -147,10 +155,12 @@ def test_deployment_carries_the_editor_contract() -> None:
 def test_restricted_security_context() -> None:
     dep = builders.deployment(OWNER, make_spec(), QUEUES, 1, make_settings())
     pod = dep["spec"]["template"]["spec"]
-    ctx = pod["containers"][0]["securityContext"]
-    assert ctx["allowPrivilegeEscalation"] is False
-    assert ctx["capabilities"] == {"drop": ["ALL"]}
-    assert ctx["runAsNonRoot"] is True
+    for container in pod["containers"] + pod["initContainers"]:
+        ctx = container["securityContext"]
+        assert ctx["allowPrivilegeEscalation"] is False
+        assert ctx["capabilities"] == {"drop": ["ALL"]}
+        assert ctx["runAsNonRoot"] is True
+        assert ctx["readOnlyRootFilesystem"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert pod["securityContext"]["fsGroup"] == 1000
 

@@ -43,9 +43,13 @@ def dev_config(
     state: Path,
     port: int,
     allowed_hosts: Sequence[str] | None = None,
+    modules: Path | None = None,
 ) -> dict[str, Any]:
-    """The document runner.mjs reads: the project root and Astro's inline config."""
+    """The document runner.mjs reads: the project root, Astro's inline config, and the only
+    folders the dev server may serve files from (its guard refuses anything resolving
+    elsewhere: symlinks in public/, `/@fs/` probes)."""
     prefix = session_prefix(thread_id)
+    serve_roots = [str(worktree), str(modules or worktree.parent / "node_modules")]
     inline: dict[str, Any] = {
         "root": str(worktree),
         "base": "/",
@@ -63,15 +67,21 @@ def dev_config(
             "cacheDir": str(state / "vite-cache"),
             "clearScreen": False,
             "define": {"import.meta.env.BASE_URL": json.dumps(f"{prefix}/")},
-            "server": {"strictPort": True},
+            "server": {"strictPort": True, "fs": {"strict": True, "allow": serve_roots}},
         },
     }
-    return {"root": str(worktree), "inline": inline}
+    return {"root": str(worktree), "inline": inline, "serveRoots": serve_roots,
+            "base": prefix}
 
 
-def dev_env(base: Mapping[str, str]) -> dict[str, str]:
-    """The dev server's environment: the editor's, minus its secrets, plus Astro's quiet flags."""
-    secret_markers = ("API_KEY", "TOKEN", "SECRET", "PASSWORD", "AWS_")
-    env = {k: v for k, v in base.items() if not any(m in k.upper() for m in secret_markers)}
+PASS_ENV: Final = ("PATH", "LANG", "LC_ALL", "TZ", "NODE_EXTRA_CA_CERTS", "SSL_CERT_FILE")
+
+
+def dev_env(base: Mapping[str, str], tmp: Path | None = None) -> dict[str, str]:
+    """The dev server's whole environment: an allowlist of the parent's, never all of it."""
+    env = {k: base[k] for k in PASS_ENV if k in base}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if tmp is not None:
+        env.update({"HOME": str(tmp), "TMPDIR": str(tmp)})
     env.update(DEV_ENV)
     return env

@@ -41,6 +41,16 @@ def starting_page(thread_id: str, refresh: int) -> str:
     )
 
 
+def restarting_page(thread_id: str, refresh: int) -> str:
+    return _page(
+        "Restarting your preview",
+        "<h1>Restarting your preview&hellip;</h1>"
+        f"<p>The preview of session <code>{escape(thread_id)}</code> stopped unexpectedly and "
+        f"is being restarted. This page reloads by itself in {refresh} seconds.</p>",
+        refresh,
+    )
+
+
 def failed_page(thread_id: str, log_tail: str, refresh: int) -> str:
     return _page(
         "Preview could not start",

@@ -5,12 +5,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Final
 
 import aiohttp
 from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
+
+from webordinary.editor.previews.scrub import scrub_paths
 
 HOP_BY_HOP: Final = frozenset(
     {
@@ -73,10 +76,25 @@ def upstream_url(base_url: str, raw_path: str) -> URL:
     return URL(f"{base_url}{raw_path}", encoded=True)
 
 
+TEXTUAL: Final = ("text/", "application/json", "application/javascript")
+SCRUB_MAX: Final = 2 * 2**20
+
+
+def _scrubbable(upstream: aiohttp.ClientResponse) -> bool:
+    """An error answer in plain text: its absolute paths are rewritten (it is small)."""
+    if upstream.status < 400 or upstream.headers.get("Content-Encoding"):
+        return False
+    kind = upstream.headers.get("Content-Type", "")
+    return kind.startswith(TEXTUAL) and int(upstream.headers.get("Content-Length") or 0) \
+        <= SCRUB_MAX
+
+
 async def forward_http(
-    request: web.Request, client: aiohttp.ClientSession, base_url: str
+    request: web.Request, client: aiohttp.ClientSession, base_url: str,
+    scrub: Path | None = None,
 ) -> web.StreamResponse:
-    """Stream the request to the dev server and its answer back, bytes untouched."""
+    """Stream the request to the dev server and its answer back, bytes untouched; error
+    pages (4xx/5xx text) lose their absolute paths when `scrub` names the sessions folder."""
     headers = upstream_headers(request.headers, remote=request.remote, scheme=request.scheme)
     body = request.content if request.body_exists else None
     try:
@@ -90,6 +108,14 @@ async def forward_http(
     except aiohttp.ClientConnectorError as exc:
         raise UpstreamUnavailable(str(exc)) from exc
     async with upstream:
+        if scrub is not None and _scrubbable(upstream):
+            raw = await upstream.content.read(SCRUB_MAX)
+            charset = upstream.charset or "utf-8"
+            text = scrub_paths(raw.decode(charset, "replace"), scrub)
+            headers = downstream_headers(upstream.headers)
+            headers.popall("Content-Length", None)
+            return web.Response(status=upstream.status, reason=upstream.reason,
+                                body=text.encode(charset, "replace"), headers=headers)
         response = web.StreamResponse(
             status=upstream.status,
             reason=upstream.reason,

@@ -54,6 +54,7 @@ from webordinary.editor.previews.routing import (
     parse_path,
     session_prefix,
 )
+from webordinary.editor.previews.scrub import scrub_paths
 
 log = logging.getLogger(__name__)
 PORT_RETRIES = 3
@@ -76,6 +77,8 @@ class _Session:
     generation: int = 0
     last_error: PreviewStartError | None = None
     failed_at: float = 0.0
+    crashes: int = 0
+    restart_at: float = 0.0
 
 
 class Previews:
@@ -96,6 +99,8 @@ class Previews:
         retry_after_failure: float = 10.0,
         refresh_seconds: int = 2,
         standby: bool = True,
+        tmp: Path | None = None,
+        restart_backoff: tuple[float, float] = (1.0, 30.0),
     ) -> None:
         if max_active < 1:
             raise ValueError(f"max_active must be >= 1, got {max_active}")
@@ -111,6 +116,8 @@ class Previews:
         self._retry_after_failure = retry_after_failure
         self._refresh = refresh_seconds
         self._standby_enabled = standby
+        self._tmp = tmp
+        self._backoff_first, self._backoff_max = restart_backoff
         self._standby: Standby | None = None
         self._sessions: dict[str, _Session] = {}
         self._recency = Recency()
@@ -254,16 +261,23 @@ class Previews:
             spare = await Standby.spawn(
                 cwd=self.sessions_dir,
                 state_root=self.sessions_dir / STATE_DIR_NAME,
-                env=dev_env(os.environ),
+                env=dev_env(os.environ, self._tmp),
                 node=self._node,
             )
         except OSError as exc:
-            log.warning("no standby dev server process: %s", exc)
+            # E.g. the state folder is not there yet (the editor creates it): try again soon.
+            log.warning("no standby dev server process yet: %s", exc)
+            if not self._closed:
+                self._spawn(self._refill_later())
             return
         if self._closed or (self._standby is not None and self._standby.alive):
             await spare.discard()
             return
         self._standby = spare
+
+    async def _refill_later(self, delay: float = 2.0) -> None:
+        await asyncio.sleep(delay)
+        await self._refill_standby()
 
     def _take_standby(self) -> Standby | None:
         spare, self._standby = self._standby, None
@@ -350,6 +364,7 @@ class Previews:
                 state=state,
                 port=free_port(),
                 allowed_hosts=self._allowed_hosts,
+                modules=self.sessions_dir / "node_modules",
             )
             server = await self._from_standby(tid, state, config) if attempt == 0 else None
             warm = server is not None
@@ -359,7 +374,7 @@ class Previews:
                     worktree=session.worktree,
                     state=state,
                     config=config,
-                    env=dev_env(os.environ),
+                    env=dev_env(os.environ, self._tmp),
                     node=self._node,
                 )
             try:
@@ -403,7 +418,8 @@ class Previews:
             self._update_gauge()
 
     async def _watch(self, session: _Session, server: DevServer) -> None:
-        """Notice a dev server that exits on its own: count it, free its slot."""
+        """Notice a dev server that exits on its own: count it, free its slot, and start it
+        again after a backoff (1 s, doubling up to 30 s; reset after a minute of uptime)."""
         code = await server.wait()
         if server.stopping:
             return
@@ -411,12 +427,26 @@ class Previews:
         log.warning(
             "preview of %s exited with %s\n%s", session.thread_id, code, server.log_tail()
         )
+        uptime = time.monotonic() - server.started_at
         async with self._lock:
-            if session.server is server:
-                session.server = None
-                self._recency.discard(session.thread_id)
-                self._update_gauge()
+            if session.server is not server:
+                return
+            session.server = None
+            session.crashes = 1 if uptime > 60 else session.crashes + 1
+            delay = min(self._backoff_max, self._backoff_first * 2 ** (session.crashes - 1))
+            session.restart_at = time.monotonic() + delay
+            self._update_gauge()
         await server.stop(0.5)
+        if self._closed:
+            return
+        self._spawn(self._restart(session, session.generation, delay))
+
+    async def _restart(self, session: _Session, generation: int, delay: float) -> None:
+        await asyncio.sleep(delay)
+        if self._closed or session.generation != generation or session.server is not None:
+            return
+        log.info("restarting the preview of %s (crash %d)", session.thread_id, session.crashes)
+        await self._wake(session)
 
     async def _wake(self, session: _Session) -> None:
         with contextlib.suppress(Exception):
@@ -445,7 +475,8 @@ class Previews:
                     REQUESTS.labels("websocket").inc()
                     return await forward_websocket(request, self._client, server.base_url)
                 REQUESTS.labels("proxied").inc()
-                return await forward_http(request, self._client, server.base_url)
+                return await forward_http(request, self._client, server.base_url,
+                                          scrub=self.sessions_dir)
             except UpstreamUnavailable:
                 REQUESTS.labels("upstream_unavailable").inc()
         return self._waking(session, request)
@@ -455,7 +486,8 @@ class Previews:
         since_failure = time.monotonic() - session.failed_at
         if session.last_error is not None and since_failure < self._retry_after_failure:
             wait = max(1, round(self._retry_after_failure - since_failure))
-            page = pages.failed_page(session.thread_id, session.last_error.log_tail, wait)
+            tail = scrub_paths(session.last_error.log_tail, self.sessions_dir)
+            page = pages.failed_page(session.thread_id, tail, wait)
             return _html(502, page, "failed", retry_after=wait)
         if request.headers.get("Upgrade", "").lower() == "websocket":
             # An open tab's HMR client pings until its server is back; letting the ping wake
@@ -463,6 +495,10 @@ class Previews:
             REQUESTS.labels("sleeping").inc()
             return web.Response(status=503, text="preview not running\n",
                                 headers={"Retry-After": str(self._refresh)})
+        waiting = session.restart_at - time.monotonic()
+        if waiting > 0 and session.thread_id in self._recency:
+            page = pages.restarting_page(session.thread_id, max(1, round(waiting)))
+            return _html(503, page, "restarting", retry_after=max(1, round(waiting)))
         if not self._closed:
             self._spawn(self._wake(session))
         page = pages.starting_page(session.thread_id, self._refresh)

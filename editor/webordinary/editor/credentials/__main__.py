@@ -1,0 +1,59 @@
+"""`python -m webordinary.editor.credentials`: the credential proxy container's process."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import sys
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from webordinary.editor.credentials.proxy import CredentialProxy, load_or_create_token
+from webordinary.editor.credentials.settings import ProxySettings
+from webordinary.editor.previews.metrics import health_app
+
+log = logging.getLogger("webordinary.editor.credentials")
+
+
+async def serve(settings: ProxySettings) -> None:
+    token = load_or_create_token(settings.token_file)
+    proxy = CredentialProxy(settings, token)
+    runners = []
+    runner = web.AppRunner(proxy.app(), access_log=None, shutdown_timeout=2.0)
+    await runner.setup()
+    runners.append(runner)
+    await web.TCPSite(runner, settings.host, settings.port).start()
+    port = runner.addresses[0][1]
+    if settings.metrics_port is not None:
+        metrics = web.AppRunner(health_app(lambda: True), access_log=None)
+        await metrics.setup()
+        runners.append(metrics)
+        await web.TCPSite(metrics, "0.0.0.0", settings.metrics_port).start()
+    log.info("credential proxy on %s:%s (API %s, git host %s, key %s, git token %s)",
+             settings.host, port, settings.api_base_url, settings.git_host() or "-",
+             "set" if settings.api_key else "missing",
+             "set" if settings.git_token else "none")
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    for each in reversed(runners):
+        await each.cleanup()
+
+
+def main() -> None:
+    try:
+        settings = ProxySettings()
+    except ValidationError as exc:
+        print(f"invalid credential proxy configuration:\n{exc}", file=sys.stderr)
+        sys.exit(2)
+    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()
