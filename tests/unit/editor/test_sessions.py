@@ -110,3 +110,15 @@ async def test_a_site_without_dependencies_installs_without_node_modules(
     assert await install_dependencies(workspace) is True  # npm made no node_modules
     assert (workspace.node_modules / ".webordinary-stamp").is_file()
     assert await install_dependencies(workspace) is False  # stamped: skipped next time
+
+
+async def test_the_supervisor_install_survives_npm_leaving_no_node_modules(
+        tmp_path: Path) -> None:
+    from webordinary.editor.supervisor.tasks import install
+
+    sessions = tmp_path / "sessions"
+    sessions.mkdir()
+    (sessions / "package.json").write_text('{"name": "bare", "version": "1.0.0"}\n')
+    (tmp_path / "tmp").mkdir()
+    assert await install(sessions, cache=tmp_path / "cache", tmp=tmp_path / "tmp") is True
+    assert (sessions / "node_modules" / ".webordinary-stamp").is_file()

@@ -94,6 +94,8 @@ async def install(sessions: Path, *, cache: Path, tmp: Path, limit: float = 900.
     code, out = done
     if code:
         raise RuntimeError(f"npm install failed: {out[-1500:]}")
+    # A site without dependencies gets no node_modules from npm: the stamp makes one.
+    modules.mkdir(parents=True, exist_ok=True)
     stamp.write_text(digest)
     log.info("node dependencies installed in %s", modules)
     return True
