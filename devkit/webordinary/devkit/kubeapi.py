@@ -70,6 +70,11 @@ class KubeAPI:
         """The state (touch only from the emulator's loop, e.g. through `call`)."""
         return self._emulator.store
 
+    def add_user(self, token: str, username: str) -> None:
+        """Requests with `Authorization: Bearer <token>` come from `username` (what admission
+        policies see, e.g. "system:serviceaccount:webordinary:webordinary-hermes")."""
+        self._loop.call_soon_threadsafe(self._emulator.users.__setitem__, token, username)
+
     def stop(self) -> None:
         """Close watch streams, stop the server and its thread."""
         if self._thread.is_alive():

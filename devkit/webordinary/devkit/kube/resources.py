@@ -88,6 +88,10 @@ BUILTINS: tuple[Resource, ...] = (
     _r("events.k8s.io/v1", "events", "Event", short=("ev",)),
     _r("apiextensions.k8s.io/v1", "customresourcedefinitions", "CustomResourceDefinition",
        False, True, ("crd", "crds")),
+    _r("admissionregistration.k8s.io/v1", "validatingadmissionpolicies",
+       "ValidatingAdmissionPolicy", False, True),
+    _r("admissionregistration.k8s.io/v1", "validatingadmissionpolicybindings",
+       "ValidatingAdmissionPolicyBinding", False),
 )
 
 

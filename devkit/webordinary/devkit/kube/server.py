@@ -62,6 +62,9 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
     address: str = ""
     timings: dict[str, float] = attrs.field(factory=dict)
     timing_counts: Counter[str] = attrs.field(factory=Counter)
+    # Bearer token -> user name (e.g. "system:serviceaccount:ns:name"), what admission policies
+    # see as request.userInfo.username; other callers are system:anonymous.
+    users: dict[str, str] = attrs.field(factory=dict)
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         parts = [p for p in raw_request.path.split("/") if p]
@@ -147,6 +150,20 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             return self._object_response(raw, resource, obj), "GET"
 
         body = await self._body(raw)
+        with self.store.acting_as(self._user(raw)):
+            return self._write(raw, method, resource, namespace, name, subresource, body)
+
+    def _user(self, raw: aiohttp.web.BaseRequest) -> str:
+        scheme, _, token = (raw.headers.get("Authorization") or "").partition(" ")
+        if scheme.lower() == "bearer" and token.strip() in self.users:
+            return self.users[token.strip()]
+        return "system:anonymous"
+
+    def _write(
+        self, raw: aiohttp.web.BaseRequest, method: str, resource: Resource,
+        namespace: str | None, name: str | None, subresource: str | None, body: Any,
+    ) -> tuple[aiohttp.web.StreamResponse, str]:
+        params = raw.query
         dry_run = params.get("dryRun") == "All"
         strict = params.get("fieldValidation") == "Strict"
         if method == "POST":

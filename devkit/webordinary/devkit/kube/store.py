@@ -8,6 +8,7 @@ write is atomic without locks.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import json
 import logging
@@ -16,11 +17,13 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 from webordinary.devkit.kube import errors
+from webordinary.devkit.kube.admission import AdmissionChain
+from webordinary.devkit.kube.admission import Request as AdmissionRequest
 from webordinary.devkit.kube.data import clone
 from webordinary.devkit.kube.defaults import apply_builtin_defaults
 from webordinary.devkit.kube.errors import ApiError
@@ -51,6 +54,7 @@ HISTORY_LIMIT = 200_000
 # etcd is compacted every 5 minutes by default: older resourceVersions are gone (410)
 HISTORY_SECONDS = 300.0
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+SYSTEM_USER = "system:apiserver"
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"
 
 
@@ -146,6 +150,11 @@ class Store:
         self.writes: Counter[str] = Counter()
         self.counts_lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
+        # Who the request being served comes from (the server sets it per write): what
+        # ValidatingAdmissionPolicies see as request.userInfo.username.
+        self.user = SYSTEM_USER
+        self.admission = AdmissionChain(lambda key: self.objects.get(key, {}),
+                                        self._namespace_labels)
         for resource in BUILTINS:
             self.register(resource)
         for name in SYSTEM_NAMESPACES:
@@ -438,6 +447,37 @@ class Store:
         self._emit(resource, "ADDED", obj)
         return obj
 
+    # -- validating admission ---------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def acting_as(self, user: str) -> Iterator[None]:
+        """Serve one (synchronous) write on behalf of `user`."""
+        self.user = user
+        try:
+            yield
+        finally:
+            self.user = SYSTEM_USER
+
+    def _namespace_labels(self, namespace: str) -> dict[str, str]:
+        ns = self.objects.get(("", "namespaces"), {}).get(("", namespace))
+        return dict((ns or {}).get("metadata", {}).get("labels") or {})
+
+    def _admit(self, operation: str, resource: Resource, namespace: str | None,
+               obj: Obj | None, old: Obj | None, subresource: str | None = None) -> None:
+        """ValidatingAdmissionPolicies, after defaulting and schema validation (as a real
+        server orders them); a denial answers like the API server's admission error."""
+        denial = self.admission.check(AdmissionRequest(
+            operation, self.user, obj, old, subresource or "", namespace or "",
+            resource.group, resource.version, resource.plural))
+        if denial is None:
+            return
+        name = ((obj or old or {}).get("metadata") or {}).get("name", "")
+        what = "forbidden" if denial.code == 403 else "invalid"
+        raise ApiError(denial.code, denial.reason,
+                       f'{resource.qualified} "{name}" is {what}: ValidatingAdmissionPolicy '
+                       f"'{denial.policy}' with binding '{denial.binding}' denied request: "
+                       f"{denial.message}")
+
     # -- writing: verbs --------------------------------------------------------------------
 
     def create(
@@ -490,6 +530,7 @@ class Store:
             raise errors.already_exists(resource.plural, resource.group, meta["name"])
         if resource.plural == "customresourcedefinitions":
             self._crd_conflicts(obj)
+        self._admit("CREATE", resource, namespace, obj, None)
         if dry_run:
             meta["uid"] = new_uid()
             meta["creationTimestamp"] = now_rfc3339()
@@ -575,6 +616,7 @@ class Store:
         meta = new["metadata"]  # validation may have replaced it (pruning)
         if self._spec_changed(resource, old, new):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
+        self._admit("UPDATE", resource, namespace, new, old, subresource)
         if new == old or dry_run:
             return (old if new == old else new), warnings
         return self._commit_update(resource, (namespace or "", name), old, new), warnings
@@ -705,6 +747,7 @@ class Store:
                                              "may not be deleted")
         if meta.get("deletionTimestamp"):
             return old, False
+        self._admit("DELETE", resource, namespace, None, old)
         if options.propagation == "Orphan" and not dry_run:
             self._orphan(meta["uid"])
         finalizers = list(meta.get("finalizers") or [])
