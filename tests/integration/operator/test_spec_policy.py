@@ -74,7 +74,8 @@ def test_hostile_specs_get_invalid_spec_and_no_children(harness: Harness) -> Non
                  what="reconciled with the client's own Secret")
         deployment = api.child("/apis/apps/v1", "deployments", f"{name}-editor")
         refs = [e["valueFrom"]["secretKeyRef"]["name"]
-                for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]
+                for c in deployment["spec"]["template"]["spec"]["containers"]
+                for e in c.get("env", [])
                 if "valueFrom" in e and "secretKeyRef" in e["valueFrom"]]
         assert "ameliastamps-git" in refs
     # Only the fixed environment got queues.
