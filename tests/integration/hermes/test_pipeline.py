@@ -371,3 +371,29 @@ async def test_metrics_endpoint(stack: Stack) -> None:
             assert "hermes_emails_received_total" in await response.text()
         async with session.get(f"http://127.0.0.1:{port}/healthz") as response:
             assert response.status == 200
+
+
+@pytest.mark.parametrize("domain", ["email.amazonses.com", "eu-west-1.amazonses.com"])
+async def test_outlook_reply_to_the_ses_message_id_joins_the_session(stack: Stack,
+                                                                      domain: str) -> None:
+    """SES replaces the Message-ID of what Hermes sends by `<{MessageId}@{SES domain}>`; an
+    Outlook reply that carries only In-Reply-To with that id stays in the session."""
+    await stack.deliver(ses_notification(corpus("gmail_new.eml"), message_id="ses-first"))
+    [first] = await stack.commands(JOHN)
+    sent = await wait_for(lambda: [m for m in stack.moto.sent_emails()
+                                   if "X-Webordinary-Kind: ack" in m.get("raw_data", "")])
+    ses_id = sent[0]["id"]  # what SendRawEmail returned (moto keeps it with the mail)
+    reply = (
+        "From: John Smith <john@ameliastamps.com>\r\nTo: website@edit.webordinary.dev\r\n"
+        "Subject: RE: Contact page phone number\r\n"
+        "Message-ID: <AM0PR02MB9999@AM0PR02MB9999.eurprd02.prod.outlook.com>\r\n"
+        f"In-Reply-To: <{ses_id}@{domain}>\r\n"
+        "Thread-Index: AQHbQk9xAbCdEfGhIjKlMnOpQrStUv==\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\nPlease make it bold as well.\r\n"
+    ).encode()
+    await stack.deliver(ses_notification(reply, message_id="ses-second"))
+    [second] = await stack.commands(JOHN)
+    assert second.session_id == first.session_id
+    env = await stack.environment(JOHN)
+    assert env is not None
+    assert env["spec"]["sessions"] == [first.session_id]
