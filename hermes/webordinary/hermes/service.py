@@ -247,6 +247,10 @@ class Hermes:
                     return await self._reject(decision, key)
             except Exception as exc:
                 self.metrics.errors.labels("reply").inc()
+                if last_attempt:  # tried long enough: dead-letter it with the cause
+                    self.metrics.dead_letters.labels("reply-failed").inc()
+                    log.error("reply to %s not sent, giving up: %s", scope, exc)
+                    return "dead:reply-failed"
                 log.warning("reply to %s not sent yet: %s", scope, exc)
                 raise RetryLater(f"reply not sent: {exc}") from exc
         assert isinstance(decision, Accept)

@@ -216,7 +216,7 @@ async def test_no_exception_leaves_the_inbound_handler(parts: Any) -> None:
 async def test_a_failing_reply_on_the_rejection_path_keeps_the_mail(parts: Any) -> None:
     """Sending the polite reply fails (SES down): the mail is kept for a retry, not lost, and
     the exception does not escape."""
-    hermes, _, _, mailer = parts
+    hermes, _, queues, mailer = parts
     mailer.fail = True
     stranger = raw_mail("who@example.org", sender="someone@example.org")
     message = QueueMessage(body=ses_notification(stranger), receipt_handle="h", message_id="m")
@@ -224,5 +224,12 @@ async def test_a_failing_reply_on_the_rejection_path_keeps_the_mail(parts: Any) 
     mailer.fail = False
     assert await hermes.handle_sqs_notification(message) is True
     assert mailer.sent[0]["X-Webordinary-Kind"] == "reject-unknown-sender"
+    # still failing on the last attempt: dead-lettered with the cause, not kept forever
+    mailer.fail = True
+    other = raw_mail("who2@example.org", sender="other@example.org")
+    last = QueueMessage(body=ses_notification(other), receipt_handle="h2", message_id="m2",
+                        receive_count=6)
+    assert await hermes.handle_sqs_notification(last) is True
+    assert queues.attributes[-1]["cause"] == "reply-failed"
     await asyncio.sleep(0)
     await hermes.close()
