@@ -49,3 +49,19 @@ async def test_create_patch_conflict_and_list(kube_api: KubeAPI) -> None:
         assert info.value.status == 422
     finally:
         await api.close()
+
+
+async def test_list_reads_every_page(kube_api: KubeAPI) -> None:
+    api = HttpEnvironmentApi(kube_api.url, page=2)
+    try:
+        names = []
+        for user in ("a", "b", "c", "d", "e"):
+            route = Route(client_id="ameliastamps", project_id="website", user_id=user,
+                          repository=Repo(url="https://github.com/ameliastamps/website.git"),
+                          address="website@edit.webordinary.dev")
+            name = f"ameliastamps-website-{user}"
+            await api.create(NS, envs.new_environment(name, NS, route, "0123456789abcdef"))
+            names.append(name)
+        assert sorted(o["metadata"]["name"] for o in await api.list(NS)) == names
+    finally:
+        await api.close()

@@ -7,11 +7,13 @@ import os
 import ssl
 from pathlib import Path
 from typing import Any, Protocol
+from urllib.parse import urlencode
 
 import aiohttp
 
 from webordinary.contracts.environment import GROUP, PLURAL, VERSION
 
+LIST_PAGE = 200
 SERVICE_ACCOUNT = Path("/var/run/secrets/kubernetes.io/serviceaccount")
 
 
@@ -54,7 +56,7 @@ class HttpEnvironmentApi:
 
     def __init__(
         self, base_url: str, token: str | None = None, ssl_context: ssl.SSLContext | None = None,
-        timeout: float = 15.0,
+        timeout: float = 15.0, page: int = LIST_PAGE,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"Accept": "application/json"}
@@ -63,6 +65,7 @@ class HttpEnvironmentApi:
         self._ssl = ssl_context
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
+        self.page = page
 
     @classmethod
     def from_settings(cls, url: str | None) -> HttpEnvironmentApi:
@@ -135,8 +138,17 @@ class HttpEnvironmentApi:
         return await self._request("PATCH", url, patch, "application/merge-patch+json") or {}
 
     async def list(self, namespace: str) -> list[dict[str, Any]]:
-        found = await self._request("GET", self._path(namespace)) or {}
-        return list(found.get("items") or [])
+        """Every EditEnvironment, in pages (`limit`/`continue`): the API server serves a big
+        list in parts, and the event loop runs other work between them."""
+        items: list[dict[str, Any]] = []
+        token = ""
+        while True:
+            query = urlencode({"limit": self.page, **({"continue": token} if token else {})})
+            found = await self._request("GET", f"{self._path(namespace)}?{query}") or {}
+            items.extend(found.get("items") or [])
+            token = str((found.get("metadata") or {}).get("continue") or "")
+            if not token:
+                return items
 
     async def close(self) -> None:
         if self._session is not None:
