@@ -12,6 +12,7 @@ import asyncio
 import html
 import itertools
 import json
+import os
 import re
 import threading
 import time
@@ -417,7 +418,9 @@ def main() -> None:
     import sys
 
     port = int(sys.argv[1]) if len(sys.argv) > 1 else 0
-    api = MessagesAPI(port=port).start()
+    # in a container: WEBORDINARY_MESSAGES_API_HOST=0.0.0.0
+    host = os.environ.get("WEBORDINARY_MESSAGES_API_HOST", "127.0.0.1")
+    api = MessagesAPI(host=host, port=port).start()
     print(api.base_url, flush=True)
     try:
         threading.Event().wait()

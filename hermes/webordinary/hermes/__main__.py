@@ -6,6 +6,7 @@ import asyncio
 import logging
 import signal
 
+from webordinary.contracts import logformat
 from webordinary.hermes.app import start
 from webordinary.hermes.settings import HermesSettings
 
@@ -25,10 +26,7 @@ async def _serve(settings: HermesSettings) -> None:
 
 def main() -> None:
     settings = HermesSettings()
-    logging.basicConfig(
-        level=settings.log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+    logformat.configure(settings.log_level, settings.log_format)
     asyncio.run(_serve(settings))
 
 

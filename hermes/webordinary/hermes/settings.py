@@ -106,6 +106,8 @@ class HermesSettings(BaseSettings):
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9090
     """Prometheus `/metrics` and `/healthz` are served here (0 picks a free port)."""
     log_level: str = "INFO"
+    # json: one JSON object per line (log pipelines); text: for people.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator(
         "kube_api_url", "aws_endpoint_url", "inbound_queue_url", "inbound_dlq_url", "s3_bucket",

@@ -8,21 +8,26 @@ import socket
 
 import kopf
 
+from webordinary.contracts import logformat
 from webordinary.operator.handlers import register
 from webordinary.operator.settings import OperatorSettings
 
 
 def main() -> None:
     settings = OperatorSettings()
-    logging.basicConfig(
-        level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    if settings.log_format == "json":
+        # kopf's JSON records carry the object they are about (k8s_ref)
+        kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="object")
+        logging.getLogger().setLevel(settings.log_level.upper())
+    else:
+        logformat.configure(settings.log_level, "text")
     registry = kopf.OperatorRegistry()
     register(registry, settings)
     namespaces = settings.watch_namespaces()
     asyncio.run(kopf.operator(
         registry=registry,
-        standalone=True,
+        standalone=settings.peering_name is None,
+        peering_name=settings.peering_name,
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=liveness_endpoint(settings),

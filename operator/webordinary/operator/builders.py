@@ -17,7 +17,7 @@ from webordinary.contracts.editor_env import (
     WORKSPACE_MOUNT,
     EditorEnv,
 )
-from webordinary.operator import egress, pod
+from webordinary.operator import egress, placement, pod
 from webordinary.operator.settings import OperatorSettings
 
 Manifest = dict[str, Any]
@@ -168,14 +168,16 @@ def service_account(
     }
 
 
-def persistent_volume_claim(owner: Owner, spec: env.EditEnvironmentSpec) -> Manifest:
+def persistent_volume_claim(
+    owner: Owner, spec: env.EditEnvironmentSpec, access_modes: list[str] | None = None
+) -> Manifest:
     """The workspace. No ownerReference: user work outlives the environment unless asked."""
     return {
         "apiVersion": "v1",
         "kind": "PersistentVolumeClaim",
         "metadata": _metadata(owner, spec, ROLE_WORKSPACE, "workspace", owned=False),
         "spec": {
-            "accessModes": ["ReadWriteMany"],
+            "accessModes": access_modes or ["ReadWriteMany"],
             "storageClassName": spec.storage.storage_class_name,
             "resources": {"requests": {"storage": spec.storage.size}},
         },
@@ -278,6 +280,8 @@ def deployment(
                     "automountServiceAccountToken": False,
                     "shareProcessNamespace": False,
                     "enableServiceLinks": False,
+                    **placement.pod_fields(settings, {"app.kubernetes.io/name": APP_NAME,
+                                                      "app.kubernetes.io/component": "editor"}),
                     "terminationGracePeriodSeconds": settings.editor_termination_grace_seconds,
                     "securityContext": {
                         "runAsNonRoot": True,
@@ -417,7 +421,7 @@ def children(
     validate_spec(spec)
     built: list[tuple[Kind, Manifest | None]] = [
         (SERVICE_ACCOUNT, service_account(owner, spec, settings)),
-        (PVC, persistent_volume_claim(owner, spec)),
+        (PVC, persistent_volume_claim(owner, spec, placement.access_modes(settings))),
         (NETWORK_POLICY, network_policy(owner, spec, settings)),
         (SERVICE, service(owner, spec)),
     ]

@@ -26,7 +26,7 @@ from webordinary.contracts.environment import (
     DeletionPolicy,
     Phase,
 )
-from webordinary.operator import builders
+from webordinary.operator import builders, peering
 from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
@@ -102,7 +102,7 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     # late (a loaded API server), kopf must not act on the older body (it would look unhandled).
     kopf_settings.persistence.consistency_timeout = 30.0
     kopf_settings.posting.level = logging.INFO
-    kopf_settings.peering.standalone = True
+    peering.configure(kopf_settings, settings)
     kopf_settings.watching.server_timeout = 600
     kopf_settings.networking.request_timeout = 60
 
@@ -330,8 +330,10 @@ async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None
                                       Part(True, "CleanupFailed", message), now(),
                                       Phase.TERMINATING)
             await _write_status(kube, owner, degraded)
+            rt.metrics.set_degraded(owner.uid, True)
         raise kopf.TemporaryError(message, delay=settings.cleanup_slow_retry_seconds) from error
     rt.metrics.set_phase(owner.uid, None)
+    rt.metrics.set_degraded(owner.uid, False)
     rt.locks.pop(owner.uid, None)
     rt.last_done.pop(owner.uid, None)
     rt.starting.pop(owner.uid, None)

@@ -61,6 +61,12 @@ class Metrics:
             "Environments woken longer than the start timeout ago and still not available.",
             registry=self.registry,
         )
+        self.degraded = Gauge(
+            "webordinary_operator_environments_degraded",
+            "EditEnvironments whose Degraded condition is True.",
+            registry=self.registry,
+        )
+        self._degraded: set[str] = set()
         self._phases: dict[str, str] = {}
         for phase in Phase:
             self.environments.labels(phase=str(phase)).set(0)
@@ -73,6 +79,13 @@ class Metrics:
         if phase is not None:
             self._phases[uid] = str(phase)
             self.environments.labels(phase=str(phase)).inc()
+
+    def set_degraded(self, uid: str, degraded: bool) -> None:
+        if degraded:
+            self._degraded.add(uid)
+        else:
+            self._degraded.discard(uid)
+        self.degraded.set(len(self._degraded))
 
     def serve(self, host: str, port: int) -> None:
         start_http_server(port, addr=host, registry=self.registry)

@@ -471,6 +471,9 @@ def stuck_count(rt: Runtime) -> int:
 async def _report(rt: Runtime, owner: builders.Owner, outcome: Outcome) -> Outcome:
     """Write the status (once, only when it changed) and note the transition."""
     rt.metrics.set_phase(owner.uid, outcome.status.phase)
+    rt.metrics.set_degraded(owner.uid, any(
+        c.type == ConditionType.DEGRADED and c.status == "True"
+        for c in outcome.status.conditions))
     if outcome.status == outcome.previous:
         return outcome
     patch = {"status": outcome.status.model_dump(mode="json", by_alias=True)}

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -158,6 +158,23 @@ class OperatorSettings(BaseSettings):
     # free port, as tests and `./dev up` use).
     liveness_port: Annotated[int, Field(ge=0, le=65535)] | None = 8081
     log_level: str = "INFO"
+    # json: one JSON object per line (log pipelines); text: for people.
+    log_format: Literal["text", "json"] = "text"
+    # High availability: kopf peering under this name (replicas > 1: one active, the others
+    # paused until its peering record expires); None: standalone, a single replica.
+    peering_name: str | None = None
+    # How long a peering record lives without renewal: a crashed active operator is replaced
+    # by a standby within this time (a gracefully stopped one at once).
+    peering_lifetime_seconds: Annotated[int, Field(ge=5, le=3600)] = 30
+
+    # Workspace volumes: ReadWriteMany (EFS) or ReadWriteOnce (kind's local-path, EBS); an
+    # editor is one pod at most (Recreate), so one volume never has two writers either way.
+    workspace_access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = "ReadWriteMany"
+    # Editors' placement (placement.py): passed into every editor pod as given.
+    editor_node_selector: dict[str, str] = Field(default_factory=dict)
+    editor_tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    editor_priority_class_name: str | None = None
+    editor_topology_spread_constraints: list[dict[str, Any]] = Field(default_factory=list)
 
     @field_validator("namespaces", "ingress_source_cidrs", mode="before")
     @classmethod

@@ -26,23 +26,36 @@ FULL: dict[str, Any] = {
         "extraEnv": [{"name": "WEBORDINARY_OPERATOR_AWS_MAX_ATTEMPTS", "value": "7"}],
         "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "ops"}],
         "nodeSelector": {"kubernetes.io/os": "linux"},
+        "replicas": 2,
+        "logFormat": "json",
     },
     "hermes": {
         "persistence": {"enabled": True, "storageClassName": "gp3"},
         "smtp": {"enabled": True, "outboundHost": "mail.internal"},
         "inboundQueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/webordinary-inbound",
         "s3Bucket": "webordinary-inbound-mail",
+        "logFormat": "json",
     },
     "editor": {
         "iamRoleArnTemplate": "arn:aws:iam::123456789012:role/webordinary-editor-{environment}",
         "ingress": {"annotations": {"alb.ingress.kubernetes.io/scheme": "internal"},
                     "sourceCidrs": ["10.0.0.0/16"]},
         "image": {"digest": "sha256:" + "a" * 64},
+        "messagesApiUrl": "http://wo-webordinary-messages-api:8080",
+        "placement": {
+            "nodeSelector": {"workload": "editors"},
+            "tolerations": [{"key": "editors", "operator": "Exists", "effect": "NoSchedule"}],
+            "priorityClassName": "editors",
+            "topologySpreadConstraints": [{"maxSkew": 1,
+                                           "topologyKey": "topology.kubernetes.io/zone",
+                                           "whenUnsatisfiable": "ScheduleAnyway"}],
+        },
     },
     "storageClass": {"create": True, "fileSystemId": "fs-0123456789abcdef0"},
-    "metrics": {"serviceMonitor": {"enabled": True}},
+    "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},
     "environments": {"namespace": "tenants"},
-    "dev": {"moto": {"enabled": True}, "mailpit": {"enabled": True}},
+    "dev": {"moto": {"enabled": True}, "mailpit": {"enabled": True},
+            "anthropicSecret": {"create": True}, "messagesApi": {"enabled": True}},
 }
 
 

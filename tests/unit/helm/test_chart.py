@@ -33,7 +33,8 @@ STANDARD_LABELS = (
 )
 DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
 # Kinds the official schemas do not cover; checked by their own tests.
-CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor"}
+CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "KopfPeering",
+                "ClusterKopfPeering"}
 
 
 @pytest.fixture(scope="module", params=sorted(VALUE_SETS))
@@ -85,7 +86,8 @@ def test_every_object_has_the_standard_labels(rendered: Rendered) -> None:
 
 def test_names_and_namespaces(rendered: Rendered) -> None:
     cluster_scoped = {"ClusterRole", "ClusterRoleBinding", "StorageClass",
-                      "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
+                      "ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding",
+                      "CustomResourceDefinition", "ClusterKopfPeering"}
     for obj in rendered.objects:
         name = obj["metadata"]["name"]
         assert DNS_SUBDOMAIN.match(name), name
@@ -179,7 +181,9 @@ def test_image_references() -> None:
     [
         ({"securityContext": {"runAsUser": 0}}, "/securityContext/runAsUser"),
         ({"storageClass": {"create": True}}, "/storageClass/fileSystemId"),
-        ({"operator": {"replicas": 2}}, "'replicas' not allowed"),
+        ({"operator": {"replicas": 9}}, "/operator/replicas"),
+        ({"operator": {"logFormat": "xml"}}, "/operator/logFormat"),
+        ({"editor": {"workspace": {"accessMode": "ReadOnlyMany"}}}, "/editor/workspace"),
         ({"editor": {"resources": {"requests": {"cpu": "lots"}}}}, "/editor/resources/requests"),
         ({"preview": {"baseUrl": "https://edit.example.com/"}}, "/preview/baseUrl"),
         ({"hermes": {"authPolicy": "none"}}, "/hermes/authPolicy"),

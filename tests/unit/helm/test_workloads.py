@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.helm.chart_render import FULL, Rendered, ci_values, fullname, render
+from tests.unit.helm.chart_render import FULL, Rendered, ci_values, config_env, fullname, render
 
 VALUE_SETS: dict[str, dict[str, Any]] = {"default": {}, "full": FULL, **ci_values()}
 
@@ -102,6 +102,12 @@ def test_only_our_components_get_an_api_token(rendered: Rendered) -> None:
 def test_singletons_never_overlap(rendered: Rendered) -> None:
     for component in ("operator", "hermes"):
         deployment = rendered.get("Deployment", fullname(component))
+        env = config_env(rendered, component)
+        if component == "operator" and deployment["spec"]["replicas"] > 1:
+            # several operator replicas only with kopf peering: one active, the others paused
+            assert env["WEBORDINARY_OPERATOR_PEERING_NAME"]
+            continue
+        assert "WEBORDINARY_OPERATOR_PEERING_NAME" not in env
         assert deployment["spec"]["replicas"] == 1
         assert deployment["spec"]["strategy"]["type"] == "Recreate"
 
@@ -146,7 +152,7 @@ def test_network_policies_select_our_pods_and_named_ports(rendered: Rendered) ->
 
 
 def test_network_policies_are_tight() -> None:
-    rendered = render()
+    rendered = render({"tests": {"enabled": False}})
     policy = rendered.get("NetworkPolicy", fullname("hermes"))
     (rule,) = policy["spec"]["ingress"]
     assert rule["from"] == [{"namespaceSelector": {"matchLabels": {
@@ -158,6 +164,14 @@ def test_network_policies_are_tight() -> None:
     assert any(p["port"] == "smtp" for r in policy["spec"]["ingress"] for p in r["ports"])
     assert any(p["port"] == 1025 for r in policy["spec"]["egress"] for p in r["ports"])
     assert not render({"networkPolicy": {"enabled": False}}).all("NetworkPolicy")
+    # with `helm test` on (the default): only the test pod, only to the health endpoints
+    for component, port in (("operator", "health"), ("hermes", "metrics")):
+        policy = render().get("NetworkPolicy", fullname(component))
+        rule = policy["spec"]["ingress"][-1]
+        assert rule["from"] == [{"podSelector": {"matchLabels": {
+            "app.kubernetes.io/name": "webordinary", "app.kubernetes.io/instance": "wo",
+            "app.kubernetes.io/component": "test"}}}]
+        assert [p["port"] for p in rule["ports"]] == [port]
 
 
 def test_operator_liveness_is_kopfs_endpoint() -> None:
