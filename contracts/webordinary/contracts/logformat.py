@@ -1,5 +1,6 @@
-"""Log lines for people or for log pipelines: `text`, or `json` (one object per line with
-time, level, logger, message, exception, and any extra fields a record carries)."""
+"""Log lines for people or for log pipelines: `text`, or `json`: one object per line with the
+keys of kopf's JSON logs (message, timestamp, severity) plus logger, exception and any extra
+fields a record carries, so operator and Hermes lines parse alike."""
 
 from __future__ import annotations
 
@@ -19,11 +20,11 @@ class JsonFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         payload: dict[str, Any] = {
-            "time": datetime.datetime.fromtimestamp(record.created, datetime.UTC).isoformat(
-                timespec="milliseconds").replace("+00:00", "Z"),
-            "level": record.levelname,
-            "logger": record.name,
             "message": record.getMessage(),
+            "timestamp": datetime.datetime.fromtimestamp(record.created, datetime.UTC)
+            .isoformat(),
+            "severity": record.levelname.lower(),
+            "logger": record.name,
         }
         for key, value in vars(record).items():
             if key not in _STANDARD and not key.startswith("_"):

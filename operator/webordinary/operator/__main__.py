@@ -9,6 +9,7 @@ import socket
 import kopf
 
 from webordinary.contracts import logformat
+from webordinary.operator import peering
 from webordinary.operator.handlers import register
 from webordinary.operator.settings import OperatorSettings
 
@@ -23,9 +24,13 @@ def main() -> None:
         logformat.configure(settings.log_level, "text")
     registry = kopf.OperatorRegistry()
     register(registry, settings)
+    # peering before kopf starts: its first keepalive already carries our priority
+    kopf_settings = kopf.OperatorSettings()
+    peering.configure(kopf_settings, settings)
     namespaces = settings.watch_namespaces()
     asyncio.run(kopf.operator(
         registry=registry,
+        settings=kopf_settings,
         standalone=settings.peering_name is None,
         peering_name=settings.peering_name,
         clusterwide=not namespaces,

@@ -26,4 +26,5 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     kopf_settings.peering.mandatory = True
     kopf_settings.peering.clusterwide = not settings.watch_namespaces()
     kopf_settings.peering.lifetime = settings.peering_lifetime_seconds
-    kopf_settings.peering.priority = random.SystemRandom().randint(*PRIORITY_RANGE)
+    if kopf_settings.peering.priority == 0:  # once per process: a priority never changes
+        kopf_settings.peering.priority = random.SystemRandom().randint(*PRIORITY_RANGE)
