@@ -1,5 +1,6 @@
-"""Where editor pods run: the chart's placement values (nodeSelector, tolerations,
-priorityClassName, topology spread) as pod spec fields, and the workspace's access mode."""
+"""Where editor pods run: the chart's placement values as pod spec fields (priorityClassName,
+topology spread; nodeSelector and tolerations come with the sandbox settings, pod.sandbox),
+and the workspace's access mode."""
 
 from __future__ import annotations
 
@@ -15,10 +16,6 @@ def pod_fields(settings: OperatorSettings, selector: dict[str, str]) -> dict[str
     (the editors' common labels), which is what an SRE means by "spread the editors".
     """
     fields: dict[str, Any] = {}
-    if settings.editor_node_selector:
-        fields["nodeSelector"] = dict(settings.editor_node_selector)
-    if settings.editor_tolerations:
-        fields["tolerations"] = [dict(t) for t in settings.editor_tolerations]
     if settings.editor_priority_class_name:
         fields["priorityClassName"] = settings.editor_priority_class_name
     if settings.editor_topology_spread_constraints:

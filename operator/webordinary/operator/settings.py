@@ -170,9 +170,7 @@ class OperatorSettings(BaseSettings):
     # Workspace volumes: ReadWriteMany (EFS) or ReadWriteOnce (kind's local-path, EBS); an
     # editor is one pod at most (Recreate), so one volume never has two writers either way.
     workspace_access_mode: Literal["ReadWriteMany", "ReadWriteOnce"] = "ReadWriteMany"
-    # Editors' placement (placement.py): passed into every editor pod as given.
-    editor_node_selector: dict[str, str] = Field(default_factory=dict)
-    editor_tolerations: list[dict[str, Any]] = Field(default_factory=list)
+    # Editors' placement (placement.py; nodeSelector and tolerations above, pod.sandbox).
     editor_priority_class_name: str | None = None
     editor_topology_spread_constraints: list[dict[str, Any]] = Field(default_factory=list)
 

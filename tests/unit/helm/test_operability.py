@@ -82,7 +82,7 @@ def test_kind_values_give_a_runnable_editor(monkeypatch: pytest.MonkeyPatch) -> 
     assert secret["metadata"]["namespace"] == KIND_RELEASE
     assert ref["key"] in secret["stringData"]
     # the stand-in: a Service selecting the stand-in's pods on the port the URL names
-    url = env["ANTHROPIC_BASE_URL"]["value"]
+    url = env["WEBORDINARY_CREDENTIALS_API_BASE_URL"]["value"]  # the credential proxy
     match = re.fullmatch(r"http://([a-z0-9-]+):(\d+)", url)
     assert match, url
     service = rendered.get("Service", match[1])
