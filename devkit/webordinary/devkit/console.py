@@ -61,7 +61,8 @@ class Console:
     journal: Path
     out: TextIO = field(default_factory=lambda: sys.stdout)
     tails: dict[Path, Tail] = field(default_factory=dict)
-    in_error: set[Path] = field(default_factory=set)
+    errors: dict[Path, list[str]] = field(default_factory=dict)
+    last_error: dict[Path, tuple[str, str]] = field(default_factory=dict)
 
     def line(self, kind: str, text: str) -> None:
         print(f"{time.strftime('%H:%M:%S')}  {kind:<9} {text}", file=self.out, flush=True)
@@ -85,6 +86,7 @@ class Console:
                 continue
             for line in self._tail(path).lines():
                 self._log_line(path, line)
+            self._flush_error(path)
 
     def _journal_entry(self, line: str) -> None:
         try:
@@ -102,19 +104,31 @@ class Console:
                              f"{record.get('environment')}")
 
     def _log_line(self, path: Path, line: str) -> None:
-        component = path.stem
         record = RECORD.match(line)
         if record is None:
-            if path in self.in_error and line.strip():
-                print(f"    {line}", file=self.out, flush=True)  # traceback of an error
+            if path in self.errors and line.strip():
+                self.errors[path].append(line)  # the error's traceback
             return
-        self.in_error.discard(path)
+        self._flush_error(path)
         level = record[1]
         if level in {"ERROR", "CRITICAL"}:
-            self.in_error.add(path)
-            self.line("error", f"{component}: {line[record.end():]}")
+            self.errors[path] = [line[record.end():]]
         elif answered := ANSWERED.search(line):
-            self.line("result", f"{answered[1]} {answered[2]} ({component})")
+            self.line("result", f"{answered[1]} {answered[2]} ({path.stem})")
+
+    def _flush_error(self, path: Path) -> None:
+        """An error in full the first time; the same error again (a crash loop) in one line."""
+        lines = self.errors.pop(path, None)
+        if not lines:
+            return
+        text = "\n".join(f"    {line}" for line in lines[1:])
+        if self.last_error.get(path) == (lines[0], text):
+            self.line("error", f"{path.stem}: {lines[0]} (the same error again)")
+            return
+        self.last_error[path] = (lines[0], text)
+        self.line("error", f"{path.stem}: {lines[0]}")
+        if text:
+            print(text, file=self.out, flush=True)
 
     def reply(self, message: EmailMessage, saved: Path) -> None:
         kind = str(message.get("X-Webordinary-Kind", "reply")).lower()

@@ -215,7 +215,7 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
     supervisor = Supervisor(logs)
     cleanups: list[Callable[[], Awaitable[None] | None]] = []
     kubelet_task: asyncio.Task[None] | None = None
-    code = 0
+    code, failure = 0, "failed"
     stopping = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
@@ -247,6 +247,7 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
             "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1",
             "WEBORDINARY_EDITOR_PREVIEW_HOST": "127.0.0.1",
             "WEBORDINARY_PREVIEW_HOST": "127.0.0.1",
+            "WEBORDINARY_CREDENTIALS_METRICS_HOST": "127.0.0.1",
             "WEBORDINARY_EDITOR_POLL_WAIT_SECONDS": "2",
         }
         kubelet = LocalKubelet(kube.url, state, extra_env=editor_env)
@@ -295,18 +296,21 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
         if not stopping.is_set():
             print(status_block(args, stack, own_model), flush=True)
         if args.send and not stopping.is_set():
-            code = await first_of(stopping, demo(stack, args)) or 0
+            shown = await first_of(stopping, demo(stack, args))
+            if shown is None and args.once:
+                code, failure = 1, "stopped before the reply and the preview were checked"
         if not args.once:
             await stopping.wait()
         if watch.done() and watch.result():
-            code = 1
+            code, failure = 1, watch.result() or failure
         else:
             watch.cancel()
             if not args.once:
                 print("stopping: editors commit and push their work first", flush=True)
     except (TimeoutError, AssertionError, OSError) as exc:
         dead = supervisor.casualty()
-        print(f"error: {supervisor.describe(dead) if dead else exc}", file=sys.stderr, flush=True)
+        failure = supervisor.describe(dead) if dead else str(exc)
+        print(f"error: {failure}", file=sys.stderr, flush=True)
         code = 1
     finally:
         if kubelet_task is not None:
@@ -319,30 +323,30 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
                 result = cleanup()
                 if result is not None:
                     await result
+    if args.once and code:
+        print(json.dumps({"ok": False, "error": failure.splitlines()[0]}), flush=True)
     return code
 
 
 async def supervise(
     supervisor: Supervisor, console: Console, kubelet: asyncio.Task[None],
     stopping: asyncio.Event,
-) -> bool:
-    """Print the event lines; if a component dies, say which and why and stop (True)."""
+) -> str | None:
+    """Print the event lines; if a component dies, say which and why, and stop (the reason)."""
     while not stopping.is_set():
         console.poll()
         dead = supervisor.casualty()
-        if dead is not None:
-            print(f"error: {supervisor.describe(dead)}\nstopping everything else",
-                  file=sys.stderr, flush=True)
+        problem = supervisor.describe(dead) if dead is not None else None
+        if problem is None and kubelet.done():
+            error = kubelet.exception() if not kubelet.cancelled() else None
+            problem = f"the local kubelet stopped: {error!r}"
+        if problem is not None:
+            print(f"error: {problem}\nstopping everything else", file=sys.stderr, flush=True)
             stopping.set()
-            return True
-        if kubelet.done():
-            problem = kubelet.exception() if not kubelet.cancelled() else None
-            print(f"error: the local kubelet stopped: {problem!r}", file=sys.stderr, flush=True)
-            stopping.set()
-            return True
+            return problem
         await asyncio.sleep(0.5)
     console.poll()
-    return False
+    return None
 
 
 def status_block(args: argparse.Namespace, stack: Stack, own_model: bool) -> str:

@@ -7,6 +7,7 @@ the stand-ins and components loaded and started (webordinary.devkit.local).
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
@@ -46,6 +47,8 @@ def main(argv: list[str] | None = None) -> None:
     if problems:
         for problem in problems:
             print(f"error: {problem}", file=sys.stderr)
+        if args.once:
+            print(json.dumps({"ok": False, "error": problems[0]}), flush=True)
         sys.exit(2)
     from webordinary.devkit.local import start
 

@@ -29,6 +29,8 @@ def start_operator(settings: OperatorSettings, log: Path) -> subprocess.Popen[by
     env = dict(os.environ)
     for key, value in settings.model_dump().items():
         if value is None or value == []:
+            if value is None and key.endswith("_port"):  # off, not a fixed default port
+                env[f"WEBORDINARY_OPERATOR_{key.upper()}"] = "null"
             continue
         plain = isinstance(value, list) and all(isinstance(v, str) for v in value)
         text = ",".join(value) if plain else (

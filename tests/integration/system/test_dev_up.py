@@ -7,6 +7,7 @@ process of that session is alive once it has exited.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -33,6 +34,68 @@ def session_members(sid: int) -> list[str]:
                 command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
                 alive.append(f"{entry.name} {command[:160]}")
     return alive
+
+
+def process_table() -> dict[int, tuple[int, str]]:
+    """pid -> (parent pid, start time) of every live process."""
+    table: dict[int, tuple[int, str]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            with contextlib.suppress(OSError):
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                if fields[0] != "Z":
+                    table[int(entry.name)] = (int(fields[1]), fields[19])
+    return table
+
+
+def descendants(root: int) -> set[tuple[int, str]]:
+    """(pid, start time) of every live descendant of `root`, whatever its session or uid."""
+    table = process_table()
+    found: set[tuple[int, str]] = set()
+    frontier = [root]
+    while frontier:
+        parent = frontier.pop()
+        for pid, (ppid, started) in table.items():
+            if ppid == parent and (pid, started) not in found:
+                found.add((pid, started))
+                frontier.append(pid)
+    return found
+
+
+def still_alive(seen: set[tuple[int, str]]) -> list[int]:
+    table = process_table()
+    return [pid for pid, started in seen if pid in table and table[pid][1] == started]
+
+
+def session_pids(sid: int) -> list[int]:
+    return [int(entry.split()[0]) for entry in session_members(sid)]
+
+
+def listeners(pids: list[int]) -> set[tuple[str, int]]:
+    """(address, port) of every TCP socket that one of `pids` listens on."""
+    inodes: set[str] = set()
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            for fd in Path(f"/proc/{pid}/fd").iterdir():
+                with contextlib.suppress(OSError):
+                    target = os.readlink(fd)
+                    if target.startswith("socket:["):
+                        inodes.add(target[8:-1])
+    found: set[tuple[str, int]] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(table).read_text().splitlines()[1:]:
+            fields = line.split()
+            if fields[3] != "0A" or fields[9] not in inodes:
+                continue
+            address, port = fields[1].rsplit(":", 1)
+            raw = bytes.fromhex(address)
+            if len(raw) == 4:
+                text = socket.inet_ntop(socket.AF_INET, raw[::-1])
+            else:  # four little-endian 32-bit words
+                words = b"".join(raw[i:i + 4][::-1] for i in range(0, 16, 4))
+                text = socket.inet_ntop(socket.AF_INET6, words)
+            found.add((text, int(port, 16)))
+    return found
 
 
 def assert_nothing_left(sid: int, within: float = 5.0) -> None:
@@ -79,6 +142,7 @@ def test_taken_ports_fail_fast_naming_the_port_and_the_fix(tmp_path: Path) -> No
     assert "port 8080" in err, err
     assert "--port-base" in err
     assert "Traceback" not in err + out
+    assert json.loads(out.splitlines()[-1])["ok"] is False, "--once ends with its JSON result"
     assert_nothing_left(run.pid)
 
 
@@ -106,6 +170,9 @@ def test_a_killed_component_stops_dev_up_with_its_name(tmp_path: Path) -> None:
             assert time.monotonic() < deadline
         else:
             pytest.fail(f"./dev up ended before it was ready: {run.stderr and run.stderr.read()}")
+        bound = listeners([run.pid, *(pid for pid, _ in descendants(run.pid))])
+        assert len(bound) >= 6, bound  # API, moto, SMTP, ingress, mailbox, metrics...
+        assert {address for address, _ in bound} == {"127.0.0.1"}, bound
         (hermes,) = [int(p.split()[0]) for p in session_members(run.pid)
                      if "-m webordinary.hermes" in p]
         os.kill(hermes, signal.SIGKILL)

@@ -12,9 +12,16 @@ import os
 import signal
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 
-from tests.integration.system.test_dev_up import assert_nothing_left
+from tests.integration.system.test_dev_up import (
+    assert_nothing_left,
+    descendants,
+    listeners,
+    still_alive,
+)
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -27,14 +34,34 @@ def test_email_to_reply_and_preview(tmp_path: Path) -> None:
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,
     )
+    bound: set[tuple[str, int]] = set()
+    seen: set[tuple[int, str]] = set()
+    done = threading.Event()
+
+    def sample() -> None:  # every process and listener while it runs (editor pods included)
+        while not done.wait(0.5):
+            tree = descendants(process.pid)
+            seen.update(tree)
+            bound.update(listeners([process.pid, *(pid for pid, _ in tree)]))
+
+    sampler = threading.Thread(target=sample, daemon=True)
+    sampler.start()
     try:
         stdout, stderr = process.communicate(timeout=280)
     finally:
+        done.set()
+        sampler.join()
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
             process.wait()
     run = subprocess.CompletedProcess(process.args, process.returncode, stdout, stderr)
-    assert_nothing_left(process.pid, within=20)  # editors, dev servers, CLI: all stopped
+    assert_nothing_left(process.pid, within=20)
+    deadline = time.monotonic() + 20
+    while still_alive(seen) and time.monotonic() < deadline:  # editors, dev servers, the CLI
+        time.sleep(0.2)
+    assert not still_alive(seen), "processes of ./dev up outlived it"
+    assert len(seen) >= 4, seen
+    assert {address for address, _ in bound} == {"127.0.0.1"}, bound
     logs = "\n".join(
         f"== {path.name}\n{path.read_text(errors='replace')[-3000:]}"
         for path in sorted((tmp_path / "logs").glob("*.log"))

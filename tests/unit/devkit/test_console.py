@@ -44,6 +44,13 @@ def test_journal_and_logs_become_event_lines(tmp_path: Path) -> None:
                           "    ValueError: x"]
     assert "cmd-1 completed (ns-editor)" in lines[6]
     assert "old news" not in out.getvalue()
+    with (tmp_path / "logs" / "hermes.log").open("a") as log:  # a crash loop: once in full
+        log.write("e\n2026-11-28 10:00:05,000 ERROR webordinary.hermes boom\n"
+                  "Traceback (most recent call last):\n  File \"x.py\", line 1\nValueError: x\n")
+    feed.poll()
+    again = out.getvalue().splitlines()[len(lines):]
+    assert len(again) == 1, again
+    assert again[0].endswith("hermes: webordinary.hermes boom (the same error again)")
     assert "back to normal" not in out.getvalue()
 
 

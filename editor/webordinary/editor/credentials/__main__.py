@@ -30,7 +30,7 @@ async def serve(settings: ProxySettings) -> None:
         metrics = web.AppRunner(health_app(lambda: True), access_log=None)
         await metrics.setup()
         runners.append(metrics)
-        await web.TCPSite(metrics, "0.0.0.0", settings.metrics_port).start()
+        await web.TCPSite(metrics, settings.metrics_host, settings.metrics_port).start()
     log.info("credential proxy on %s:%s (API %s, git host %s, key %s, git token %s)",
              settings.host, port, settings.api_base_url, settings.git_host() or "-",
              "set" if settings.api_key else "missing",

@@ -23,6 +23,8 @@ class ProxySettings(BaseSettings):
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = DEFAULT_PORT
     metrics_port: Annotated[int, Field(ge=0, le=65535)] | None = 9092
+    # Health for the kubelet's probes (pod IP in a cluster; `./dev up` keeps it on loopback).
+    metrics_host: str = "0.0.0.0"
     # Where the pod-local placeholder key is written (a volume shared with the editor only).
     token_file: Path = Path("/run/webordinary/credentials/token")
     # The only API the proxy forwards to.
