@@ -97,6 +97,16 @@ class KubeAPI:
         with self.store.counts_lock:
             return dict(self.store.writes)
 
+    def accept_tokens(self, tokens: Iterable[str] | None) -> None:
+        """Authenticate: only these bearer tokens pass (401 otherwise), as a real server with
+        a static token file; None: every request passes (the default)."""
+        accepted = None if tokens is None else frozenset(tokens)
+
+        async def apply() -> None:
+            self._emulator.tokens = accepted
+
+        self.call(apply())
+
     def gone_count(self) -> int:
         """Watches refused with 410 Gone because their resourceVersion was too old."""
         return self.store.gone_count

@@ -339,3 +339,22 @@ def _wait(check: Any, timeout: float = 10.0) -> None:
             return
         time.sleep(0.05)
     raise AssertionError(f"timed out waiting for {check}")
+
+
+# -- authentication ------------------------------------------------------------------------
+
+def test_static_bearer_tokens_when_asked(api: KubeAPI, http: KubeHTTP) -> None:
+    assert http.get(WIDGETS).status_code == 200  # by default any caller passes
+    api.accept_tokens({"good"})
+    refused = http.get(WIDGETS)
+    assert refused.status_code == 401
+    assert refused.json()["reason"] == "Unauthorized"
+    bad = http.session.get(http.url + WIDGETS, headers={"Authorization": "Bearer bad"},
+                           timeout=10)
+    assert bad.status_code == 401
+    good = http.session.get(http.url + WIDGETS, headers={"Authorization": "Bearer good"},
+                            timeout=10)
+    assert good.status_code == 200
+    assert http.get("/healthz").status_code == 200
+    api.accept_tokens(None)
+    assert http.get(WIDGETS).status_code == 200

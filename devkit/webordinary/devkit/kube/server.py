@@ -62,6 +62,8 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
     address: str = ""
     timings: dict[str, float] = attrs.field(factory=dict)
     timing_counts: Counter[str] = attrs.field(factory=Counter)
+    # Static bearer tokens (like kube-apiserver's --token-auth-file); None: any request passes.
+    tokens: frozenset[str] | None = None
     # Bearer token -> user name (e.g. "system:serviceaccount:ns:name"), what admission policies
     # see as request.userInfo.username; other callers are system:anonymous.
     users: dict[str, str] = attrs.field(factory=dict)
@@ -74,6 +76,10 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             return await super().__call__(raw_request)
         started = time.perf_counter()
         label = raw_request.method
+        if self.tokens is not None and parts[0] not in ("healthz", "livez", "readyz"):
+            scheme, _, token = (raw_request.headers.get("Authorization") or "").partition(" ")
+            if scheme.lower() != "bearer" or token.strip() not in self.tokens:
+                return _response(ApiError(401, "Unauthorized", "Unauthorized").status(), 401)
         try:
             response, label = await self._serve(raw_request, parts)
             return response

@@ -56,12 +56,16 @@ class HttpEnvironmentApi:
 
     def __init__(
         self, base_url: str, token: str | None = None, ssl_context: ssl.SSLContext | None = None,
-        timeout: float = 15.0, page: int = LIST_PAGE,
+        timeout: float = 15.0, page: int = LIST_PAGE, token_file: Path | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._headers = {"Accept": "application/json"}
         if token:
             self._headers["Authorization"] = f"Bearer {token}"
+        # Projected service-account tokens rotate (the kubelet rewrites the file): re-read it
+        # whenever it changed, so the next call carries the new token.
+        self._token_file = token_file
+        self._token_stamp: tuple[int, int] | None = None
         self._ssl = ssl_context
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._session: aiohttp.ClientSession | None = None
@@ -78,11 +82,25 @@ class HttpEnvironmentApi:
             raise RuntimeError(
                 "no Kubernetes API: set WEBORDINARY_HERMES_KUBE_API_URL or run in a cluster"
             )
-        token = (SERVICE_ACCOUNT / "token").read_text().strip()
         context = ssl.create_default_context(cafile=str(SERVICE_ACCOUNT / "ca.crt"))
         if ":" in host:
             host = f"[{host}]"
-        return cls(f"https://{host}:{port}", token=token, ssl_context=context)
+        return cls(f"https://{host}:{port}", ssl_context=context,
+                   token_file=SERVICE_ACCOUNT / "token")
+
+    def _current_token(self) -> None:
+        if self._token_file is None:
+            return
+        try:
+            stat = self._token_file.stat()
+        except OSError:
+            return
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._token_stamp:
+            token = self._token_file.read_text().strip()
+            if token:
+                self._token_stamp = stamp
+                self._headers["Authorization"] = f"Bearer {token}"
 
     def _path(self, namespace: str, name: str | None = None) -> str:
         path = f"{self.base_url}/apis/{GROUP}/{VERSION}/namespaces/{namespace}/{PLURAL}"
@@ -93,6 +111,7 @@ class HttpEnvironmentApi:
     ) -> dict[str, Any] | None:
         if self._session is None or self._session.closed:
             self._session = aiohttp.ClientSession(timeout=self._timeout)
+        self._current_token()
         headers = dict(self._headers)
         data = None
         if body is not None:

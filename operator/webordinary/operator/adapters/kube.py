@@ -66,16 +66,37 @@ def _to_file(data: str | bytes) -> str:
 
 
 class KubeClient:
-    """get/create/patch/delete over one pooled aiohttp session."""
+    """get/create/patch/delete over one pooled aiohttp session.
 
-    def __init__(self, info: kopf.ConnectionInfo, *, connections: int = 64) -> None:
+    Projected service-account tokens rotate (the kubelet rewrites the file, hourly by default):
+    the token file is re-read whenever it changed, so the next call carries the new token.
+    """
+
+    def __init__(self, info: kopf.ConnectionInfo, *, connections: int = 64,
+                 token_file: str | None = SERVICE_ACCOUNT_TOKEN) -> None:
         self.server = info.server.rstrip("/")
         self._info = info
+        self._token_file = token_file
+        self._token_stamp: tuple[int, int] | None = None
         self._connections = connections
         self._session: aiohttp.ClientSession | None = None
         self._closed = False
 
+    def _current_token(self) -> None:
+        """Take the token file's content when the file changed since the last look."""
+        if not self._token_file:
+            return
+        try:
+            stat = os.stat(self._token_file)
+        except OSError:
+            return
+        stamp = (stat.st_mtime_ns, stat.st_size)
+        if stamp != self._token_stamp:
+            self._token_stamp = stamp
+            self._refresh_token()
+
     def _headers(self) -> dict[str, str]:
+        self._current_token()
         info = self._info
         if info.token:
             return {"Authorization": f"{info.scheme or 'Bearer'} {info.token}"}
@@ -102,11 +123,13 @@ class KubeClient:
             await self._session.close()
 
     def _refresh_token(self) -> bool:
-        """Projected service-account tokens rotate; re-read the file after a 401."""
-        if not os.path.exists(SERVICE_ACCOUNT_TOKEN):
+        """Re-read the token file (also after a 401); True when the token changed."""
+        if not self._token_file or not os.path.exists(self._token_file):
             return False
-        with open(SERVICE_ACCOUNT_TOKEN, encoding="utf-8") as handle:
+        with open(self._token_file, encoding="utf-8") as handle:
             token = handle.read().strip()
+        if not token:
+            return False
         changed = token != self._info.token
         self._info = dataclasses.replace(self._info, token=token)
         return changed
