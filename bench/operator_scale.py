@@ -33,6 +33,7 @@ from webordinary.contracts import naming
 from webordinary.contracts.environment import API_VERSION, KIND, PLURAL
 from webordinary.devkit.aws import FAKE_CREDENTIALS
 from webordinary.devkit.kubeapi import start_kube_api
+from webordinary.devkit.kubelet import deployment_status
 from webordinary.operator.settings import OperatorSettings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,6 +73,52 @@ class ReadyWatcher:
             return
 
 
+class Controllers:
+    """What the cluster's controllers do for the operator's children, without running editors:
+    the volume provisioner binds each workspace PVC, the Deployment controller and kubelet
+    report an editor available once it is scaled to 1 (an instant editor start). Writes go to
+    the emulator's store directly: they are not the operator's and are not counted."""
+
+    def __init__(self, kube: Any, namespace: str) -> None:
+        self.kube = kube
+        self.namespace = namespace
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.3):
+            try:
+                self.kube.call(self._sync())
+            except Exception:  # the emulator is stopping
+                return
+
+    async def _sync(self) -> None:
+        store = self.kube.store
+        deployments = store.find("apps", "v1", "deployments")
+        claims = store.find("", "v1", "persistentvolumeclaims")
+        for (namespace, name), claim in list(store.objects[claims.storage_key].items()):
+            if namespace == self.namespace and (claim.get("status") or {}).get(
+                    "phase") != "Bound":
+                spec = claim["spec"]
+                store.patch(claims, namespace, name, "application/merge-patch+json", {
+                    "status": {"phase": "Bound", "accessModes": spec.get("accessModes", []),
+                               "capacity": spec["resources"]["requests"]}}, subresource="status")
+        for (namespace, name), deployment in list(store.objects[
+                deployments.storage_key].items()):
+            if namespace != self.namespace:
+                continue
+            running = int(deployment["spec"].get("replicas") or 0) > 0
+            status = deployment_status(deployment, running=running, ready=running)
+            if deployment.get("status") != status:
+                store.patch(deployments, namespace, name, "application/merge-patch+json",
+                            {"status": status}, subresource="status")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
@@ -81,6 +128,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=500)
     parser.add_argument("--idle", type=float, default=20.0, help="idle CPU window (s)")
+    parser.add_argument("--settle", type=float, default=0.0,
+                        help="wait this long after all are Ready before the idle window "
+                             "(one drift interval: the window sees steady-state drift ticks)")
     parser.add_argument("--timeout", type=float, default=300.0)
     parser.add_argument("--drift-interval", type=float, default=None,
                         help="override the operator's drift timer (default: its own default)")
@@ -121,6 +171,7 @@ def main() -> None:
                                 stdout=log, stderr=subprocess.STDOUT)
     proc = psutil.Process(operator.pid)
     peak_rss = 0
+    controllers = Controllers(kube, NAMESPACE)
     try:
         time.sleep(2.0)  # let it log in and start watching
         path = f"{kube.url}/apis/{API_VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
@@ -164,6 +215,12 @@ def main() -> None:
             sqs_errors = dict(proxy.errors)
         failed_creates = sum(v for k, v in sqs_errors.items() if k.startswith("CreateQueue "))
         server_ms = kube.timings()
+        settle_started = time.monotonic()
+        while time.monotonic() - settle_started < args.settle:
+            peak_rss = max(peak_rss, proc.memory_info().rss)
+            time.sleep(0.5)
+        by_verb = kube.request_counts()
+        settled_writes = kube.write_counts()
         # Idle: everything Ready, nothing changes.
         proc.cpu_percent(None)
         cpu_before = proc.cpu_times()
@@ -178,10 +235,11 @@ def main() -> None:
         idle_gets = kube.request_counts()["GET"] - by_verb["GET"]
         idle_cpu_seconds = idle_cpu * idle_elapsed / 100
         after = kube.write_counts()
-        idle_by_resource = {k: v - writes.get(k, 0) for k, v in after.items()
-                            if v != writes.get(k, 0)}
+        idle_by_resource = {k: v - settled_writes.get(k, 0) for k, v in after.items()
+                            if v != settled_writes.get(k, 0)}
         idle_writes = sum(idle_by_resource.values())
     finally:
+        controllers.stop()
         operator.terminate()
         try:
             operator.wait(timeout=20)
