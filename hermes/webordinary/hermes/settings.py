@@ -43,8 +43,10 @@ class HermesSettings(BaseSettings):
     """Worker processes that parse mail (the only work whose cost a stranger chooses)."""
     parse_timeout_seconds: Annotated[float, Field(gt=0)] = 5.0
     """A mail whose parse takes longer is answered as unreadable; its worker is replaced."""
-    parse_memory_mib: Annotated[int, Field(ge=32)] = 256
-    """Address space a parse worker may add (RLIMIT_AS) before a mail fails with MemoryError."""
+    parse_memory_mib: Annotated[int, Field(ge=32)] = 128
+    """Address space a parse worker may add (RLIMIT_AS) before a mail fails with MemoryError
+    (the largest mail taken in, 10 MB with a 9 MB attachment, peaks near 55 MiB; two workers at
+    the limit plus Hermes itself stay inside the chart's 512 Mi)."""
     s3_bucket: str | None = None
     """Bucket for attachments too big to travel inline in a command."""
     s3_attachments_prefix: str = "attachments/"

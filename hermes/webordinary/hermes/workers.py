@@ -101,18 +101,18 @@ def _limit_memory(extra_bytes: int) -> None:
 
 
 def _serve(conn: Connection, memory_bytes: int) -> None:
-    """Worker main loop: request = b'H' or b'F' + raw mail; reply = pickled outcome + cost."""
+    """Worker main loop: request = b'H' or b'F', then the raw mail; reply = pickled outcome
+    and cost."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when workers stop
     _limit_memory(memory_bytes)
     digest(b"Subject: warm-up\r\n\r\nhello")  # first-use costs before the first mail
     conn.send_bytes(b"ready")
     while True:
-        try:
-            request = conn.recv_bytes()
+        try:  # two messages: the mode, then the mail (slicing one would copy the mail)
+            headers_only = conn.recv_bytes() == b"H"
+            raw = conn.recv_bytes()
         except (EOFError, OSError):
             return
-        headers_only, raw = request[:1] == b"H", request[1:]
-        del request
         _reset_peak()
         before = _status_kib("VmRSS:")
         began = time.process_time()
@@ -176,7 +176,8 @@ class _Slot:
                 process.join(5)
                 process.close()
 
-    def call(self, payload: bytes, timeout: float) -> tuple[tuple[str, Any], tuple[float, int]]:
+    def call(self, mode: bytes, raw: bytes, timeout: float
+             ) -> tuple[tuple[str, Any], tuple[float, int]]:
         with self.lock:
             if self.process is None or not self.process.is_alive():
                 self.kill()
@@ -189,7 +190,8 @@ class _Slot:
             assert conn is not None
             began = time.monotonic()
             try:
-                conn.send_bytes(payload)
+                conn.send_bytes(mode)
+                conn.send_bytes(raw)
                 if not conn.poll(max(0.0, timeout - (time.monotonic() - began))):
                     self.kill()
                     return ("timeout", f"parsing took longer than {timeout:g} s"), (timeout, 0)
@@ -206,7 +208,7 @@ class _Slot:
 class ParserPool:
     """A few parse worker processes behind an async `parse()`."""
 
-    def __init__(self, workers: int = 2, timeout: float = 5.0, memory_mib: int = 256) -> None:
+    def __init__(self, workers: int = 2, timeout: float = 5.0, memory_mib: int = 128) -> None:
         self.timeout = timeout
         self.memory_bytes = memory_mib * 1024 * 1024
         context = multiprocessing.get_context("forkserver")
@@ -233,9 +235,8 @@ class ParserPool:
                 self._idle.put_nowait(slot)
         slot = await self._idle.get()
         try:
-            payload = (b"H" if headers_only else b"F") + raw
             (kind, value), (cpu, peak) = await loop.run_in_executor(
-                self._executor, slot.call, payload, self.timeout
+                self._executor, slot.call, b"H" if headers_only else b"F", raw, self.timeout
             )
         finally:
             self._idle.put_nowait(slot)
@@ -249,7 +250,7 @@ class ParserPool:
     async def warm(self) -> None:
         """Start every worker now (the first start of the fork server takes a moment)."""
         loop = asyncio.get_running_loop()
-        await asyncio.gather(*(loop.run_in_executor(self._executor, s.call, b"H\r\n", 30.0)
+        await asyncio.gather(*(loop.run_in_executor(self._executor, s.call, b"H", b"\r\n", 30.0)
                                for s in self._slots), return_exceptions=True)
 
     def close(self) -> None:
