@@ -1,0 +1,322 @@
+"""Benchmark: sleep and wake of N EditEnvironments, the real operator as a subprocess.
+
+    ./dev bench lifecycle --n 1000
+
+Production settings (drift interval 300 s, wake poll 60 s). Prints single wake latency (request
+-> replicas 1, and -> available with the devkit kubelet running a pause-like pod), N
+simultaneous wakes -> all at replicas 1, sleep precision against last activity + idleTimeout,
+SQS calls per sleeping environment per hour and the operator's CPU while all sleep.
+The machine is shared: numbers are noisy, run it twice before believing one.
+"""
+
+import os
+import sys
+
+# The repository root, for `tests.*` helpers when run as a plain script.
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import argparse
+import asyncio
+import contextlib
+import json
+import signal
+import subprocess
+import tempfile
+import threading
+import time
+import urllib.request
+from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+
+from tests.integration.operator.sqsproxy import SqsProxy
+from webordinary.contracts import naming
+from webordinary.contracts.activity import activity_patch, wake_patch
+from webordinary.contracts.environment import API_VERSION, KIND, PLURAL
+from webordinary.devkit.aws import FAKE_CREDENTIALS
+from webordinary.devkit.kubeapi import start_kube_api
+from webordinary.devkit.kubelet import LocalKubelet
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMESPACE = "bench"
+
+
+def request(url: str, method: str = "GET", body: Any = None,
+            content_type: str = "application/json") -> Any:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method,
+                                 headers={"Content-Type": content_type})
+    with urllib.request.urlopen(req, timeout=60) as response:
+        return json.loads(response.read() or b"null")
+
+
+class DeploymentWatcher:
+    """Every editor Deployment's spec.replicas and availableReplicas over time, from one watch
+    stream (events carry the time the bench saw them)."""
+
+    def __init__(self, path: str) -> None:
+        self.lock = threading.Lock()
+        self.replicas: dict[str, list[tuple[float, int]]] = {}
+        self.available: dict[str, list[tuple[float, int]]] = {}
+        version = request(path)["metadata"]["resourceVersion"]
+        self._response = urllib.request.urlopen(
+            f"{path}?watch=true&resourceVersion={version}&timeoutSeconds=3600", timeout=3600)
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            for line in self._response:
+                seen = time.time()
+                item = json.loads(line)["object"]
+                name = item["metadata"]["name"].removesuffix("-editor")
+                want = int((item.get("spec") or {}).get("replicas", 1))
+                have = int((item.get("status") or {}).get("availableReplicas") or 0)
+                with self.lock:
+                    for series, value in ((self.replicas, want), (self.available, have)):
+                        history = series.setdefault(name, [])
+                        if not history or history[-1][1] != value:
+                            history.append((seen, value))
+        except (OSError, ValueError):
+            return
+
+    def first(self, series: str, name: str, value: int, after: float) -> float | None:
+        with self.lock:
+            history = list(getattr(self, series).get(name, []))
+        return next((t for t, v in history if v == value and t >= after), None)
+
+    def now(self, series: str, name: str) -> int | None:
+        with self.lock:
+            history = getattr(self, series).get(name)
+        return history[-1][1] if history else None
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+def wait(check: Any, timeout: float, step: float = 0.05) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(step)
+    return bool(check())
+
+
+def run_kubelet(api_url: str, root: Path) -> tuple[threading.Thread, Any]:
+    node = LocalKubelet(api_url, root, command=[sys.executable, "-m", "webordinary.devkit.pause"])
+    loop = asyncio.new_event_loop()
+    holder: dict[str, asyncio.Task[None]] = {}
+
+    async def main() -> None:
+        holder["task"] = asyncio.current_task()  # type: ignore[assignment]
+        await node.run()
+
+    def target() -> None:
+        with contextlib.suppress(asyncio.CancelledError):
+            loop.run_until_complete(main())
+
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+
+    def stop() -> None:
+        while "task" not in holder:
+            time.sleep(0.01)
+        loop.call_soon_threadsafe(holder["task"].cancel)
+        thread.join(timeout=60)
+
+    return thread, stop
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--n", type=int, default=1000)
+    parser.add_argument("--idle-timeout", type=int, default=60,
+                        help="spec.idleTimeout of the environments (s)")
+    parser.add_argument("--asleep-window", type=float, default=130.0,
+                        help="seconds all sleep while SQS calls and CPU are counted")
+    parser.add_argument("--singles", type=int, default=50, help="sequential single wakes")
+    parser.add_argument("--available", type=int, default=10,
+                        help="single wakes measured up to an available pod (kubelet)")
+    args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+
+    kube = start_kube_api([ROOT / "crds"])
+    moto = subprocess.Popen(
+        [sys.executable, "-c", "import os, time; from webordinary.devkit.aws import start_moto; "
+         "parent = os.getppid(); print(start_moto().endpoint_url, flush=True)\n"
+         "while os.getppid() == parent: time.sleep(1)"],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    assert moto.stdout is not None
+    moto_url = moto.stdout.readline().strip()
+    for key, value in FAKE_CREDENTIALS.items():
+        os.environ.setdefault(key, value)
+    proxy = SqsProxy(moto_url).start()
+    request(f"{kube.url}/api/v1/namespaces", "POST",
+            {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
+    request(f"{kube.url}/apis/storage.k8s.io/v1/storageclasses", "POST",
+            {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
+             "metadata": {"name": "efs-sc"}, "provisioner": "efs.csi.aws.com"})
+    env = dict(os.environ)
+    env.update({
+        "WEBORDINARY_OPERATOR_KUBE_API_URL": kube.url,
+        "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": proxy.url,
+        "WEBORDINARY_OPERATOR_METRICS_PORT": "null",
+        "WEBORDINARY_OPERATOR_LIVENESS_PORT": "null",
+        "WEBORDINARY_OPERATOR_LOG_LEVEL": os.environ.get(
+            "WEBORDINARY_OPERATOR_LOG_LEVEL", "WARNING"),
+    })
+    log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the operator)
+        prefix="bench-lifecycle-", suffix=".log", delete=False)
+    operator = subprocess.Popen([sys.executable, "-m", "webordinary.operator"], env=env,
+                                stdout=log, stderr=subprocess.STDOUT)
+    proc = psutil.Process(operator.pid)
+    path = f"{kube.url}/apis/{API_VERSION}/namespaces/{NAMESPACE}/{PLURAL}"
+    n, idle = args.n, args.idle_timeout
+    rows: list[tuple[str, str, str]] = []
+    state = Path(tempfile.mkdtemp(prefix="bench-lifecycle-"))
+    try:
+        time.sleep(2.0)
+        watcher = DeploymentWatcher(
+            f"{kube.url}/apis/apps/v1/namespaces/{NAMESPACE}/deployments")
+        ids = [f"u{i:04d}" for i in range(n)]
+        names = [naming.environment_name("bench", "site", uid) for uid in ids]
+
+        def create(pair: tuple[str, str]) -> None:
+            uid, name = pair
+            request(path, "POST", {
+                "apiVersion": API_VERSION, "kind": KIND,
+                "metadata": {"name": name, "namespace": NAMESPACE},
+                "spec": {"clientId": "bench", "projectId": "site", "userId": uid,
+                         "repository": {"url": "https://example.com/site.git"},
+                         "idleTimeout": f"{idle}s"},
+            })
+
+        started = time.monotonic()
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(create, zip(ids, names, strict=True)))
+        wait(lambda: all(watcher.now("replicas", x) is not None for x in names), 600, 0.5)
+        provisioned = time.monotonic() - started
+
+        # Sleep precision: one activity stamp each (ms precision), then watch them fall asleep.
+        stamped: dict[str, float] = {}
+
+        def stamp(name: str) -> None:
+            at = datetime.now(UTC)
+            request(f"{path}/{name}", "PATCH", activity_patch(at), "application/merge-patch+json")
+            stamped[name] = at.timestamp()
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(stamp, names))
+        last_stamp = max(stamped.values())
+        wait(lambda: all(watcher.now("replicas", x) == 0 for x in names),
+             last_stamp - time.time() + idle + 60, 0.5)
+        errors = []
+        for name in names:
+            slept = watcher.first("replicas", name, 0, stamped[name])
+            if slept is not None:
+                errors.append(slept - (stamped[name] + idle))
+        asleep = sum(1 for x in names if watcher.now("replicas", x) == 0)
+
+        # All asleep: count SQS calls and operator CPU over a window (longer than the poll).
+        time.sleep(5.0)
+        with proxy.lock:
+            before = dict(proxy.counts)
+        cpu_before = proc.cpu_times()
+        window_start = time.monotonic()
+        time.sleep(args.asleep_window)
+        window = time.monotonic() - window_start
+        cpu_after = proc.cpu_times()
+        with proxy.lock:
+            after = dict(proxy.counts)
+        calls = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
+        per_env_hour = sum(calls.values()) / n / window * 3600
+        idle_cpu = 100 * ((cpu_after.user - cpu_before.user)
+                          + (cpu_after.system - cpu_before.system)) / window
+
+        # Single wakes, one at a time: request -> spec.replicas 1.
+        singles: list[float] = []
+        for name in names[:args.singles]:
+            sent = time.time()
+            request(f"{path}/{name}", "PATCH", wake_patch(datetime.now(UTC)),
+                    "application/merge-patch+json")
+            if wait(lambda name=name, sent=sent: watcher.first("replicas", name, 1, sent)
+                    is not None, 10,
+                    0.002):
+                singles.append((watcher.first("replicas", name, 1, sent) or sent) - sent)
+
+        # With the devkit kubelet (pause-like pods): request -> available.
+        stop_kubelet = None
+        available: list[float] = []
+        if args.available:
+            _, stop_kubelet = run_kubelet(kube.url, state)
+            time.sleep(3.0)  # it starts pods of the environments woken just above
+            for name in names[args.singles:args.singles + args.available]:
+                sent = time.time()
+                request(f"{path}/{name}", "PATCH", wake_patch(datetime.now(UTC)),
+                        "application/merge-patch+json")
+                if wait(lambda name=name, sent=sent: watcher.first("available", name, 1, sent),
+                        30, 0.01):
+                    available.append((watcher.first("available", name, 1, sent) or sent) - sent)
+            stop_kubelet()
+
+        # Simultaneous wakes of all the others.
+        rest = names[args.singles + args.available:]
+        wait(lambda: all(watcher.now("replicas", x) == 0 for x in rest), 30, 0.2)
+        burst_start = time.time()
+        with ThreadPoolExecutor(32) as pool:
+            list(pool.map(lambda name: request(
+                f"{path}/{name}", "PATCH", wake_patch(datetime.now(UTC)),
+                "application/merge-patch+json"), rest))
+        sent_all = time.time() - burst_start
+        wait(lambda: all(watcher.now("replicas", x) == 1 for x in rest), 60, 0.1)
+        woke = [watcher.first("replicas", x, 1, burst_start) for x in rest]
+        burst_done = [t - burst_start for t in woke if t is not None]
+    finally:
+        operator.terminate()
+        try:
+            operator.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            operator.kill()
+        proxy.stop()
+        kube.stop()
+        moto.kill()
+
+    ms = 1000.0
+    rows = [
+        ("environments", f"{n}", f"idleTimeout {idle} s, drift 300 s, wake poll 60 s"),
+        ("created and reconciled", f"{provisioned:.1f} s", ""),
+        ("single wake -> replicas 1 p50", f"{percentile(singles, 0.5) * ms:.0f} ms",
+         f"{len(singles)} wakes"),
+        ("single wake -> replicas 1 p99", f"{percentile(singles, 0.99) * ms:.0f} ms",
+         "target < 100 ms"),
+        ("single wake -> available p50", f"{percentile(available, 0.5) * ms:.0f} ms",
+         f"{len(available)} wakes, devkit kubelet (1 s sync) + pause pod"),
+        ("single wake -> available p99", f"{percentile(available, 0.99) * ms:.0f} ms", ""),
+        (f"{len(rest)} simultaneous wakes: PATCHes sent", f"{sent_all:.2f} s", ""),
+        (f"{len(rest)} simultaneous wakes: all at replicas 1",
+         f"{max(burst_done):.2f} s" if burst_done else "-",
+         f"{len(burst_done)}/{len(rest)}; target < 5 s"),
+        ("sleep - deadline p50", f"{percentile(errors, 0.5):+.2f} s",
+         f"{asleep}/{n} asleep; deadline = last activity + idleTimeout"),
+        ("sleep - deadline p99", f"{percentile(errors, 0.99):+.2f} s", "target within 5 s"),
+        ("sleep - deadline min / max",
+         f"{min(errors):+.2f} / {max(errors):+.2f} s" if errors else "-", ""),
+        ("SQS calls per sleeping env per hour", f"{per_env_hour:.1f}",
+         f"target <= 60; {json.dumps(calls, sort_keys=True)} in {window:.0f} s"),
+        (f"operator CPU, all asleep ({window:.0f} s)", f"{idle_cpu:.1f} %",
+         "of one core; target < 2 %"),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\nlifecycle benchmark (shared 2-core machine: numbers are noisy; log {log.name})")
+    for label, value, note in rows:
+        print(f"  {label:<{width}}  {value:>14}  {note}")
+
+
+if __name__ == "__main__":
+    main()
