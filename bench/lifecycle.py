@@ -203,6 +203,17 @@ def main() -> None:
         wait(lambda: all(watcher.now("replicas", x) is not None for x in names), 600, 0.5)
         provisioned = time.monotonic() - started
 
+        # The bench plays the volume provisioner (EFS binds at once); the kubelet runs later.
+        def bind(name: str) -> None:
+            claim = f"{kube.url}/api/v1/namespaces/{NAMESPACE}/persistentvolumeclaims/" \
+                    f"{name}-workspace"
+            with contextlib.suppress(OSError):
+                request(f"{claim}/status", "PATCH", {"status": {"phase": "Bound"}},
+                        "application/merge-patch+json")
+
+        with ThreadPoolExecutor(16) as pool:
+            list(pool.map(bind, names))
+
         # Sleep precision: one activity stamp each (ms precision), then watch them fall asleep.
         stamped: dict[str, float] = {}
 

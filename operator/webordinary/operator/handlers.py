@@ -209,7 +209,7 @@ def forget(rt: Runtime, key: Key) -> None:
 
 
 async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | None = None,
-                  probe_queue: bool = False) -> None:
+                  probe_queue: bool = False, mode: Mode = "lifecycle") -> None:
     """A lifecycle reconcile of one environment outside kopf's handlers (sleep deadline, a
     message on a sleeping queue, a child's status); coalesced while one is running."""
     if key in rt.refreshing:
@@ -224,13 +224,13 @@ async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | Non
                 forget(rt, key)
                 return
             try:
-                await run_reconcile(rt, body, trigger, fresh=False, retry=0, mode="lifecycle",
+                await run_reconcile(rt, body, trigger, fresh=False, retry=0, mode=mode,
                                     queue_busy=queue_busy, probe_queue=probe_queue)
             except kopf.TemporaryError as error:  # kopf's own triggers retry; note it here
                 logging.getLogger(__name__).info("%s/%s %s: %s", *key, trigger, error)
             if key not in rt.refresh_again:
                 return
-            queue_busy, probe_queue = None, False
+            queue_busy, probe_queue, mode = None, False, "lifecycle"
     except KubeError as error:
         logging.getLogger(__name__).warning("%s/%s %s: %s", *key, trigger, error)
     finally:
@@ -391,7 +391,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
             lambda key: refresh(rt, key, "deadline", probe_queue=True))
         rt.sleepers = SleepingQueues(
             rt.settings.wake_poll_interval_seconds, rt.sqs.input_busy,
-            lambda key: refresh(rt, key, "message", queue_busy=True),
+            lambda key, busy: refresh(rt, key, "message", queue_busy=True) if busy
+            else refresh(rt, key, "queue-gone", mode="full"),
             concurrency=rt.settings.aws_concurrency)
         rt.sleepers.start()
         rt.metrics.stuck.set_function(lambda: stuck_count(rt))

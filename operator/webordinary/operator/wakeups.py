@@ -80,14 +80,15 @@ class _Sleeper:
 class SleepingQueues:
     """Looks at each sleeping environment's input queue once per `interval` seconds (one
     GetQueueAttributes; SQS has no batch form of it), spread over time, and calls `wake` for
-    those with messages. Environments join when they fall asleep and leave when they wake.
+    those with messages (busy True) or whose queue is gone (None). Environments join when they
+    fall asleep and leave when they wake.
     """
 
     def __init__(
         self,
         interval: float,
         probe: Callable[[str], Awaitable[bool | None]],
-        wake: Callable[[Key], Awaitable[None]],
+        wake: Callable[[Key, bool | None], Awaitable[None]],
         concurrency: int = 8,
     ) -> None:
         self.interval = interval
@@ -158,7 +159,7 @@ class SleepingQueues:
             except Exception as error:  # one failed look is retried at the next interval
                 log.warning("input queue of %s/%s not readable: %s", *key, error)
                 return
-        # A message waits (or the queue is gone): reconcile now.
+        # A message waits (busy) or the queue is gone (None): reconcile now.
         if (busy is None or busy) and key in self._sleepers:
             self.discard(key)
-            await self._wake(key)
+            await self._wake(key, busy)

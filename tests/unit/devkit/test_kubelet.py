@@ -68,3 +68,21 @@ def test_ingress_picks_the_longest_matching_prefix() -> None:
     assert match_backend(ingresses, "/session/abcd/x.css") == ("b", "env-b")
     assert match_backend(ingresses, "/session/abcde/") is None
     assert match_backend(ingresses, "/other") is None
+
+
+def test_status_reports_like_a_cluster() -> None:
+    from webordinary.devkit.kubelet import deployment_status, pod_status
+
+    wanted = {"metadata": {"generation": 2}, "spec": {"replicas": 1}}
+    starting = deployment_status(wanted, running=True, ready=False)
+    assert (starting["availableReplicas"], starting["unavailableReplicas"]) == (0, 1)
+    assert starting["conditions"][0]["status"] == "False"
+    available = deployment_status(wanted, running=True, ready=True)
+    assert (available["availableReplicas"], available["observedGeneration"]) == (1, 2)
+    assert available["conditions"][0]["reason"] == "MinimumReplicasAvailable"
+    crash = pod_status(None, 3, 1, "CrashLoopBackOff", "2026-01-01T00:00:00Z")
+    container = crash["containerStatuses"][0]
+    assert container["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    assert "exit code 1" in container["state"]["waiting"]["message"]
+    assert container["restartCount"] == 3
+    assert {c["type"]: c["status"] for c in crash["conditions"]}["Ready"] == "False"

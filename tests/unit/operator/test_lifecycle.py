@@ -82,3 +82,13 @@ def test_short_idle_timeout() -> None:
 )
 def test_parse_timestamp(text: str | None, expected: datetime | None) -> None:
     assert parse_timestamp(text) == expected
+
+
+def test_the_newest_signal_is_the_cause() -> None:
+    now = T0 + timedelta(minutes=1)
+    assert decide(spec(), Signals(created=T0), now).cause == "Created"
+    woke = decide(spec(), Signals(created=T0, wake_requested=now, activity=T0), now)
+    assert woke.cause == "WakeRequest"
+    used = decide(spec(), Signals(created=T0, activity=now), now)
+    assert used.cause == "Activity"
+    assert decide(spec(), Signals(created=T0, queue_busy=True), now).cause == "Message"

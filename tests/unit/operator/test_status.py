@@ -147,3 +147,61 @@ def test_with_condition_sets_degraded() -> None:
 def test_status_round_trips_through_the_wire() -> None:
     status = compute_status(EditEnvironmentStatus(), report(), T0)
     assert EditEnvironmentStatus.model_validate(status.to_wire()) == status
+
+
+def pod(**status: object) -> dict[str, object]:
+    return {"metadata": {"name": "env-editor-abc"}, "status": status}
+
+
+def test_pod_problems_name_their_reason() -> None:
+    from webordinary.operator.status import pod_problem
+
+    crash = pod(phase="Running", containerStatuses=[{
+        "name": "editor", "restartCount": 4,
+        "state": {"waiting": {"reason": "CrashLoopBackOff"}},
+        "lastState": {"terminated": {"exitCode": 3, "reason": "Error"}}}])
+    part = pod_problem(crash)
+    assert part is not None
+    assert (part.reason, part.permanent) == ("CrashLoopBackOff", True)
+    assert "exit code 3" in part.message
+    assert "4 restarts" in part.message
+    pull = pod(containerStatuses=[{"name": "editor", "state": {"waiting": {
+        "reason": "ImagePullBackOff", "message": "pull access denied"}}}])
+    assert pod_problem(pull) is not None
+    unschedulable = pod(conditions=[{"type": "PodScheduled", "status": "False",
+                                     "reason": "Unschedulable",
+                                     "message": "0/3 nodes: insufficient memory"}])
+    part = pod_problem(unschedulable)
+    assert part is not None
+    assert (part.reason, part.permanent) == ("Unschedulable", False)
+    assert "insufficient memory" in part.message
+    assert pod_problem(pod(phase="Pending")) is None
+
+
+def test_workload_is_available_only_with_a_current_available_replica() -> None:
+    stale = {"metadata": {"generation": 3},
+             "status": {"observedGeneration": 2, "availableReplicas": 1}}
+    assert workload_part(stale, [], 1, 1.0, 600).reason == "Starting"
+    fresh = {"metadata": {"generation": 3},
+             "status": {"observedGeneration": 3, "availableReplicas": 1}}
+    assert workload_part(fresh, [], 1, 1.0, 600).ok is True
+    late = workload_part(stale, [], 1, 601.0, 600)
+    assert (late.reason, late.permanent) == ("StartTimeout", True)
+    unschedulable = pod(conditions=[{"type": "PodScheduled", "status": "False",
+                                     "reason": "Unschedulable"}])
+    assert workload_part(stale, [unschedulable], 1, 5.0, 600).permanent is False
+    assert workload_part(stale, [unschedulable], 1, 700.0, 600).permanent is True
+
+
+def test_pvc_pending_past_the_timeout_is_a_failure() -> None:
+    claim = {"metadata": {"creationTimestamp": "2026-01-01T12:00:00Z"},
+             "spec": {"storageClassName": "efs-sc"}, "status": {"phase": "Pending"}}
+    waiting = storage_part(claim, T0 + timedelta(seconds=60), 300)
+    assert (waiting.ok, waiting.reason) == (False, "Binding")
+    late = storage_part(claim, T0 + timedelta(seconds=301), 300)
+    assert (late.reason, late.permanent) == ("BindTimeout", True)
+    assert "efs-sc" in late.message
+    # Counted from a recent wake when that is shorter (volumes bound on first use).
+    assert storage_part(claim, T0 + timedelta(hours=5), 300, waiting_since=10).reason == "Binding"
+    bound = storage_part({**claim, "status": {"phase": "Bound"}}, T0, 300)
+    assert (bound.ok, bound.reason) == (True, "Bound")

@@ -113,7 +113,9 @@ class KubeClient:
                 connector=aiohttp.TCPConnector(
                     limit=self._connections, ssl=_ssl_context(self._info)
                 ),
-                timeout=aiohttp.ClientTimeout(total=30),
+                # Per socket, not total: under a burst, waiting for one of the pooled
+                # connections is not the API server being slow (a total timeout counted it).
+                timeout=aiohttp.ClientTimeout(total=None, sock_connect=10, sock_read=30),
             )
         return self._session
 

@@ -1,0 +1,64 @@
+"""kopf glue that is pure: which updates are lifecycle-only, what of a child matters, and the
+move of kopf's bookkeeping out of the webordinary.dev/ annotations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import kopf
+
+from webordinary.contracts.environment import ANNOTATION_ACTIVITY, ANNOTATION_WAKE
+from webordinary.operator.handlers import DiffBaseStorage, fingerprint, lifecycle_only
+
+
+def essence(**annotations: str) -> dict[str, Any]:
+    return {"spec": {"clientId": "c"}, "metadata": {"annotations": annotations}}
+
+
+def test_only_wake_and_activity_annotations_are_lifecycle_only() -> None:
+    assert lifecycle_only(essence(), essence(**{ANNOTATION_WAKE: "t"}))
+    assert lifecycle_only(essence(**{ANNOTATION_WAKE: "a"}),
+                          essence(**{ANNOTATION_WAKE: "b", ANNOTATION_ACTIVITY: "c"}))
+    assert not lifecycle_only(essence(), essence(other="x"))
+    changed = essence(**{ANNOTATION_WAKE: "t"})
+    changed["spec"] = {"clientId": "d"}
+    assert not lifecycle_only(essence(), changed)
+    assert not lifecycle_only(None, essence())
+
+
+def test_child_fingerprints_ignore_what_the_operator_writes() -> None:
+    deployment = {"spec": {"replicas": 1}, "status": {"availableReplicas": 0}}
+    scaled = {"spec": {"replicas": 0}, "status": {"availableReplicas": 0}}
+    assert fingerprint("Deployment", deployment) == fingerprint("Deployment", scaled)
+    ready = {"spec": {"replicas": 1}, "status": {"availableReplicas": 1}}
+    assert fingerprint("Deployment", deployment) != fingerprint("Deployment", ready)
+    crashing = {"status": {"phase": "Running", "containerStatuses": [
+        {"name": "editor", "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}}
+    assert fingerprint("Pod", crashing) != fingerprint("Pod", {"status": {"phase": "Running"}})
+
+
+def body(annotations: dict[str, str]) -> kopf.Body:
+    return kopf.Body({"apiVersion": "webordinary.dev/v1alpha1", "kind": "EditEnvironment",
+                      "metadata": {"name": "x", "namespace": "ns", "annotations": annotations},
+                      "spec": {"clientId": "c"}})
+
+
+def test_old_bookkeeping_is_read_once_and_removed_and_hides_nothing() -> None:
+    storage = DiffBaseStorage()
+    old = storage.build(body=body({}))
+    legacy = body({
+        "webordinary.dev/kopf-managed": "yes",
+        "webordinary.dev/last-handled-configuration": '{"spec": {"clientId": "c"}}',
+        ANNOTATION_WAKE: "2026-11-28T15:00:00Z",
+    })
+    # kopf's marker of the old prefix would hide the wake annotation from the essence.
+    built = storage.build(body=legacy)
+    assert built["metadata"]["annotations"] == {ANNOTATION_WAKE: "2026-11-28T15:00:00Z"}
+    assert storage.fetch(body=legacy) == {"spec": {"clientId": "c"}}
+    assert built != old, "the wake annotation is a change kopf must act on"
+    patch = kopf.Patch()
+    storage.store(body=legacy, patch=patch, essence=built)
+    annotations = patch["metadata"]["annotations"]
+    assert annotations["webordinary.dev/kopf-managed"] is None
+    assert annotations["webordinary.dev/last-handled-configuration"] is None
+    assert "kopf.webordinary.dev/last-handled-configuration" in annotations
