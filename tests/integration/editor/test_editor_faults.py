@@ -7,11 +7,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.integration.editor.faults import PHASES, run_faults
 from webordinary.devkit.aws import MotoServer
 from webordinary.devkit.messages_api import MessagesAPI
 
 
+@pytest.mark.slow
 def test_kills_at_every_step_lose_nothing_and_answer_once(
         tmp_path: Path, moto: MotoServer, messages_api: MessagesAPI) -> None:
     report = run_faults(tmp_path, moto, messages_api, lanes=2, per_lane=5, share=0.6, seed=11)
