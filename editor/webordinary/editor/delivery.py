@@ -50,6 +50,16 @@ def reason(output: str, limit: int = 300) -> str:
     return (lines[-1] if lines else "git push failed")[:limit]
 
 
+def plain(error: str | None) -> str:
+    """Why a push failed, in words for the customer (the git line stays in `push.error`)."""
+    text = (error or "").lower()
+    if any(word in text for word in ("denied", "403", "401", "authentication", "permission")):
+        return "the repository did not accept the editor's access"
+    if classify(text) is PushFailure.TRANSIENT:
+        return "the repository could not be reached"
+    return "the repository did not accept it"
+
+
 def backoff(attempt: int, base: float, cap: float = 30.0) -> float:
     """Seconds before retry number `attempt` (1-based): base, 2*base, 4*base ... capped."""
     return float(min(cap, base * 2 ** (attempt - 1)))

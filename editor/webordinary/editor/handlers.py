@@ -26,7 +26,7 @@ from webordinary.contracts.messages import (
     ResultStatus,
     Usage,
 )
-from webordinary.editor import metrics
+from webordinary.editor import delivery, metrics
 from webordinary.editor.agent import Ending, Outcome
 from webordinary.editor.ledger import budget_message, over_budget
 from webordinary.editor.planner import (
@@ -268,7 +268,7 @@ class EditHandler(Base):
             elif push.state is PushState.FAILED:
                 job.notes.append(
                     "the change is saved here but could not be sent to your repository yet "
-                    f"({push.error}); it will be sent with your next change")
+                    f"({delivery.plain(push.error)}); it will be sent with your next change")
         return self.result(job, status, summary=summary, files=files, commit=sha, usage=usage,
                            error=error, push=push)
 

@@ -76,4 +76,6 @@ def test_an_unreachable_remote_is_in_the_result_not_only_a_log_line(rig: Rig) ->
     assert result["push"]["state"] == "failed"
     assert result["push"]["attempts"] == 3
     assert "127.0.0.1" in result["push"]["error"]
-    assert "could not be sent to your repository yet" in result["summary"]
+    assert "could not be sent to your repository yet (the repository could not be reached)" \
+        in result["summary"]
+    assert "127.0.0.1" not in result["summary"]

@@ -178,7 +178,9 @@ async def test_push_after_edit_outcomes_reach_the_result(tmp_path: Path) -> None
     assert failed.status is ResultStatus.COMPLETED
     assert failed.push is not None
     assert failed.push.state is PushState.FAILED
-    assert "could not be sent to your repository yet (fatal: unable to access)" in failed.summary
+    assert "could not be sent to your repository yet (the repository did not accept it)" \
+        in failed.summary
+    assert failed.push.error == "fatal: unable to access"
     assert pushed.push == Push(state=PushState.PUSHED, branch="thread-x", attempts=1)
 
 

@@ -143,3 +143,12 @@ async def test_an_unreachable_remote_is_retried_with_backoff_then_reported(
     assert failed.error is not None
     assert "127.0.0.1" in failed.error
     assert "hint:" not in failed.error
+
+
+def test_the_customer_reads_plain_words_not_git_output() -> None:
+    assert delivery.plain("fatal: unable to access 'https://x/': Could not resolve host: x") \
+        == "the repository could not be reached"
+    assert delivery.plain("remote: Permission to acme/site.git denied to bot.") == \
+        "the repository did not accept the editor's access"
+    assert delivery.plain("! [remote rejected] a -> a (pre-receive hook declined)") == \
+        "the repository did not accept it"
