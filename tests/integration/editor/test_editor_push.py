@@ -79,3 +79,26 @@ def test_an_unreachable_remote_is_in_the_result_not_only_a_log_line(rig: Rig) ->
     assert "could not be sent to your repository yet (the repository could not be reached)" \
         in result["summary"]
     assert "127.0.0.1" not in result["summary"]
+
+
+def test_a_conflict_at_shutdown_still_gets_the_work_into_the_repository(rig: Rig) -> None:
+    rig.extra_env["WEBORDINARY_PUSH_AFTER_EDIT"] = "false"
+    rig.api.push(tools(write("src/pages/a.md", "# A\n")), text("Added page A."),
+                 tools(write("src/pages/shared.md", "# Mine\n")), text("Wrote it."))
+    editor = rig.start_editor()
+    rig.send(command("x", "e-1", "Add page A"))
+    [first] = rig.results(1)
+    assert first["push"]["state"] == "disabled"
+    rig.send(command("x", "p-1", "", kind="push"))
+    [pushed] = rig.results(1)
+    assert pushed["status"] == "completed", pushed
+    teammate_push(rig, "mate", "src/pages/shared.md", "# Theirs\n")
+    rig.send(command("x", "e-2", "Write the shared page"))
+    [second] = rig.results(1)
+    assert second["status"] == "completed"
+    assert second["push"]["state"] == "disabled"
+
+    assert editor.terminate(timeout=30) == 0
+    assert remote_file(rig, "thread-x-conflict-1", "src/pages/shared.md") == "# Mine\n"
+    assert remote_file(rig, "thread-x", "src/pages/shared.md") == "# Theirs\n"
+    assert "push of thread-x: conflict" in editor.log()

@@ -152,3 +152,31 @@ def test_the_customer_reads_plain_words_not_git_output() -> None:
         "the repository did not accept the editor's access"
     assert delivery.plain("! [remote rejected] a -> a (pre-receive hook declined)") == \
         "the repository did not accept it"
+
+
+async def test_a_half_done_rebase_and_stale_locks_are_cleaned_up_at_start(
+        tmp_path: Path) -> None:
+    remote = make_remote(tmp_path)
+    sessions = sessions_for(tmp_path, remote)
+    await sessions.prepare()
+    tree = await sessions.worktree("x")
+    (tree / "a.md").write_text("1\n")
+    await sessions.commit(tree, "one\n")
+    await sessions.publish("x")
+    _teammate(tmp_path, remote, "t1", "thread-x", "a.md", "theirs\n")
+    (tree / "a.md").write_text("mine\n")
+    await sessions.commit(tree, "mine\n")
+    git("fetch", "-q", "origin", cwd=tree)
+    code, _ = await sessions.git("rebase", "origin/thread-x", cwd=tree, check=False)
+    assert code != 0  # stopped in the middle of a conflicting rebase, as a killed editor would
+    lock = sessions.workspace.repo / ".git" / "worktrees" / "thread-x" / "index.lock"
+    lock.write_text("")
+
+    again = sessions_for(tmp_path, remote)
+    await again.prepare()
+    assert not lock.exists()
+    await again.recover("x")
+    assert not (sessions.workspace.repo / ".git" / "worktrees" / "thread-x" /
+                "rebase-merge").exists()
+    assert (tree / "a.md").read_text() == "mine\n"
+    assert not await again.dirty(tree)
