@@ -94,6 +94,7 @@ class Recorded:
     body: JsonDict
     at: float
     turn: str  # "scripted", "demo" or "side"
+    api_key: str | None = None  # the x-api-key it came with (what a proxy put there)
 
     @property
     def cwd(self) -> str | None:
@@ -323,7 +324,8 @@ class MessagesAPI:
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body: JsonDict = await request.json()
         turn, kind = self._next_turn(body)
-        self.requests.append(Recorded(request.path, dict(request.query), body, time.time(), kind))
+        self.requests.append(Recorded(request.path, dict(request.query), body, time.time(), kind,
+                                      request.headers.get("x-api-key")))
         if turn.error_status is not None:
             failure = {"type": turn.error_type, "message": turn.error_message}
             return web.json_response({"type": "error", "error": failure}, status=turn.error_status)

@@ -62,3 +62,18 @@ def test_pods_get_distinct_uid_ranges() -> None:
     assert a != b
     assert a % containers.UID_STRIDE == 0
     assert containers.uid_offset("ns/a-editor") == a
+
+
+def test_links_out_of_the_site_are_named(tmp_path: Path) -> None:
+    from webordinary.editor.previews.links import escaping_links
+
+    site = tmp_path / "thread-a"
+    (site / "public" / "img").mkdir(parents=True)
+    (site / "src").mkdir()
+    (site / "public" / "ok.txt").write_text("ok")
+    (site / "public" / "inside").symlink_to("../src")
+    (site / "public" / "img" / "passwd").symlink_to("/etc/passwd")
+    (site / "public" / "up").symlink_to("../..")
+    (site / "public" / "dangling").symlink_to("/nonexistent/x")
+    assert escaping_links(site) == ["public/dangling", "public/img/passwd", "public/up"]
+    assert escaping_links(tmp_path / "missing") == []

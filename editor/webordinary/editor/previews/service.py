@@ -35,6 +35,7 @@ from webordinary.editor.previews.devserver import (
     Standby,
     free_port,
 )
+from webordinary.editor.previews.links import escaping_links
 from webordinary.editor.previews.lru import Recency, choose_evictions
 from webordinary.editor.previews.metrics import (
     ACTIVE_SERVERS,
@@ -357,6 +358,14 @@ class Previews:
     async def _launch_ready(self, session: _Session) -> DevServer:
         tid = session.thread_id
         state = state_dir(self.sessions_dir, tid)
+        links = await asyncio.to_thread(escaping_links, session.worktree)
+        if links:
+            error = PreviewStartError(
+                tid, "symlinks leading outside the site are not served",
+                "These links point outside the site; remove them or copy the files in:\n"
+                + "\n".join(links[:50]))
+            await self._record_failure(session, error)
+            raise error
         for attempt in range(PORT_RETRIES):
             config = dev_config(
                 thread_id=tid,
