@@ -217,6 +217,10 @@ class ResultPollers:
                 failures = 0
             except asyncio.CancelledError:
                 raise
+            except TimeoutError:  # a long poll that outlived its wait: simply poll again
+                if self.on_error is not None:
+                    self.on_error()
+                log.info("polling results of %s timed out", watch.environment)
             except Exception as exc:
                 failures += 1
                 if self.on_error is not None:
