@@ -50,8 +50,9 @@ def request(url: str, method: str = "GET", body: Any = None) -> Any:
 
 
 class ReadyWatcher:
-    """Notes when each environment is first reconciled, from one watch stream (cheap for the
-    emulator, unlike polling LISTs of hundreds of objects)."""
+    """Notes when each environment is first Ready (Ready=True: queues, children, workspace
+    Bound and the editor available, which `Controllers` below report as the cluster would),
+    from one watch stream (cheap for the emulator, unlike polling LISTs of many objects)."""
 
     def __init__(self, path: str) -> None:
         self.ready: dict[str, float] = {}
@@ -66,12 +67,9 @@ class ReadyWatcher:
         try:
             for line in self._response:
                 item = json.loads(line)["object"]
-                # No kubelet runs here: reconciled (queues and children in place, the editor
-                # starting) is what this benchmark waits for; Ready needs an available pod.
                 conds = {c["type"]: c["status"]
                          for c in (item.get("status") or {}).get("conditions") or []}
-                if conds.get("QueuesReady") == "True" and conds.get("RoutingReady") == "True" \
-                        and conds.get("WorkloadReady") is not None:
+                if conds.get("Ready") == "True":
                     self.ready.setdefault(item["metadata"]["name"], time.monotonic())
         except (OSError, ValueError):
             return
