@@ -8,13 +8,19 @@ Also: result latency of an edit (command sent -> result on the output queue) wit
 without the push to the customer's repository after each edit (a local bare remote: the
 push's own cost, without a network in between).
 
-Targets: interrupt p95 < 1.5 s, ready < 5 s, new-session preview < 4 s.
+Targets: interrupt p95 < 1.5 s, ready < 5 s, new-session preview < 4 s; with the split pod
+(customer code in the preview supervisor's process, keys in the credential proxy's) the
+new-session preview at most 20 % slower than in one process. `--split-only` runs just the
+split-pod rows (and the proxy's added latency per API request).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +34,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.integration.editor.harness import Editor, Rig, command
 from webordinary.devkit.aws import start_moto
+from webordinary.devkit.kubelet import free_port
 from webordinary.devkit.messages_api import MessagesAPI, stall, text, tools, write
 
 
@@ -117,12 +124,147 @@ def measure_results(rig: Rig, edits: int, push: bool) -> list[float]:
     return latencies
 
 
+class _Done(Exception):
+    """--split-only: the table is complete."""
+
+
+def one_process_preview(rig: Rig, rows: list[tuple[str, str, str]]) -> float:
+    """Today's preview (dev servers in the editor's process tree): the baseline."""
+    editor = rig.start_editor()
+    time.sleep(3)
+    pid = editor.process.pid if editor.process else 0
+    rig.api.push(text("Looked at it."))
+    rig.send(command("oa", "one-oa", "Have a look"))
+    total, _ = first_byte(editor, "/session/oa/")
+    rig.results(1, timeout=60)
+    time.sleep(1)
+    rows.append(("one process: RSS editor + children, 1 preview", f"{rss_mib(pid):.0f} MiB",
+                 "includes Claude Code CLI"))
+    rows.append(("one process: new-session preview, command sent -> first 200 byte",
+                 f"{total:.2f} s", ""))
+    editor.terminate()
+    time.sleep(6)
+    return total
+
+
+def spawn(module: str, env: dict[str, str], log: Path) -> subprocess.Popen[bytes]:
+    with log.open("ab") as sink:
+        return subprocess.Popen([sys.executable, "-m", module], env=env, stdout=sink,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def tree_rss(pids: list[int]) -> float:
+    return sum(rss_mib(pid) for pid in pids)
+
+
+def wait_http(url: str, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while status_of(url) != 200:
+        if time.monotonic() > deadline:
+            raise TimeoutError(url)
+        time.sleep(0.05)
+
+
+def proxy_overhead(api: MessagesAPI, proxy_url: str, token: str, count: int = 60) -> float:
+    """Median extra seconds per Messages API request through the credential proxy."""
+    body = json.dumps({"model": "m", "messages": [{"role": "user", "content": "hi"}]}).encode()
+
+    def timed(url: str, key: str) -> float:
+        request = urllib.request.Request(f"{url}/v1/messages/count_tokens", data=body,
+                                         headers={"x-api-key": key,
+                                                  "Content-Type": "application/json"})
+        began = time.perf_counter()
+        with urllib.request.urlopen(request, timeout=10) as response:
+            response.read()
+        return time.perf_counter() - began
+
+    direct, proxied = [], []
+    for _ in range(count):
+        direct.append(timed(api.base_url, "sk-test"))
+        proxied.append(timed(proxy_url, token))
+    return statistics.median(proxied) - statistics.median(direct)
+
+
+def measure_split(rig: Rig, rows: list[tuple[str, str, str]], baseline: float | None) -> None:
+    """The split pod: supervisor and credential proxy as their own processes."""
+    base = rig.base
+    ports = {name: free_port() for name in ("router", "control", "smetrics", "proxy", "pmetrics")}
+    token_file = base / "run" / "token"
+    common = {k: v for k, v in os.environ.items() if k in ("PATH", "LANG", "HOME")}
+    proxy = spawn("webordinary.editor.credentials", {
+        **common, "ANTHROPIC_API_KEY": "sk-test",
+        "WEBORDINARY_CREDENTIALS_API_BASE_URL": rig.api.base_url,
+        "WEBORDINARY_CREDENTIALS_PORT": str(ports["proxy"]),
+        "WEBORDINARY_CREDENTIALS_METRICS_PORT": str(ports["pmetrics"]),
+        "WEBORDINARY_CREDENTIALS_TOKEN_FILE": str(token_file),
+        "WEBORDINARY_ENVIRONMENT": "bench"}, base / "proxy.log")
+    supervisor = spawn("webordinary.editor.supervisor", {
+        **common, "WEBORDINARY_PREVIEW_SESSIONS": str(rig.workspace / "sessions"),
+        "WEBORDINARY_PREVIEW_HOST": "127.0.0.1",
+        "WEBORDINARY_PREVIEW_PORT": str(ports["router"]),
+        "WEBORDINARY_PREVIEW_CONTROL_PORT": str(ports["control"]),
+        "WEBORDINARY_PREVIEW_METRICS_PORT": str(ports["smetrics"]),
+        "WEBORDINARY_PREVIEW_TMP": str(base / "preview-tmp")}, base / "supervisor.log")
+    (base / "preview-tmp").mkdir(exist_ok=True)
+    try:
+        wait_http(f"http://127.0.0.1:{ports['pmetrics']}/healthz")
+        wait_http(f"http://127.0.0.1:{ports['smetrics']}/healthz")
+        overhead = proxy_overhead(rig.api, f"http://127.0.0.1:{ports['proxy']}",
+                                  token_file.read_text().strip())
+        rows.append(("credential proxy: added latency per API request (median)",
+                     f"{overhead * 1000:.1f} ms", "count_tokens, loopback"))
+        rig.extra_env.update({
+            "WEBORDINARY_EDITOR_SUPERVISOR_URL": f"http://127.0.0.1:{ports['control']}",
+            "WEBORDINARY_EDITOR_CREDENTIALS_URL": f"http://127.0.0.1:{ports['proxy']}",
+            "WEBORDINARY_EDITOR_CREDENTIALS_TOKEN_FILE": str(token_file),
+            "WEBORDINARY_PREVIEW_PORT": str(ports["router"]),
+        })
+        editor = rig.start_editor()
+        time.sleep(3)
+        pids = [p for p in (editor.process.pid if editor.process else 0, supervisor.pid,
+                            proxy.pid) if p]
+        rows.append(("split pod: RSS editor + supervisor + proxy, 0 previews",
+                     f"{tree_rss(pids):.0f} MiB", "includes the warm standby"))
+        previews = []
+        for index, thread in enumerate(("sa", "sb")):
+            rig.api.push(text("Looked at it."))
+            rig.send(command(thread, f"split-{thread}", "Have a look"))
+            previews.append(first_byte(editor, f"/session/{thread}/"))
+            rig.results(1, timeout=60)
+            time.sleep(1)
+            rows.append((f"split pod: RSS editor + supervisor + proxy, {index + 1} preview(s)",
+                         f"{tree_rss(pids):.0f} MiB", "includes Claude Code CLI"))
+        total, from_known = previews[0]
+        note = ""
+        if baseline:
+            change = (total - baseline) / baseline * 100
+            note = f"{change:+.0f} % vs one process " + ("ok" if change <= 20 else "MISSED")
+        rows.append(("split pod: new-session preview, command sent -> first 200 byte",
+                     f"{total:.2f} s", note))
+        rows.append(("split pod: new-session preview, session known -> first 200 byte",
+                     f"{from_known:.2f} s", ""))
+        editor.terminate()
+    finally:
+        for process in (supervisor, proxy):
+            process.terminate()
+            try:
+                process.wait(20)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        for key in ("WEBORDINARY_EDITOR_SUPERVISOR_URL", "WEBORDINARY_EDITOR_CREDENTIALS_URL",
+                    "WEBORDINARY_EDITOR_CREDENTIALS_TOKEN_FILE", "WEBORDINARY_PREVIEW_PORT"):
+            rig.extra_env.pop(key, None)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--runs", type=int, default=10, help="interrupt runs")
     parser.add_argument("--starts", type=int, default=3, help="warm start runs")
     parser.add_argument("--edits", type=int, default=10, help="edits with and without push")
+    parser.add_argument("--split-only", action="store_true",
+                        help="only the one-process vs split-pod preview rows and proxy latency")
     args = parser.parse_args()
+    latencies: list[float] = []
 
     moto = start_moto()
     api = MessagesAPI(demo=False).start()
@@ -134,6 +276,10 @@ def main() -> None:
         # short polls let the restarts below settle quickly.
         rig.extra_env["WEBORDINARY_EDITOR_POLL_WAIT_SECONDS"] = "5"
         try:
+            if args.split_only:
+                baseline = one_process_preview(rig, rows)
+                measure_split(rig, rows, baseline)
+                raise _Done
             editor = rig.start_editor()
             idle = rss_mib(editor.process.pid if editor.process else 0)
             rows.append(("RSS editor, 0 previews (idle, no CLI yet)", f"{idle:.0f} MiB", ""))
@@ -186,6 +332,8 @@ def main() -> None:
                          f"{from_known:.2f} s", ""))
             editor.terminate()
             time.sleep(6)
+            measure_split(rig, rows, total)
+            time.sleep(6)
 
             rig.extra_env["WEBORDINARY_EDITOR_PREVIEWS_ENABLED"] = "false"
             without = measure_results(rig, args.edits, push=False)
@@ -198,6 +346,8 @@ def main() -> None:
             cost = percentile(pushed, 0.5) - percentile(without, 0.5)
             rows.append(("push after edit adds (p50 difference)", f"{cost * 1000:.0f} ms",
                          "local bare remote"))
+        except _Done:
+            pass
         finally:
             rig.close()
             api.stop()
@@ -210,8 +360,9 @@ def main() -> None:
         print(f"{name.ljust(width)}  {value:>10}  {note}")
     print(f"load average at the end: {', '.join(f'{v:.1f}' for v in psutil.getloadavg())} "
           f"on {psutil.cpu_count()} CPUs")
-    print(f"(interrupt runs: {len(latencies)}: "
-          + ", ".join(f"{v * 1000:.0f}" for v in latencies) + " ms)")
+    if latencies:
+        print(f"(interrupt runs: {len(latencies)}: "
+              + ", ".join(f"{v * 1000:.0f}" for v in latencies) + " ms)")
 
 
 if __name__ == "__main__":
