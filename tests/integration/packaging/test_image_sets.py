@@ -8,6 +8,7 @@ import every one of the component's modules.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shlex
@@ -20,8 +21,11 @@ import pytest
 
 from tests.unit.helm.test_images import ROOT, chain, parse
 
-# Every image the Dockerfile builds (a build-COMPONENT stage each).
-TARGETS = tuple(name.removeprefix("build-") for name in parse()[1] if name.startswith("build-"))
+# Every product image the Dockerfile builds (a build-COMPONENT stage each); the devkit image
+# (the Messages API stand-in for kind) is for development only.
+DEV_ONLY = {"devkit"}
+TARGETS = tuple(name.removeprefix("build-") for name in parse()[1]
+                if name.startswith("build-") and name.removeprefix("build-") not in DEV_ONLY)
 NEVER_IN_AN_IMAGE = {"webordinary-devkit", "moto", "kmock", "pytest", "hypothesis",
                      "kubernetes-validate", "helm-python-sdk", "mypy", "ruff", "uv"}
 UV = Path(sys.executable).with_name("uv")
@@ -76,7 +80,9 @@ def installed(venv: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def image_sets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+def image_sets(
+    tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest
+) -> dict[str, Path]:
     assert {"operator", "hermes", "editor"} <= set(TARGETS)
     if not UV.is_file():
         pytest.skip("uv is not in this environment (./dev setup installs it)")
@@ -86,12 +92,15 @@ def image_sets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
         venvs[target] = scratch / "venv"
         replay_build(target, scratch / "context", venvs[target])
     sizes = {t: installed(v) for t, v in venvs.items()}
-    print("\nimage Python sets (from uv.lock):")
-    print(f"{'image':<10}{'packages':>10}{'MB':>10}  largest")
+    report = ["", "image Python sets (from uv.lock):",
+              f"{'image':<10}{'packages':>10}{'MB':>10}  largest"]
     for target, dists in sizes.items():
         largest = sorted(dists.items(), key=lambda kv: -kv[1])[:3]
-        print(f"{target:<10}{len(dists):>10}{sum(dists.values()) / 1e6:>10.1f}  "
-              + ", ".join(f"{n} {s / 1e6:.0f}" for n, s in largest))
+        report.append(f"{target:<10}{len(dists):>10}{sum(dists.values()) / 1e6:>10.1f}  "
+                      + ", ".join(f"{n} {s / 1e6:.0f}" for n, s in largest))
+    capture = request.config.pluginmanager.get_plugin("capturemanager")
+    with capture.global_and_fixture_disabled() if capture else contextlib.nullcontext():
+        print("\n".join(report), flush=True)  # shown in every run, not only on failure
     return venvs
 
 
