@@ -194,7 +194,7 @@ def main() -> None:
                 "metadata": {"name": name, "namespace": NAMESPACE},
                 "spec": {"clientId": "bench", "projectId": "site", "userId": uid,
                          "repository": {"url": "https://example.com/site.git"},
-                         "idleTimeout": f"{idle}s"},
+                         "idleTimeout": "2h"},  # nothing sleeps while the rest is created
             })
 
         started = time.monotonic()
@@ -214,12 +214,14 @@ def main() -> None:
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(bind, names))
 
-        # Sleep precision: one activity stamp each (ms precision), then watch them fall asleep.
+        # Sleep precision: the idle timeout and one activity stamp (ms precision) each, then
+        # watch them fall asleep at stamp + idleTimeout.
         stamped: dict[str, float] = {}
 
         def stamp(name: str) -> None:
             at = datetime.now(UTC)
-            request(f"{path}/{name}", "PATCH", activity_patch(at), "application/merge-patch+json")
+            body = {**activity_patch(at), "spec": {"idleTimeout": f"{idle}s"}}
+            request(f"{path}/{name}", "PATCH", body, "application/merge-patch+json")
             stamped[name] = at.timestamp()
 
         with ThreadPoolExecutor(16) as pool:
