@@ -123,6 +123,9 @@ class Reply:
     reply: ReplyContext
     detail: str = ""
     thread_id: str = ""
+    environment: str = ""
+    """Set when the mail was routed: the reply's ids join that environment's thread registry
+    (a user answering "please send an instruction" stays in the session)."""
 
 
 @dataclass(frozen=True)
@@ -230,14 +233,16 @@ def decide(
     thread = resolve_thread(keys, known_threads, scope=environment)
     context = reply_context(mail, found.address)
     if mail.headers_only or (inbound.raw and len(inbound.raw) > limits.max_message_bytes):
-        return Reply(Reason.TOO_LARGE, context, f"{len(inbound.raw)} bytes", thread)
+        return Reply(Reason.TOO_LARGE, context, f"{len(inbound.raw)} bytes", thread, environment)
     if len(mail.attachments) > limits.max_attachments:
-        return Reply(Reason.TOO_MANY_ATTACHMENTS, context, str(len(mail.attachments)), thread)
+        return Reply(Reason.TOO_MANY_ATTACHMENTS, context, str(len(mail.attachments)), thread,
+                     environment)
     instruction = instruction_of(mail)
     if not instruction:
-        return Reply(Reason.EMPTY_INSTRUCTION, context, thread_id=thread)
+        return Reply(Reason.EMPTY_INSTRUCTION, context, thread_id=thread, environment=environment)
     if len(instruction) > INSTRUCTION_MAX:
-        return Reply(Reason.INSTRUCTION_TOO_LONG, context, str(len(instruction)), thread)
+        return Reply(Reason.INSTRUCTION_TOO_LONG, context, str(len(instruction)), thread,
+                     environment)
     return Accept(
         EditPlan(
             route=found,

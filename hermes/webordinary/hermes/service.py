@@ -265,7 +265,8 @@ class Hermes:
                     if not last_attempt:
                         raise
                     log.error("giving up on %s: %s", plan.command_id, exc)
-                    reply = Reply(Reason.UNAVAILABLE, plan.reply, str(exc), plan.thread_id)
+                    reply = Reply(Reason.UNAVAILABLE, plan.reply, str(exc), plan.thread_id,
+                                  plan.environment)
                     return await self._reject(reply, f"reject:{plan.command_id}")
         except RetryLater:
             raise
@@ -275,7 +276,8 @@ class Hermes:
                 raise RetryLater(f"{type(exc).__name__}: {exc}") from exc
             self.metrics.dead_letters.labels("crash").inc()
             try:
-                reply = Reply(Reason.UNAVAILABLE, plan.reply, "internal error", plan.thread_id)
+                reply = Reply(Reason.UNAVAILABLE, plan.reply, "internal error", plan.thread_id,
+                              plan.environment)
                 await self._reject(reply, f"reject:{plan.command_id}")
             except Exception:
                 log.exception("could not tell %s that their mail failed", plan.reply.to)
@@ -294,7 +296,7 @@ class Hermes:
         mail = rejection_mail(decision.reply, decision.reason, key.split(":", 1)[1],
                               self.settings.from_address, self.settings.from_name, decision.detail)
         try:
-            await self._send_mail(mail, decision.thread_id)
+            await self._send_mail(mail, decision.thread_id, decision.environment)
         except Exception:
             if decision.reason in RATE_LIMITED_REASONS:
                 self.budget.refund(decision.reply.to)  # not sent: the next try may send it
@@ -314,7 +316,8 @@ class Hermes:
         blobs, bucket = self.blobs, self.settings.s3_bucket
         if big and (blobs is None or not bucket):
             return await self._reject(
-                Reply(Reason.TOO_LARGE, plan.reply, "attachments", plan.thread_id),
+                Reply(Reason.TOO_LARGE, plan.reply, "attachments", plan.thread_id,
+                      plan.environment),
                 f"reject:{plan.command_id}",
             )
         queue = await self.ensure_environment(plan)

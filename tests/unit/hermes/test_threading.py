@@ -18,6 +18,7 @@ from webordinary.hermes.adapters.aws import QueueMessage
 from webordinary.hermes.decisions import Inbound
 from webordinary.hermes.service import Hermes
 from webordinary.hermes.settings import HermesSettings
+from webordinary.hermes.threads import mid_key, thread_id_of_key
 
 JOHN = "John Smith <john@ameliastamps.com>"
 
@@ -232,4 +233,27 @@ async def test_a_failing_reply_on_the_rejection_path_keeps_the_mail(parts: Any) 
     assert await hermes.handle_sqs_notification(last) is True
     assert queues.attributes[-1]["cause"] == "reply-failed"
     await asyncio.sleep(0)
+    await hermes.close()
+
+
+async def test_answering_a_please_send_an_instruction_reply_stays_in_the_session(
+    parts: Any,
+) -> None:
+    """An empty mail gets "send us an instruction"; the Outlook answer to that reply (only
+    In-Reply-To: the SES id of our reply) lands in the session the empty mail would have."""
+    hermes, _, queues, mailer = parts
+    empty = raw_mail("empty-1@ameliastamps.com", "", extra="In-Reply-To: <x@y.example>\r\n",
+                     subject="Re: Header")
+    outcome = await hermes.handle_inbound(Inbound(raw=empty, verdicts=PASSING, source="ses",
+                                                  delivery_id="d1"))
+    assert outcome == "reply:empty-instruction"
+    [reply_id] = mailer.ids
+    answer = raw_mail("answer-1@ameliastamps.com", "Make the header blue.",
+                      extra=f"In-Reply-To: <{reply_id}@email.amazonses.com>\r\n",
+                      subject="RE: Header")
+    assert await hermes.handle_inbound(Inbound(raw=answer, verdicts=PASSING, source="ses",
+                                               delivery_id="d2")) == "command"
+    [command] = commands(queues)
+    empty_thread = thread_id_of_key(mid_key("x@y.example"), "ameliastamps-website-john")
+    assert command.session_id == empty_thread
     await hermes.close()
