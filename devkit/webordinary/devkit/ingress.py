@@ -1,6 +1,6 @@
 """An ingress controller stand-in for local runs: `/session/{threadId}/` to the right editor.
 
-It reads the Ingress objects the operator wrote (path -> Service), the Service selector, and
+It reads the EditEnvironments (thread -> editor Service), the Service selector, and
 asks the local kubelet which process serves it; the preview router's own forwarding code
 carries plain HTTP and the HMR websocket.
 """
@@ -13,25 +13,23 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
+from webordinary.contracts.naming import child_name
 from webordinary.devkit.kubelet import LocalKubelet, get_json
 from webordinary.editor.previews.proxy import UpstreamUnavailable, forward_http, forward_websocket
 
 log = logging.getLogger(__name__)
 
 
-def match_backend(ingresses: list[dict[str, Any]], path: str) -> tuple[str, str] | None:
-    """(namespace, service) of the longest Prefix path that matches `path`, as ALB would."""
-    best: tuple[int, str, str] | None = None
-    for ingress in ingresses:
-        namespace = ingress["metadata"]["namespace"]
-        for rule in ingress.get("spec", {}).get("rules", []):
-            for entry in rule.get("http", {}).get("paths", []):
-                prefix = entry.get("path", "/").rstrip("/")
-                if path == prefix or path.startswith(prefix + "/"):
-                    service = entry["backend"]["service"]["name"]
-                    if best is None or len(prefix) > best[0]:
-                        best = (len(prefix), namespace, service)
-    return None if best is None else (best[1], best[2])
+def match_backend(environments: list[dict[str, Any]], path: str) -> tuple[str, str] | None:
+    """(namespace, editor service) of the environment whose sessions hold the path's thread."""
+    if not path.startswith("/session/"):
+        return None
+    thread = path[len("/session/"):].partition("/")[0]
+    for environment in environments:
+        if thread in (environment.get("spec", {}).get("sessions") or []):
+            meta = environment["metadata"]
+            return meta["namespace"], child_name(meta["name"], "editor")
+    return None
 
 
 class LocalIngress:
@@ -62,10 +60,10 @@ class LocalIngress:
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         assert self.client is not None
-        ingresses = (await self._get("/apis/networking.k8s.io/v1/ingresses"))["items"]
-        backend = match_backend(ingresses, request.path)
+        environments = (await self._get("/apis/webordinary.dev/v1alpha1/editenvironments"))
+        backend = match_backend(environments["items"], request.path)
         if backend is None:
-            return web.Response(status=404, text="no ingress path matches this URL\n")
+            return web.Response(status=404, text="no session has this URL\n")
         namespace, service = backend
         svc = await self._get(f"/api/v1/namespaces/{namespace}/services/{service}")
         port = self.kubelet.preview_port_for(namespace, svc["spec"].get("selector", {}))

@@ -36,7 +36,9 @@ from typing import Any
 
 import aiohttp
 
-from webordinary.devkit import containers
+from webordinary.contracts.editor_env import METRICS_PORT as METRICS_CONTAINER_PORT
+from webordinary.contracts.editor_env import PREVIEW_PORT as PREVIEW_CONTAINER_PORT
+from webordinary.devkit import containers, endpoints
 
 log = logging.getLogger(__name__)
 
@@ -361,6 +363,39 @@ class LocalKubelet:
                 await self._patch_status(meta["namespace"], meta["name"], status)
         for key in set(self.pods) - seen:
             await self.stop(key)
+        await self.publish_endpoints()
+
+    async def publish_endpoints(self) -> None:
+        """Keep each editor Service's EndpointSlice: the local ports of the pod it selects."""
+        assert self._session is not None
+        services = await self._get(f"/api/v1/services?labelSelector={EDITOR_SELECTOR}")
+        slices = await self._get("/apis/discovery.k8s.io/v1/endpointslices?labelSelector="
+                                 f"{endpoints.MANAGED_BY_LABEL}={endpoints.MANAGED_BY}")
+        live = {(s["metadata"]["namespace"], s["metadata"]["name"]): s
+                for s in slices.get("items", [])}
+        for service in services.get("items", []):
+            meta = service["metadata"]
+            selector = service.get("spec", {}).get("selector") or {}
+            pod = next((p for k, p in self.pods.items() if k.startswith(f"{meta['namespace']}/")
+                        and selector and selector.items() <= p.labels.items()), None)
+            ports = None if pod is None else {
+                "preview": pod.preview_port, str(PREVIEW_CONTAINER_PORT): pod.preview_port,
+                "metrics": pod.metrics_port, str(METRICS_CONTAINER_PORT): pod.metrics_port,
+            }
+            desired = endpoints.endpoint_slice(service, ports, pod is not None and pod.ready)
+            key = (meta["namespace"], desired["metadata"]["name"])
+            current = live.get(key)
+            if not endpoints.differs(desired, current):
+                continue
+            base = f"{self.api_url}/apis/discovery.k8s.io/v1/namespaces/{meta['namespace']}"
+            if current is None:
+                request = self._session.post(f"{base}/endpointslices", json=desired)
+            else:
+                request = self._session.put(f"{base}/endpointslices/{key[1]}", json=desired)
+            async with request as response:
+                if response.status >= 400:
+                    log.warning("kubelet: EndpointSlice %s/%s: HTTP %s %s", *key,
+                                response.status, (await response.text())[:300])
 
     async def _probe(self, pod: LocalPod) -> bool:
         """Ready when every container's readiness probe answers 200 (all containers up)."""

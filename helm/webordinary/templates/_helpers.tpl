@@ -58,6 +58,14 @@ app.kubernetes.io/managed-by: {{ .ctx.Release.Service }}
 {{- printf "%s-hermes" (include "webordinary.fullname" .) }}
 {{- end }}
 
+{{- define "webordinary.gateway.fullname" -}}
+{{- printf "%s-gateway" (include "webordinary.fullname" .) }}
+{{- end }}
+
+{{- define "webordinary.gateway.serviceAccountName" -}}
+{{- default (include "webordinary.gateway.fullname" .) .Values.gateway.serviceAccount.name }}
+{{- end }}
+
 {{- define "webordinary.operator.serviceAccountName" -}}
 {{- default (include "webordinary.operator.fullname" .) .Values.operator.serviceAccount.name }}
 {{- end }}

@@ -90,22 +90,22 @@ def _compose(
 
 def ack_mail(
     ctx: ReplyContext, command_id: str, thread_id: str, base_url: str, sender: str,
-    sender_name: str = "",
+    sender_name: str = "", *, link: str | None = None,
 ) -> OutgoingMail:
     return _compose(
         ctx, sender, sender_name, "ack", command_id,
         ["Got it - we are working on your request. We will write again when it is done.",
          "You can watch the preview while we work:"],
-        link=preview_url(base_url, thread_id),
+        link=link or preview_url(base_url, thread_id),
     )
 
 
 def result_mail(
     ctx: ReplyContext, result: Result, thread_id: str, base_url: str, sender: str,
-    sender_name: str = "",
+    sender_name: str = "", *, link: str | None = None,
 ) -> OutgoingMail:
     """The answer to a command: what changed and the preview, or what went wrong and what to do."""
-    link = preview_url(base_url, thread_id)
+    link = link or preview_url(base_url, thread_id)
     files = result.files_changed[:FILES_SHOWN]
     more = len(result.files_changed) - len(files)
     items = files + ([f"... and {more} more"] if more > 0 else [])
@@ -158,7 +158,7 @@ def result_mail(
 
 def dlq_mail(
     ctx: ReplyContext, command_id: str, thread_id: str, base_url: str, sender: str,
-    sender_name: str = "", cause: str = "",
+    sender_name: str = "", cause: str = "", *, link: str | None = None,
 ) -> OutgoingMail:
     """A command that ended in the dead-letter queue: it was tried several times and failed."""
     detail = f" ({cause})" if cause else ""
@@ -168,7 +168,7 @@ def dlq_mail(
          "What to try: reply to this mail to send it again in a few minutes. If it keeps "
          "failing, split it into smaller changes, or contact support and mention the "
          f"reference {command_id}."],
-        link=preview_url(base_url, thread_id),
+        link=link or preview_url(base_url, thread_id),
     )
 
 

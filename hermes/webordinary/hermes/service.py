@@ -52,6 +52,7 @@ from webordinary.hermes.decisions import (
     reply_subject,
 )
 from webordinary.hermes.journal import CommandRecord, Journal
+from webordinary.hermes.links import PreviewLinks
 from webordinary.hermes.mail import ParsedMail
 from webordinary.hermes.metrics import Metrics
 from webordinary.hermes.notifications import NotificationError, parse_notification
@@ -127,6 +128,8 @@ class Hermes:
         self.parser = parser or ParserPool(settings.parse_workers, settings.parse_timeout_seconds,
                                            settings.parse_memory_mib)
         self.budget = ReplyBudget(settings.unknown_sender_replies_per_hour)
+        self.links = PreviewLinks(settings.preview_base_url, settings.preview_link_keys_dir,
+                                  settings.preview_link_ttl_seconds)
         self._locks: dict[str, tuple[asyncio.Lock, int]] = {}
         self.results = ResultPollers(
             queues, self._handle_result_message, wait_seconds=settings.results_wait_seconds,
@@ -350,7 +353,7 @@ class Hermes:
         if self.settings.ack_enabled and not self.journal.replied(f"ack:{plan.command_id}"):
             ack = ack_mail(plan.reply, plan.command_id, plan.thread_id,
                            self.settings.preview_base_url, self.settings.from_address,
-                           self.settings.from_name)
+                           self.settings.from_name, link=self.links.url(plan.thread_id))
             try:
                 await self._send_mail(ack, plan.thread_id, plan.environment)
                 self.journal.record_reply(f"ack:{plan.command_id}")
@@ -602,10 +605,13 @@ class Hermes:
             return True
         base, sender, name = (self.settings.preview_base_url, self.settings.from_address,
                               self.settings.from_name)
+        link = self.links.url(record.thread_id)
         if dead_command:
-            mail = dlq_mail(record.reply, result.command_id, record.thread_id, base, sender, name)
+            mail = dlq_mail(record.reply, result.command_id, record.thread_id, base, sender, name,
+                            link=link)
         else:
-            mail = result_mail(record.reply, result, record.thread_id, base, sender, name)
+            mail = result_mail(record.reply, result, record.thread_id, base, sender, name,
+                               link=link)
         try:
             await self._send_mail(mail, record.thread_id, record.environment)
         except PermanentSendError as exc:

@@ -56,6 +56,10 @@ class HermesSettings(BaseSettings):
     from_name: str = "Webordinary"
     preview_base_url: str = "https://edit.webordinary.dev"
     """Preview links are `{preview_base_url}/session/{threadId}/`."""
+    preview_link_keys_dir: Path | None = None
+    """The mounted link-key Secret (`current`, `previous`): links carry a signed, expiring
+    token the gateway checks. Unset: plain links (signing off, private networks only)."""
+    preview_link_ttl_seconds: Annotated[int, Field(ge=300)] = 14 * 24 * 3600
     ack_enabled: bool = True
     """Send a short acknowledgement with the preview link as soon as the command is queued."""
 
@@ -113,7 +117,7 @@ class HermesSettings(BaseSettings):
 
     @field_validator(
         "kube_api_url", "aws_endpoint_url", "inbound_queue_url", "inbound_dlq_url", "s3_bucket",
-        "smtp_outbound_host", "journal_path", mode="before",
+        "smtp_outbound_host", "journal_path", "preview_link_keys_dir", mode="before",
     )
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

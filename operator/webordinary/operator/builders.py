@@ -28,7 +28,6 @@ ROLE_EDITOR: Final = "editor"
 ROLE_WORKSPACE: Final = "workspace"
 ROLE_PREVIEW: Final = "preview"
 ANNOTATION_IRSA: Final = "eks.amazonaws.com/role-arn"
-ALB_GROUP: Final = "alb.ingress.kubernetes.io/group.name"
 RESERVED_ENV_PREFIXES: Final = specpolicy.RESERVED_ENV_PREFIXES
 RESERVED_ENV_NAMES: Final = (SECRET_ENV_ANTHROPIC_API_KEY,)
 WORKSPACE_VOLUME: Final = "workspace"
@@ -61,6 +60,7 @@ SERVICE_ACCOUNT: Final = Kind("v1", "ServiceAccount", "serviceaccounts")
 PVC: Final = Kind("v1", "PersistentVolumeClaim", "persistentvolumeclaims")
 SERVICE: Final = Kind("v1", "Service", "services")
 DEPLOYMENT: Final = Kind("apps/v1", "Deployment", "deployments")
+# Only to remove the per-environment Ingresses earlier versions created.
 INGRESS: Final = Kind("networking.k8s.io/v1", "Ingress", "ingresses")
 NETWORK_POLICY: Final = Kind("networking.k8s.io/v1", "NetworkPolicy", "networkpolicies")
 EDIT_ENVIRONMENT: Final = Kind(env.API_VERSION, env.KIND, env.PLURAL)
@@ -320,7 +320,7 @@ def service(owner: Owner, spec: env.EditEnvironmentSpec) -> Manifest:
 
 
 def preview_host(settings: OperatorSettings) -> str | None:
-    """The Ingress host from the preview base URL; none for local URLs."""
+    """The public host of previews (the gateway forwards it as Host); none for local URLs."""
     host = urlparse(settings.preview_base_url).hostname
     return None if host in (None, "localhost", "127.0.0.1") else host
 
@@ -330,62 +330,18 @@ def preview_base(settings: OperatorSettings) -> str:
     return settings.preview_base_url.rstrip("/") + "/session/"
 
 
-def ingress(
-    owner: Owner, spec: env.EditEnvironmentSpec, settings: OperatorSettings
-) -> Manifest | None:
-    """One Prefix path `/session/{threadId}` per session; None when there is no session."""
-    if not spec.sessions:
-        return None
-    annotations = {
-        "alb.ingress.kubernetes.io/target-type": "ip",
-        "alb.ingress.kubernetes.io/healthcheck-port": str(METRICS_PORT),
-        "alb.ingress.kubernetes.io/healthcheck-path": "/readyz",
-    }
-    if settings.alb_group_name:
-        annotations[ALB_GROUP] = settings.alb_group_name
-    annotations.update(settings.ingress_annotations)
-    paths = [
-        {
-            "path": naming.preview_path(thread).rstrip("/"),
-            "pathType": "Prefix",
-            "backend": {"service": {
-                "name": naming.child_name(owner.name, ROLE_EDITOR),
-                "port": {"name": "preview"},
-            }},
-        }
-        for thread in spec.sessions
-    ]
-    rule: dict[str, Any] = {"http": {"paths": paths}}
-    host = preview_host(settings)
-    if host:
-        rule["host"] = host
-    return {
-        "apiVersion": "networking.k8s.io/v1",
-        "kind": "Ingress",
-        "metadata": _metadata(owner, spec, ROLE_PREVIEW, "preview", annotations=annotations),
-        "spec": {"ingressClassName": settings.ingress_class_name, "rules": [rule]},
-    }
-
-
 def network_policy(
     owner: Owner, spec: env.EditEnvironmentSpec, settings: OperatorSettings
 ) -> Manifest:
-    """Ingress only from the ingress controller (and scrapers); egress only DNS and HTTPS."""
-    sources: list[dict[str, Any]] = []
-    if settings.ingress_controller_namespace:
-        sources.append({"namespaceSelector": {"matchLabels": {
-            "kubernetes.io/metadata.name": settings.ingress_controller_namespace,
-        }}})
-    sources.extend({"ipBlock": {"cidr": cidr}} for cidr in settings.ingress_source_cidrs)
-    rules: list[dict[str, Any]] = []
-    if sources:
-        rules.append({
-            "from": sources,
-            "ports": [
-                {"protocol": "TCP", "port": PREVIEW_PORT},
-                {"protocol": "TCP", "port": METRICS_PORT},
-            ],
-        })
+    """Preview traffic only from the gateway's pods, metrics only from the scrapers; egress
+    only DNS and HTTPS."""
+    gateway: dict[str, Any] = {"podSelector": {"matchLabels": dict(settings.gateway_pod_labels)}}
+    gateway["namespaceSelector"] = {"matchLabels": {
+        "kubernetes.io/metadata.name": settings.gateway_namespace,
+    }} if settings.gateway_namespace else {}
+    rules: list[dict[str, Any]] = [
+        {"from": [gateway], "ports": [{"protocol": "TCP", "port": PREVIEW_PORT}]},
+    ]
     if settings.metrics_scraper_namespace:
         rules.append({
             "from": [{"namespaceSelector": {"matchLabels": {
@@ -427,7 +383,8 @@ def children(
     ]
     if queues.input and queues.output and queues.dlq:
         built.append((DEPLOYMENT, deployment(owner, spec, queues, replicas, settings)))
-    built.append((INGRESS, ingress(owner, spec, settings)))
+    # Previews go through the gateway: per-environment Ingresses of earlier versions go.
+    built.append((INGRESS, None))
     result: list[tuple[Kind, str, Manifest | None]] = []
     for kind, manifest in built:
         role = {PVC: ROLE_WORKSPACE, INGRESS: ROLE_PREVIEW}.get(kind, ROLE_EDITOR)

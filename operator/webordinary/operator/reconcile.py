@@ -141,6 +141,13 @@ def is_foreign(live: Mapping[str, Any], owner: builders.Owner) -> str | None:
     return None
 
 
+def is_ours(live: Mapping[str, Any], owner: builders.Owner) -> bool:
+    """Whether this environment controls the object (only then may it delete it)."""
+    refs = live.get("metadata", {}).get("ownerReferences") or []
+    return any(r.get("controller") and r.get("kind") == KIND and r.get("name") == owner.name
+               for r in refs)
+
+
 async def apply_child(
     kube: KubeClient,
     kind: builders.Kind,
@@ -154,7 +161,8 @@ async def apply_child(
     if manifest is None:
         if fresh:
             return None, 0
-        if await kube.get(kind, owner.namespace, name) is None:
+        gone = await kube.get(kind, owner.namespace, name)
+        if gone is None or not is_ours(gone, owner):
             return None, 0
         return None, int(await kube.delete(kind, owner.namespace, name))
     live: Mapping[str, Any] | None = None

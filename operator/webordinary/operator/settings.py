@@ -122,15 +122,13 @@ class OperatorSettings(BaseSettings):
     anthropic_secret_key: str = "api-key"
     git_token_secret_key: str = "token"
 
-    ingress_class_name: str = "alb"
-    alb_group_name: str | None = "webordinary-previews"
-    # Extra ingress annotations as JSON, e.g. '{"alb.ingress.kubernetes.io/scheme":"internal"}'.
-    ingress_annotations: dict[str, str] = Field(default_factory=dict)
     preview_base_url: str = "http://localhost"
-    # Who may reach the preview port: pods of the ingress controller's namespace and/or CIDRs
-    # (with the AWS Load Balancer Controller in IP mode the ALB's subnets, e.g. the VPC CIDR).
-    ingress_controller_namespace: str | None = "kube-system"
-    ingress_source_cidrs: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    # Who may reach the editors' preview port: the gateway's pods (the one front door for
+    # previews). Namespace None: pods with these labels in any namespace.
+    gateway_namespace: str | None = None
+    gateway_pod_labels: dict[str, str] = Field(default_factory=lambda: {
+        "app.kubernetes.io/component": "gateway", "app.kubernetes.io/part-of": "webordinary",
+    })
     metrics_scraper_namespace: str | None = None
 
     # Drift detection (and the safety net of sleep and wake): one timer per environment. A tick
@@ -174,7 +172,7 @@ class OperatorSettings(BaseSettings):
     editor_priority_class_name: str | None = None
     editor_topology_spread_constraints: list[dict[str, Any]] = Field(default_factory=list)
 
-    @field_validator("namespaces", "ingress_source_cidrs", mode="before")
+    @field_validator("namespaces", mode="before")
     @classmethod
     def _split(cls, value: object) -> object:
         if isinstance(value, str):

@@ -23,7 +23,6 @@ CHILDREN = [
     ("/api/v1", "persistentvolumeclaims", "workspace"),
     ("/api/v1", "services", "editor"),
     ("/apis/apps/v1", "deployments", "editor"),
-    ("/apis/networking.k8s.io/v1", "ingresses", "preview"),
     ("/apis/networking.k8s.io/v1", "networkpolicies", "editor"),
 ]
 
@@ -70,9 +69,8 @@ def test_create_to_ready_with_every_child_and_queue(harness: Harness,
            deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
     assert env["WEBORDINARY_INPUT_QUEUE_URL"] == urls["input"]
     assert deployment["spec"]["replicas"] == 1
-    ingress = api.child("/apis/networking.k8s.io/v1", "ingresses", f"{name}-preview")
-    assert [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]] == [
-        "/session/1a2b3c4d"]
+    # Previews go through the gateway: no Ingress per environment.
+    assert api.child("/apis/networking.k8s.io/v1", "ingresses", f"{name}-preview") is None
 
 
 def _deployment(harness: Harness, name: str) -> dict[str, Any]:
@@ -105,9 +103,7 @@ def test_spec_change_updates_children_and_queues(harness: Harness) -> None:
 
         wait_for(updated, what="new generation observed")
     assert runner.exception is None
-    ingress = api.child("/apis/networking.k8s.io/v1", "ingresses", f"{name}-preview")
-    assert [p["path"] for p in ingress["spec"]["rules"][0]["http"]["paths"]] == [
-        "/session/aaa111", "/session/bbb222"]
+    assert api.child("/apis/networking.k8s.io/v1", "ingresses", f"{name}-preview") is None
     deployment = _deployment(harness, name)
     env = _env(deployment)
     assert env["WEBORDINARY_IDLE_TIMEOUT_SECONDS"] == str(45 * 60)
@@ -166,18 +162,55 @@ def test_deleted_children_and_queue_come_back(harness: Harness) -> None:
         old_output = ee["status"]["queues"]["output"]
         api.call("DELETE", f"/api/v1/namespaces/{NAMESPACE}/services/{name}-editor")
         api.call("DELETE",
-                 f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/ingresses/{name}-preview")
+                 f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/networkpolicies/"
+                 f"{name}-editor")
         harness.sqs.delete_queue(QueueUrl=old_output)
         assert api.child("/api/v1", "services", f"{name}-editor") is None
         wait_for(lambda: api.child("/api/v1", "services", f"{name}-editor"), timeout=15,
                  what="Service recreated")
-        wait_for(lambda: api.child("/apis/networking.k8s.io/v1", "ingresses", f"{name}-preview"),
-                 timeout=15, what="Ingress recreated")
+        wait_for(lambda: api.child("/apis/networking.k8s.io/v1", "networkpolicies",
+                                   f"{name}-editor"),
+                 timeout=15, what="NetworkPolicy recreated")
         wait_for(lambda: f"webordinary-output-{name}" in harness.queue_names(), timeout=15,
                  what="output queue recreated")
         wait_for(lambda: is_reconciled(api.ee(name)), what="Ready again")
     assert runner.exception is None
     assert len(harness.queue_names()) == 3
+
+
+def test_upgrade_removes_the_per_environment_ingress_of_earlier_versions(
+    harness: Harness,
+) -> None:
+    api = harness.api
+    name = "ameliastamps-website-upgrade"
+    path = f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/ingresses"
+    with harness.run_operator() as runner:
+        created = api.create_ee(name, spec_for("upgrade", sessions=["abc123"]))
+        wait_for(lambda: is_ready(api.ee(name)), what="Ready")
+    assert runner.exception is None
+    # What the operator wrote before the gateway existed, and an SRE's Ingress of its own.
+    owner = {"apiVersion": created["apiVersion"], "kind": "EditEnvironment", "name": name,
+             "uid": created["metadata"]["uid"], "controller": True, "blockOwnerDeletion": True}
+    backend = {"service": {"name": f"{name}-editor", "port": {"name": "preview"}}}
+    for ingress_name, refs in ((f"{name}-preview", [owner]), ("sre-own", [])):
+        api.call("POST", path, {
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"name": ingress_name, "ownerReferences": refs},
+            "spec": {"ingressClassName": "alb", "rules": [{"http": {"paths": [
+                {"path": "/session/abc123", "pathType": "Prefix", "backend": backend}]}}]},
+        })
+    with harness.run_operator() as runner:
+        wait_for(lambda: api.child("/apis/networking.k8s.io/v1", "ingresses",
+                                   f"{name}-preview") is None,
+                 timeout=15, what="the old Ingress removed on resume")
+    assert runner.exception is None
+    assert api.child("/apis/networking.k8s.io/v1", "ingresses", "sre-own") is not None
+    assert is_ready(api.ee(name))
+    policy = api.child("/apis/networking.k8s.io/v1", "networkpolicies", f"{name}-editor")
+    (previews, *_) = policy["spec"]["ingress"]
+    assert previews["ports"] == [{"protocol": "TCP", "port": 4321}]
+    assert previews["from"][0]["podSelector"]["matchLabels"][
+        "app.kubernetes.io/component"] == "gateway"
 
 
 def test_delete_removes_queues_and_keeps_the_workspace(harness: Harness) -> None:

@@ -54,20 +54,31 @@ def test_only_pvc_mounts_are_mapped(tmp_path: Path) -> None:
     assert path == tmp_path / "volumes" / "ns" / "env-workspace"
 
 
-def test_ingress_picks_the_longest_matching_prefix() -> None:
-    from webordinary.devkit.ingress import match_backend
+def test_endpoint_slice_is_what_the_controller_writes_with_local_ports() -> None:
+    import kubernetes_validate
 
-    def ingress(ns: str, paths: dict[str, str]) -> dict[str, Any]:
-        return {"metadata": {"namespace": ns}, "spec": {"rules": [{"http": {"paths": [
-            {"path": p, "pathType": "Prefix", "backend": {"service": {"name": s}}}
-            for p, s in paths.items()]}}]}}
+    from webordinary.devkit.endpoints import differs, endpoint_slice
 
-    ingresses = [ingress("a", {"/session/abc": "env-a"}), ingress("b", {"/session/abcd": "env-b"})]
-    assert match_backend(ingresses, "/session/abc/") == ("a", "env-a")
-    assert match_backend(ingresses, "/session/abc") == ("a", "env-a")
-    assert match_backend(ingresses, "/session/abcd/x.css") == ("b", "env-b")
-    assert match_backend(ingresses, "/session/abcde/") is None
-    assert match_backend(ingresses, "/other") is None
+    service = {"metadata": {"name": "env-editor", "namespace": "t", "uid": "u1",
+                            "labels": {"app.kubernetes.io/name": "webordinary-editor"}},
+               "spec": {"ports": [{"name": "preview", "port": 4321, "targetPort": "preview",
+                                   "protocol": "TCP"},
+                                  {"name": "metrics", "port": 9090, "targetPort": "metrics",
+                                   "protocol": "TCP"}]}}
+    ready = endpoint_slice(service, {"preview": 40001, "metrics": 40002}, True)
+    kubernetes_validate.validate(ready, "1.33.0", strict=True)
+    assert ready["metadata"]["labels"]["kubernetes.io/service-name"] == "env-editor"
+    assert ready["metadata"]["labels"]["app.kubernetes.io/name"] == "webordinary-editor"
+    assert ready["ports"][0] == {"name": "preview", "protocol": "TCP", "port": 40001}
+    assert ready["endpoints"] == [{"addresses": ["127.0.0.1"], "conditions": {
+        "ready": True, "serving": True, "terminating": False}}]
+    starting = endpoint_slice(service, {"preview": 40001, "metrics": 40002}, False)
+    assert starting["endpoints"][0]["conditions"]["ready"] is False
+    asleep = endpoint_slice(service, None, False)
+    kubernetes_validate.validate(asleep, "1.33.0", strict=True)
+    assert asleep["endpoints"] == []
+    assert differs(asleep, ready)
+    assert not differs(ready, ready)
 
 
 def test_status_reports_like_a_cluster() -> None:

@@ -38,8 +38,6 @@ FULL: dict[str, Any] = {
     },
     "editor": {
         "iamRoleArnTemplate": "arn:aws:iam::123456789012:role/webordinary-editor-{environment}",
-        "ingress": {"annotations": {"alb.ingress.kubernetes.io/scheme": "internal"},
-                    "sourceCidrs": ["10.0.0.0/16"]},
         "image": {"digest": "sha256:" + "a" * 64},
         "messagesApiUrl": "http://wo-webordinary-messages-api:8080",
         "placement": {
@@ -50,6 +48,13 @@ FULL: dict[str, Any] = {
                                            "topologyKey": "topology.kubernetes.io/zone",
                                            "whenUnsatisfiable": "ScheduleAnyway"}],
         },
+    },
+    "gateway": {
+        "replicas": 3,
+        "ingress": {"albGroupName": "previews", "host": "preview.example.com",
+                    "annotations": {"alb.ingress.kubernetes.io/scheme": "internal"}},
+        "networkPolicy": {"sourceCidrs": ["10.0.0.0/16"]},
+        "extraEnv": [{"name": "WEBORDINARY_GATEWAY_READ_TIMEOUT_SECONDS", "value": "60"}],
     },
     "storageClass": {"create": True, "fileSystemId": "fs-0123456789abcdef0"},
     "metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}},

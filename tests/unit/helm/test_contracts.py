@@ -25,6 +25,7 @@ from tests.unit.helm.chart_render import (
 SETTINGS = {
     "operator": ("webordinary.operator.settings", "OperatorSettings", "WEBORDINARY_OPERATOR_"),
     "hermes": ("webordinary.hermes.settings", "HermesSettings", "WEBORDINARY_HERMES_"),
+    "gateway": ("webordinary.gateway.settings", "GatewaySettings", "WEBORDINARY_GATEWAY_"),
 }
 VALUE_SETS: dict[str, dict[str, Any]] = {"default": {}, "full": FULL, **ci_values()}
 CRD_FILE = "editenvironments.webordinary.dev.yaml"
@@ -91,10 +92,11 @@ def test_operator_settings_carry_the_editor_defaults(monkeypatch: pytest.MonkeyP
     assert settings.editor_image == "webordinary/editor@sha256:" + "a" * 64
     assert settings.editor_run_as_user == 10001, "the editor image's USER"
     assert settings.editor_memory_limit == "3Gi"
-    assert settings.ingress_class_name == "alb"
-    assert settings.alb_group_name == "webordinary-previews"
-    assert settings.ingress_annotations == {"alb.ingress.kubernetes.io/scheme": "internal"}
-    assert settings.ingress_source_cidrs == ["10.0.0.0/16"]
+    # Editors admit preview traffic only from the pods of the gateway Deployment.
+    gateway = rendered.get("Deployment", fullname("gateway"))
+    assert settings.gateway_namespace == gateway["metadata"]["namespace"]
+    assert settings.gateway_pod_labels.items() <= (
+        gateway["spec"]["template"]["metadata"]["labels"].items())
     assert settings.role_arn("tenants", "a-b-c") == (
         "arn:aws:iam::123456789012:role/webordinary-editor-a-b-c")
     assert settings.anthropic_secret_name == "anthropic-api-key"

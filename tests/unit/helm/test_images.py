@@ -15,7 +15,7 @@ import yaml
 from tests.unit.helm.chart_render import CHART, ROOT
 
 DOCKERFILE = ROOT / "images" / "Dockerfile"
-TARGETS = ("operator", "hermes", "editor")
+TARGETS = ("operator", "hermes", "editor", "gateway")
 PINNED = re.compile(r"^[a-z0-9./-]+:\d+\.\d+\.\d+[a-z0-9.-]*(@sha256:[a-f0-9]{64})?$")
 
 

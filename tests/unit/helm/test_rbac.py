@@ -13,7 +13,6 @@ CHILDREN = [
     ("", "services"),
     ("", "persistentvolumeclaims"),
     ("", "serviceaccounts"),
-    ("networking.k8s.io", "ingresses"),
     ("networking.k8s.io", "networkpolicies"),
 ]
 WRITE_VERBS = {"create", "update", "patch", "delete", "deletecollection"}
@@ -57,6 +56,10 @@ def test_operator_may_reconcile_editenvironments(cluster_wide: bool) -> None:
     for group, resource in CHILDREN:
         for verb in ("get", "list", "watch", "create", "patch", "delete"):
             assert allows(rules, group, resource, verb), f"{verb} {group}/{resource}"
+    # Ingresses: only to remove the per-environment ones of versions before the gateway.
+    assert allows(rules, "networking.k8s.io", "ingresses", "get")
+    assert allows(rules, "networking.k8s.io", "ingresses", "delete")
+    assert not allows(rules, "networking.k8s.io", "ingresses", "create")
     assert allows(rules, "", "events", "create")
     assert allows(rules, "apiextensions.k8s.io", "customresourcedefinitions", "watch")
     assert allows(rules, "", "namespaces", "list"), "kopf's namespace observer (namespaced mode)"
@@ -84,6 +87,41 @@ def test_hermes_may_get_create_patch_editenvironments_only() -> None:
     assert not allows(rules, "webordinary.dev", "editenvironments/status", "patch")
     assert rules_bound_to(rendered, fullname("hermes"), NAMESPACE) == []
     assert all(rule["apiGroups"] == ["webordinary.dev"] for rule in rules)
+
+
+@pytest.mark.parametrize("cluster_wide", [False, True])
+def test_gateway_may_watch_and_patch_editenvironments_and_read_endpoint_slices(
+    cluster_wide: bool,
+) -> None:
+    rendered = render({"operator": {"clusterWide": cluster_wide},
+                       "environments": {"namespace": "tenants"}})
+    rules = rules_bound_to(rendered, fullname("gateway"), "tenants")
+    for verb in ("list", "watch", "patch"):
+        assert allows(rules, "webordinary.dev", "editenvironments", verb), verb
+    for verb in ("list", "watch"):
+        assert allows(rules, "discovery.k8s.io", "endpointslices", verb), verb
+    for verb in ("create", "delete", "update"):
+        assert not allows(rules, "webordinary.dev", "editenvironments", verb), verb
+    assert not allows(rules, "webordinary.dev", "editenvironments/status", "patch")
+    assert {g for rule in rules for g in rule["apiGroups"]} == {
+        "webordinary.dev", "discovery.k8s.io"}
+    elsewhere = rules_bound_to(rendered, fullname("gateway"), "kube-system")
+    assert allows(elsewhere, "webordinary.dev", "editenvironments", "watch") is cluster_wide
+
+
+def test_the_api_server_limits_gateway_patches_to_two_annotations() -> None:
+    rendered = render()
+    (policy,) = rendered.all("ValidatingAdmissionPolicy")
+    (binding,) = rendered.all("ValidatingAdmissionPolicyBinding")
+    assert binding["spec"]["policyName"] == policy["metadata"]["name"]
+    assert binding["spec"]["validationActions"] == ["Deny"]
+    (condition,) = policy["spec"]["matchConditions"]
+    assert condition["expression"] == (
+        f'request.userInfo.username == "system:serviceaccount:{NAMESPACE}:{fullname("gateway")}"')
+    allowed = next(v for v in policy["spec"]["variables"] if v["name"] == "allowed")
+    assert "webordinary.dev/wake-requested-at" in allowed["expression"]
+    assert "webordinary.dev/last-activity" in allowed["expression"]
+    assert policy["spec"]["failurePolicy"] == "Fail"
 
 
 @pytest.mark.parametrize("cluster_wide", [False, True])

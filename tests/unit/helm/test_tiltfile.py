@@ -10,14 +10,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlparse
 
 import pytest
 import yaml
 
 from tests.unit.helm.chart_render import CHART, ROOT, render
 from tests.unit.helm.test_images import effective, parse
-from webordinary.contracts import naming
-from webordinary.contracts.editor_env import PREVIEW_PORT
 
 TILTFILE = ROOT / "Tiltfile"
 
@@ -92,7 +91,7 @@ def test_images_are_the_chart_images_and_dockerfile_targets(tilt: Tilt) -> None:
     values = yaml.safe_load((CHART / "values.yaml").read_text())
     _, stages = parse()
     assert set(tilt.builds) == {values[c]["image"]["repository"] for c in
-                                ("operator", "hermes", "editor")} | {
+                                ("operator", "hermes", "editor", "gateway")} | {
         values["dev"]["messagesApi"]["image"]["repository"]}
     for ref, build in tilt.builds.items():
         assert (ROOT / build["context"]).resolve() == ROOT
@@ -151,12 +150,8 @@ def test_chart_install_and_resources_match_the_rendered_chart(tilt: Tilt) -> Non
     assert set(tilt.resources) == rendered_names, "every Deployment is a named Tilt resource"
 
 
-def test_preview_forward_targets_an_editor_service(tilt: Tilt) -> None:
-    command = tilt.local["preview"]["serve_cmd"]
-    match = re.search(r"svc/\$\{WEBORDINARY_PREVIEW_ENV:-([a-z0-9-]+)\}(-[a-z]+) (\d+):(\d+)",
-                      command)
-    assert match, command
-    default_env, suffix, _, remote = match.groups()
-    assert default_env + suffix == naming.child_name(default_env, "editor")
-    assert int(remote) == PREVIEW_PORT
-    assert "-n webordinary" in command
+def test_previews_are_forwarded_through_the_gateway(tilt: Tilt) -> None:
+    values = yaml.safe_load((CHART / "ci" / "kind-values.yaml").read_text())
+    forwards = tilt.resources["webordinary-gateway"]["port_forwards"]
+    local = urlparse(values["preview"]["baseUrl"]).port
+    assert f"{local}:{values['gateway']['port']}" in forwards

@@ -93,7 +93,7 @@ def test_only_our_components_get_an_api_token(rendered: Rendered) -> None:
     for deployment in rendered.all("Deployment"):
         spec = deployment["spec"]["template"]["spec"]
         component = deployment["metadata"]["labels"]["app.kubernetes.io/component"]
-        if component in ("operator", "hermes"):
+        if component in ("operator", "hermes", "gateway"):
             assert spec["serviceAccountName"] == fullname(component)
         else:
             assert spec["automountServiceAccountToken"] is False, component
@@ -136,7 +136,8 @@ def test_services_reach_named_container_ports(rendered: Rendered) -> None:
 
 def test_network_policies_select_our_pods_and_named_ports(rendered: Rendered) -> None:
     policies = rendered.all("NetworkPolicy")
-    assert {p["metadata"]["name"] for p in policies} == {fullname("operator"), fullname("hermes")}
+    assert {p["metadata"]["name"] for p in policies} == {
+        fullname("operator"), fullname("hermes"), fullname("gateway")}
     for policy in policies:
         component = policy["metadata"]["labels"]["app.kubernetes.io/component"]
         deployment = rendered.get("Deployment", fullname(component))

@@ -44,8 +44,7 @@ def make_settings(**overrides: Any) -> OperatorSettings:
         "preview_base_url": "https://preview.webordinary.dev",
         "anthropic_secret_name": "anthropic",
         "editor_role_arn_template": "arn:aws:iam::123456789012:role/editor-{namespace}-{name}",
-        "ingress_source_cidrs": ["10.0.0.0/16"],
-        "ingress_annotations": {"alb.ingress.kubernetes.io/scheme": "internet-facing"},
+        "gateway_namespace": "webordinary",
     }
     base.update(overrides)
     return OperatorSettings(**base)
@@ -65,6 +64,11 @@ def test_every_child_is_valid_kubernetes(replicas: int) -> None:
         "Ingress",
     ]
     for kind, name, manifest in built:
+        if kind is builders.INGRESS:
+            # Previews go through the gateway: an Ingress of an earlier version is removed.
+            assert manifest is None
+            assert name == f"{OWNER.name}-preview"
+            continue
         assert manifest is not None
         kubernetes_validate.validate(manifest, "1.33.0", strict=True)
         assert manifest["metadata"]["name"] == name
@@ -74,15 +78,18 @@ def test_every_child_is_valid_kubernetes(replicas: int) -> None:
 
 
 def test_minimal_settings_still_valid() -> None:
-    settings = OperatorSettings(ingress_controller_namespace=None, alb_group_name=None)
-    for _, _, manifest in all_children(make_spec(repository={
+    settings = OperatorSettings(gateway_namespace=None)
+    for kind, _, manifest in all_children(make_spec(repository={
         "url": "https://x/y.git", "credentialsSecretRef": {"name": "git"}}), settings):
-        assert manifest is not None
-        kubernetes_validate.validate(manifest, "1.33.0", strict=True)
+        assert (manifest is None) == (kind is builders.INGRESS)
+        if manifest is not None:
+            kubernetes_validate.validate(manifest, "1.33.0", strict=True)
 
 
 def test_labels_and_owner_references() -> None:
     for kind, _, manifest in all_children(make_spec(), make_settings()):
+        if kind is builders.INGRESS:
+            continue
         assert manifest is not None
         meta = manifest["metadata"]
         assert meta["labels"]["app.kubernetes.io/instance"] == OWNER.name
@@ -102,9 +109,10 @@ def test_long_ids_give_valid_names_and_labels() -> None:
     spec = make_spec(clientId="A" * 100, projectId="Some.Project", userId="john@example.com")
     name = naming.environment_name(spec.client_id, spec.project_id, spec.user_id)
     owner = builders.Owner("tenants", name, "u")
-    for _, _, manifest in builders.children(owner, spec, QUEUES, 1, make_settings()):
-        assert manifest is not None
-        kubernetes_validate.validate(manifest, "1.33.0", strict=True)
+    for kind, _, manifest in builders.children(owner, spec, QUEUES, 1, make_settings()):
+        assert (manifest is None) == (kind is builders.INGRESS)
+        if manifest is not None:
+            kubernetes_validate.validate(manifest, "1.33.0", strict=True)
 
 
 def test_deployment_carries_the_editor_contract() -> None:
@@ -189,45 +197,42 @@ def test_pvc_is_rwx_on_efs() -> None:
                            "resources": {"requests": {"storage": "10Gi"}}}
 
 
-def test_ingress_one_prefix_path_per_session() -> None:
-    ing = builders.ingress(OWNER, make_spec(), make_settings())
-    assert ing is not None
-    (rule,) = ing["spec"]["rules"]
-    assert rule["host"] == "preview.webordinary.dev"
-    assert [(p["path"], p["pathType"]) for p in rule["http"]["paths"]] == [
-        ("/session/1a2b3c4d", "Prefix"), ("/session/feedbeef", "Prefix")]
-    assert rule["http"]["paths"][0]["backend"]["service"] == {
-        "name": f"{OWNER.name}-editor", "port": {"name": "preview"}}
-    assert ing["spec"]["ingressClassName"] == "alb"
-    notes = ing["metadata"]["annotations"]
-    assert notes["alb.ingress.kubernetes.io/group.name"] == "webordinary-previews"
-    assert notes["alb.ingress.kubernetes.io/scheme"] == "internet-facing"
+def test_no_ingress_per_environment_whatever_the_sessions() -> None:
+    for sessions in ([], ["1a2b3c4d"], [f"t{i:015x}" for i in range(150)]):
+        plan = all_children(make_spec(sessions=sessions), make_settings())
+        assert [m for k, _, m in plan if k is builders.INGRESS] == [None]
 
 
-def test_no_sessions_no_ingress() -> None:
-    assert builders.ingress(OWNER, make_spec(sessions=[]), make_settings()) is None
-    local = builders.ingress(OWNER, make_spec(), OperatorSettings())
-    assert local is not None
-    assert "host" not in local["spec"]["rules"][0]
-
-
-def test_network_policy_admits_only_ingress_and_allows_dns_https() -> None:
+def test_network_policy_admits_previews_only_from_gateway_pods() -> None:
     pol = builders.network_policy(OWNER, make_spec(), make_settings(
-        metrics_scraper_namespace="monitoring"))
+        metrics_scraper_namespace="monitoring",
+        gateway_pod_labels={"app.kubernetes.io/name": "webordinary",
+                            "app.kubernetes.io/component": "gateway"}))
     spec = pol["spec"]
     assert spec["policyTypes"] == ["Ingress", "Egress"]
     assert spec["podSelector"]["matchLabels"] == builders.selector_labels(OWNER)
-    first = spec["ingress"][0]
-    assert {"ipBlock": {"cidr": "10.0.0.0/16"}} in first["from"]
-    assert {"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
-                                                  "kube-system"}}} in first["from"]
-    assert {p["port"] for p in first["ports"]} == {4321, 9090}
+    previews, scrapes = spec["ingress"]
+    assert previews == {
+        "from": [{
+            "podSelector": {"matchLabels": {"app.kubernetes.io/name": "webordinary",
+                                            "app.kubernetes.io/component": "gateway"}},
+            "namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name":
+                                                  "webordinary"}},
+        }],
+        "ports": [{"protocol": "TCP", "port": 4321}],
+    }
+    # Scrapers reach the metrics port only, never the preview.
+    assert scrapes["ports"] == [{"protocol": "TCP", "port": 9090}]
+    assert all("ipBlock" not in peer for rule in spec["ingress"] for peer in rule["from"])
     egress_ports = {(p["protocol"], p["port"]) for rule in spec["egress"] for p in rule["ports"]}
     assert egress_ports == {("UDP", 53), ("TCP", 53), ("TCP", 443), ("TCP", 80)}  # 80: EKS agent
     assert all(rule["to"] for rule in spec["egress"]), "every egress rule names its peers"
-    closed = builders.network_policy(OWNER, make_spec(), OperatorSettings(
-        ingress_controller_namespace=None))
-    assert closed["spec"]["ingress"] == []
+    # No namespace configured: gateway pods by label in any namespace, never "everyone".
+    anywhere = builders.network_policy(OWNER, make_spec(), OperatorSettings())
+    (rule,) = anywhere["spec"]["ingress"]
+    (peer,) = rule["from"]
+    assert peer["namespaceSelector"] == {}
+    assert peer["podSelector"]["matchLabels"]["app.kubernetes.io/component"] == "gateway"
 
 
 @pytest.mark.parametrize(

@@ -20,7 +20,7 @@ def test_defaults_need_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
 def test_reads_prefixed_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WEBORDINARY_OPERATOR_NAMESPACES", "tenants, staging")
     monkeypatch.setenv("WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL", "http://127.0.0.1:5000")
-    monkeypatch.setenv("WEBORDINARY_OPERATOR_INGRESS_ANNOTATIONS", '{"a.b/c": "d"}')
+    monkeypatch.setenv("WEBORDINARY_OPERATOR_GATEWAY_POD_LABELS", '{"a.b/c": "d"}')
     monkeypatch.setenv("WEBORDINARY_OPERATOR_DRIFT_INTERVAL_SECONDS", "2.5")
     monkeypatch.setenv(
         "WEBORDINARY_OPERATOR_EDITOR_ROLE_ARN_TEMPLATE", "arn:aws:iam::1:role/editor-{namespace}"
@@ -28,7 +28,7 @@ def test_reads_prefixed_variables(monkeypatch: pytest.MonkeyPatch) -> None:
     settings = OperatorSettings()
     assert settings.watch_namespaces() == ["tenants", "staging"]
     assert settings.sqs_endpoint_url == "http://127.0.0.1:5000"
-    assert settings.ingress_annotations == {"a.b/c": "d"}
+    assert settings.gateway_pod_labels == {"a.b/c": "d"}
     assert settings.drift_interval_seconds == 2.5
     assert settings.role_arn("tenants", "x") == "arn:aws:iam::1:role/editor-tenants"
 

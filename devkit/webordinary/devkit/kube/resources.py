@@ -73,6 +73,7 @@ BUILTINS: tuple[Resource, ...] = (
     _r("apps/v1", "daemonsets", "DaemonSet", True, True, ("ds",), _ALL),
     _r("batch/v1", "jobs", "Job", True, True, (), _ALL),
     _r("batch/v1", "cronjobs", "CronJob", True, True, ("cj",), _ALL),
+    _r("discovery.k8s.io/v1", "endpointslices", "EndpointSlice"),
     _r("networking.k8s.io/v1", "ingresses", "Ingress", True, True, ("ing",)),
     _r("networking.k8s.io/v1", "ingressclasses", "IngressClass", False),
     _r("networking.k8s.io/v1", "networkpolicies", "NetworkPolicy", short=("netpol",)),

@@ -1,0 +1,1 @@
+"""The gateway: the one public entry for previews (routing, wake on visit, signed links)."""

@@ -1,0 +1,131 @@
+"""Wake requests and activity stamps: annotation writes, rate-limited, off the request path.
+
+Every replica sees every other replica's writes through its watch, so "due" looks at both the
+time this replica last wrote and the value the cluster already holds: however many visitors
+and replicas, an environment gets about one wake request per `wake_interval` and one activity
+stamp per `activity_interval`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Final
+
+import aiohttp
+from prometheus_client import Counter as MetricCounter
+
+from webordinary.contracts import environment as env
+from webordinary.gateway.kube import KubeClient, KubeError
+from webordinary.gateway.metrics import ACTIVITY_WRITES, WAKE_REQUESTS
+from webordinary.gateway.routes import Environment, Key
+
+log = logging.getLogger(__name__)
+
+EE_PATH: Final = f"/apis/{env.API_VERSION}/namespaces/{{namespace}}/{env.PLURAL}/{{name}}"
+
+
+def due(last_written: float | None, observed: float | None, now: float, interval: float) -> bool:
+    """Whether a stamp is due: neither we nor anyone else wrote one within `interval`."""
+    latest = max((t for t in (last_written, observed) if t is not None), default=None)
+    return latest is None or now - latest >= interval
+
+
+def stamp(now: float) -> str:
+    """RFC 3339 in UTC, the form Hermes writes (`2026-11-28T15:00:00Z`)."""
+    return datetime.fromtimestamp(int(now), UTC).isoformat().replace("+00:00", "Z")
+
+
+def annotation_patch(annotation: str, now: float) -> dict[str, object]:
+    return {"metadata": {"annotations": {annotation: stamp(now)}}}
+
+
+class Signals:
+    """Writes wake requests and activity for the environments visitors use."""
+
+    def __init__(self, kube: KubeClient, *, wake_interval: float, activity_interval: float,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.kube = kube
+        self.wake_interval = wake_interval
+        self.activity_interval = activity_interval
+        self.clock = clock
+        self._woken: dict[Key, float] = {}
+        self._stamped: dict[Key, float] = {}
+        self._inflight: set[Key] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.websockets: Counter[Key] = Counter()
+        self._websocket_envs: dict[Key, Environment] = {}
+
+    def wake(self, environment: Environment) -> bool:
+        """Ask for a wake unless one is recent or on its way; True when a write was started."""
+        key, now = environment.key, self.clock()
+        if key in self._inflight or not due(
+            self._woken.get(key), environment.wake_requested, now, self.wake_interval
+        ):
+            return False
+        self._woken[key] = now
+        self._write(environment, env.ANNOTATION_WAKE, now, WAKE_REQUESTS)
+        return True
+
+    def activity(self, environment: Environment) -> bool:
+        """Note that the preview is in use (a wake request counts as use too)."""
+        key, now = environment.key, self.clock()
+        observed = max((t for t in (environment.activity, environment.wake_requested)
+                        if t is not None), default=None)
+        if not due(self._stamped.get(key), observed, now, self.activity_interval):
+            return False
+        self._stamped[key] = now
+        self._write(environment, env.ANNOTATION_ACTIVITY, now, ACTIVITY_WRITES)
+        return True
+
+    def _write(self, environment: Environment, annotation: str, now: float,
+               counter: MetricCounter) -> None:
+        task = asyncio.create_task(self._patch(environment, annotation, now, counter))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _patch(self, environment: Environment, annotation: str, now: float,
+                     counter: MetricCounter) -> None:
+        path = EE_PATH.format(namespace=environment.namespace, name=environment.name)
+        waking = annotation == env.ANNOTATION_WAKE
+        if waking:
+            self._inflight.add(environment.key)
+        try:
+            await self.kube.merge_patch(path, annotation_patch(annotation, now))
+            counter.labels("written").inc()
+        except (KubeError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+            counter.labels("failed").inc()
+            log.warning("%s on %s/%s not written: %s", annotation, environment.namespace,
+                        environment.name, exc)
+            # The next visitor tries again rather than waiting out the interval.
+            (self._woken if waking else self._stamped).pop(environment.key, None)
+        finally:
+            if waking:
+                self._inflight.discard(environment.key)
+
+    def websocket_opened(self, environment: Environment) -> None:
+        self.websockets[environment.key] += 1
+        self._websocket_envs[environment.key] = environment
+
+    def websocket_closed(self, environment: Environment) -> None:
+        self.websockets[environment.key] -= 1
+        if self.websockets[environment.key] <= 0:
+            del self.websockets[environment.key]
+            self._websocket_envs.pop(environment.key, None)
+
+    async def keep_websockets_active(self, current: Callable[[Key], Environment | None]) -> None:
+        """An open HMR websocket is someone looking at the preview: stamp it while it lasts."""
+        while True:
+            await asyncio.sleep(min(self.activity_interval / 4, 15.0))
+            for key in list(self.websockets):
+                environment = current(key) or self._websocket_envs.get(key)
+                if environment is not None:
+                    self.activity(environment)
+
+    async def drain(self) -> None:
+        if self._tasks:
+            await asyncio.gather(*list(self._tasks), return_exceptions=True)
