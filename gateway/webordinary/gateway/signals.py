@@ -1,9 +1,10 @@
 """Wake requests and activity stamps: annotation writes, rate-limited, off the request path.
 
-Every replica sees every other replica's writes through its watch, so "due" looks at both the
-time this replica last wrote and the value the cluster already holds: however many visitors
-and replicas, an environment gets about one wake request per `wake_interval` and one activity
-stamp per `activity_interval`.
+The patches and the per-environment limiter are the shared ones of contracts.activity (Hermes
+writes the same). Every replica also sees the others' writes through its watch, so a write is
+skipped when the cluster already holds a recent one: however many visitors and replicas, an
+environment gets about one wake request per `wake_interval` and one activity stamp per
+`activity_interval`.
 """
 
 from __future__ import annotations
@@ -14,12 +15,18 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Final
+from typing import Any, Final
 
 import aiohttp
 from prometheus_client import Counter as MetricCounter
 
 from webordinary.contracts import environment as env
+from webordinary.contracts.activity import (
+    ANNOTATION_WAKE,
+    ActivityLimiter,
+    activity_patch,
+    wake_patch,
+)
 from webordinary.gateway.kube import KubeClient, KubeError
 from webordinary.gateway.metrics import ACTIVITY_WRITES, WAKE_REQUESTS
 from webordinary.gateway.routes import Environment, Key
@@ -35,13 +42,15 @@ def due(last_written: float | None, observed: float | None, now: float, interval
     return latest is None or now - latest >= interval
 
 
-def stamp(now: float) -> str:
-    """RFC 3339 in UTC, the form Hermes writes (`2026-11-28T15:00:00Z`)."""
-    return datetime.fromtimestamp(int(now), UTC).isoformat().replace("+00:00", "Z")
+def at(now: float) -> datetime:
+    """A wall-clock time, whole seconds (what Hermes writes too)."""
+    return datetime.fromtimestamp(int(now), UTC)
 
 
-def annotation_patch(annotation: str, now: float) -> dict[str, object]:
-    return {"metadata": {"annotations": {annotation: stamp(now)}}}
+def annotation_patch(annotation: str, now: float) -> dict[str, Any]:
+    if annotation == ANNOTATION_WAKE:
+        return wake_patch(at(now))
+    return activity_patch(at(now))
 
 
 class Signals:
@@ -54,7 +63,8 @@ class Signals:
         self.activity_interval = activity_interval
         self.clock = clock
         self._woken: dict[Key, float] = {}
-        self._stamped: dict[Key, float] = {}
+        self._limiter = ActivityLimiter(activity_interval)
+        self._by_key: dict[str, Environment] = {}
         self._inflight: set[Key] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self.websockets: Counter[Key] = Counter()
@@ -72,15 +82,27 @@ class Signals:
         return True
 
     def activity(self, environment: Environment) -> bool:
-        """Note that the preview is in use (a wake request counts as use too)."""
-        key, now = environment.key, self.clock()
+        """Note that the preview is in use (a recent wake request or stamp by anyone counts)."""
+        now = self.clock()
         observed = max((t for t in (environment.activity, environment.wake_requested)
                         if t is not None), default=None)
-        if not due(self._stamped.get(key), observed, now, self.activity_interval):
+        if observed is not None and now - observed < self.activity_interval:
             return False
-        self._stamped[key] = now
-        self._write(environment, env.ANNOTATION_ACTIVITY, now, ACTIVITY_WRITES)
+        key = f"{environment.namespace}/{environment.name}"
+        when = self._limiter.offer(key, at(now), time.monotonic())
+        if when is None:
+            self._by_key[key] = environment  # written by `flush` when the interval ends
+            return False
+        self._write(environment, env.ANNOTATION_ACTIVITY, when.timestamp(), ACTIVITY_WRITES)
         return True
+
+    def flush(self) -> None:
+        """Write the activity held back by the limiter whose interval has ended."""
+        for key, when in self._limiter.due(time.monotonic()):
+            environment = self._by_key.pop(key, None)
+            if environment is not None:
+                self._write(environment, env.ANNOTATION_ACTIVITY, when.timestamp(),
+                            ACTIVITY_WRITES)
 
     def _write(self, environment: Environment, annotation: str, now: float,
                counter: MetricCounter) -> None:
@@ -101,8 +123,8 @@ class Signals:
             counter.labels("failed").inc()
             log.warning("%s on %s/%s not written: %s", annotation, environment.namespace,
                         environment.name, exc)
-            # The next visitor tries again rather than waiting out the interval.
-            (self._woken if waking else self._stamped).pop(environment.key, None)
+            if waking:  # the next visitor tries again rather than waiting out the interval
+                self._woken.pop(environment.key, None)
         finally:
             if waking:
                 self._inflight.discard(environment.key)
@@ -118,13 +140,15 @@ class Signals:
             self._websocket_envs.pop(environment.key, None)
 
     async def keep_websockets_active(self, current: Callable[[Key], Environment | None]) -> None:
-        """An open HMR websocket is someone looking at the preview: stamp it while it lasts."""
+        """An open HMR websocket is someone looking at the preview: stamp it while it lasts;
+        and write the activity the limiter held back."""
         while True:
             await asyncio.sleep(min(self.activity_interval / 4, 15.0))
             for key in list(self.websockets):
                 environment = current(key) or self._websocket_envs.get(key)
                 if environment is not None:
                     self.activity(environment)
+            self.flush()
 
     async def drain(self) -> None:
         if self._tasks:

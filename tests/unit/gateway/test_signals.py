@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from webordinary.gateway.signals import annotation_patch, due, stamp
+from webordinary.gateway.signals import annotation_patch, due
 
 
 def test_due_considers_our_writes_and_what_the_cluster_holds() -> None:
@@ -12,7 +12,9 @@ def test_due_considers_our_writes_and_what_the_cluster_holds() -> None:
     assert due(900.0, 930.0, 1000.0, 60)
 
 
-def test_stamp_is_what_hermes_writes() -> None:
-    assert stamp(1_795_000_000.7) == "2026-11-18T11:06:40Z"
+def test_patches_are_the_shared_ones() -> None:
+    assert annotation_patch("webordinary.dev/wake-requested-at", 1_795_000_000.7) == {
+        "metadata": {"annotations": {"webordinary.dev/wake-requested-at":
+                                     "2026-11-18T11:06:40Z"}}}
     assert annotation_patch("webordinary.dev/last-activity", 1_795_000_000) == {
         "metadata": {"annotations": {"webordinary.dev/last-activity": "2026-11-18T11:06:40Z"}}}
