@@ -515,11 +515,3 @@ class LocalKubelet:
 
     async def stop_all(self) -> None:
         await asyncio.gather(*(self.stop(key) for key in list(self.pods)))
-
-    def preview_port_for(self, namespace: str, selector: dict[str, str]) -> int | None:
-        """The local port of the ready pod a Service selector picks (for the local ingress)."""
-        for key, pod in self.pods.items():
-            picked = selector.items() <= pod.labels.items()
-            if key.startswith(f"{namespace}/") and pod.ready and picked:
-                return pod.preview_port
-        return None

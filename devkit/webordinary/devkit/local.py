@@ -3,8 +3,9 @@
 Started here: the strict Kubernetes API emulator (with the CRD), moto (SQS/SES), the Messages
 API stand-in (a deterministic demo model unless ANTHROPIC_BASE_URL/ANTHROPIC_API_KEY point at a
 real one), a bare git repository seeded with the demo site, the operator and Hermes as real
-processes, the local kubelet (editor Deployments -> editor processes), the local ingress
-(`/session/{threadId}/` -> the right editor) and an SMTP mailbox that prints Hermes' replies.
+processes, the local kubelet (editor Deployments -> editor processes, their EndpointSlices), the
+gateway (`/session/{threadId}/` -> the right editor, signed links) and an SMTP mailbox that prints
+Hermes' replies.
 Send mail to Hermes' SMTP port (or `--send "make the header blue"`) and watch the reply.
 
 The console shows a status block, then one line per email in, command, result and reply; the
@@ -20,6 +21,7 @@ import contextlib
 import json
 import logging
 import os
+import secrets
 import shutil
 import signal
 import smtplib
@@ -31,18 +33,18 @@ from dataclasses import dataclass, field
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from email.utils import make_msgid
+from http.cookies import SimpleCookie
 from pathlib import Path
 from typing import Any
+from urllib.parse import urljoin
 
 import aiohttp
 import boto3
 import yaml
-from aiohttp import web
 from aiosmtpd.controller import Controller
 
 from webordinary.devkit.aws import MotoServer, start_moto
 from webordinary.devkit.console import Console, plain_text, preview_link
-from webordinary.devkit.ingress import LocalIngress
 from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
 from webordinary.devkit.kubelet import LocalKubelet, free_port
 from webordinary.devkit.messages_api import MessagesAPI
@@ -185,19 +187,30 @@ def prepare(state: Path, sender: str) -> Path:
     return routing
 
 
-async def start_ingress(
-    kube_url: str, kubelet: LocalKubelet, port: int
-) -> tuple[str, Callable[[], Awaitable[None]]]:
-    """The preview entry (`/session/{threadId}/`): its URL and how to stop it.
+def link_keys(folder: Path) -> Path:
+    """The signed-link key Hermes and the gateway share (a Secret on a cluster), made once."""
+    folder.mkdir(parents=True, exist_ok=True)
+    current = folder / "current"
+    if not current.exists():
+        current.write_text(secrets.token_hex(32) + "\n")
+        current.chmod(0o600)
+    return folder
 
-    The one spot where the real gateway takes over from the devkit's stand-in (issue 8).
-    """
-    runner = web.AppRunner(LocalIngress(kube_url, kubelet).app(), access_log=log)
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", port)
-    await site.start()
-    bound = runner.addresses[0][1]
-    return f"http://127.0.0.1:{bound}", runner.cleanup
+
+def start_gateway(supervisor: Supervisor, kube_url: str, port: int, keys: Path) -> str:
+    """The real gateway, the previews' front door, with production settings (signed links,
+    Secure cookies: browsers keep those for http://127.0.0.1 too). Returns its URL."""
+    port = port or free_port()
+    supervisor.spawn("gateway", "webordinary.gateway", {
+        "WEBORDINARY_GATEWAY_KUBE_API_URL": kube_url,
+        "WEBORDINARY_GATEWAY_NAMESPACES": NAMESPACE,
+        "WEBORDINARY_GATEWAY_HOST": "127.0.0.1",
+        "WEBORDINARY_GATEWAY_PORT": str(port),
+        "WEBORDINARY_GATEWAY_METRICS_HOST": "127.0.0.1",
+        "WEBORDINARY_GATEWAY_METRICS_PORT": "0",
+        "WEBORDINARY_GATEWAY_LINK_KEYS_DIR": str(keys),
+    })
+    return f"http://127.0.0.1:{port}"
 
 
 def model_line(own_model: bool) -> str:
@@ -251,8 +264,8 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
             "WEBORDINARY_EDITOR_POLL_WAIT_SECONDS": "2",
         }
         kubelet = LocalKubelet(kube.url, state, extra_env=editor_env)
-        ingress_url, stop_ingress = await start_ingress(kube.url, kubelet, args.ports["ingress"])
-        cleanups.append(stop_ingress)
+        keys = link_keys(state / "link-keys")
+        ingress_url = start_gateway(supervisor, kube.url, args.ports["ingress"], keys)
         smtp_port = args.ports["smtp"] or free_port()
 
         common = {"AWS_DEFAULT_REGION": "us-east-1"}
@@ -277,6 +290,7 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
             "WEBORDINARY_HERMES_AWS_ENDPOINT_URL": moto.endpoint_url,
             "WEBORDINARY_HERMES_FROM_ADDRESS": HERMES_ADDRESS,
             "WEBORDINARY_HERMES_PREVIEW_BASE_URL": ingress_url,
+            "WEBORDINARY_HERMES_PREVIEW_LINK_KEYS_DIR": str(keys),
             "WEBORDINARY_HERMES_ROUTING_FILE": str(routing),
             "WEBORDINARY_HERMES_JOURNAL_PATH": str(console.journal),
             "WEBORDINARY_HERMES_SMTP_ENABLED": "true",
@@ -404,17 +418,29 @@ async def demo(stack: Stack, args: argparse.Namespace) -> int:
                  if preview_link(plain_text(m)) and not is_ack(m))
     link = preview_link(plain_text(reply))
     assert link is not None
-    async with aiohttp.ClientSession() as client:
+    async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as client:
+        # The signed link is swapped for a cookie scoped to the session, at a clean address.
+        async with client.get(link, allow_redirects=False) as response:
+            assert response.status == 303, f"the signed link {link} answered {response.status}"
+            clean = urljoin(link, response.headers["Location"])
+            jar: SimpleCookie = SimpleCookie()
+            for header in response.headers.getall("Set-Cookie"):
+                jar.load(header)
+        cookie = "; ".join(f"{k}={v.value}" for k, v in jar.items())
+        async with client.get(clean) as response:
+            assert response.status == 403, "without the link's cookie the preview is refused"
+
         async def preview_shows_edit() -> bool:
             try:
-                async with client.get(link) as response:
+                async with client.get(clean, headers={"Cookie": cookie}) as response:
                     return response.status == 200 and args.send in await response.text()
             except aiohttp.ClientError:
                 return False
 
-        await wait_for(preview_shows_edit, args.timeout, f"the preview at {link} to show the edit")
-    stack.console.line("preview", f"{link} shows the edit")
-    print(json.dumps({"reply": str(reply["Subject"]), "preview": link, "ok": True}), flush=True)
+        await wait_for(preview_shows_edit, args.timeout, f"the preview at {clean} to show the edit")
+    stack.console.line("preview", f"{clean} shows the edit (signed link, cookie)")
+    print(json.dumps({"reply": str(reply["Subject"]), "preview": link, "signed": True,
+                      "ok": True}), flush=True)
     return 0
 
 
@@ -439,7 +465,7 @@ def start(args: argparse.Namespace) -> int:
 
 
 def quiet_logging(logs: Path) -> None:
-    """The in-process stand-ins (API emulator, moto, kubelet, ingress) log to a file."""
+    """The in-process stand-ins (API emulator, moto, kubelet) log to a file."""
     logs.mkdir(parents=True, exist_ok=True)
     handler = logging.FileHandler(logs / "devkit.log")
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))

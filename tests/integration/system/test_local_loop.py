@@ -2,7 +2,7 @@
 
 Every part is real and talks over its real protocol (SMTP, the Kubernetes API emulator over
 HTTP, moto SQS, the Claude Code CLI against the Messages API stand-in, git, Astro); only the
-cluster itself is played by the local kubelet and ingress stand-ins.
+cluster itself is played by the local kubelet; previews go through the real gateway.
 """
 
 from __future__ import annotations
@@ -78,6 +78,8 @@ def test_email_to_reply_and_preview(tmp_path: Path) -> None:
         assert kind in kinds, "\n".join(printed)
     assert any(line[10:].startswith("reply") and outcome["preview"] in line for line in printed)
     assert not [line for line in printed if "Traceback" in line or " 503 " in line]
+    assert "?access=v1." in outcome["preview"], "the emailed link is signed"
+    assert outcome["signed"] is True
     # The reply is a real email in the mailbox, threaded to the user's message.
     replies = sorted((tmp_path / "mailbox").glob("*.eml"))
     assert replies, "no reply email arrived"

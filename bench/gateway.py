@@ -1,0 +1,449 @@
+"""Gateway benchmark: proxied requests/s on one core, added latency, route updates, wake on visit,
+RSS with 5,000 environments x 3 sessions.
+
+Run: `./dev bench gateway [--seconds 10] [--environments 5000]`. The gateway runs as its own
+process (`python -m webordinary.gateway`, production settings: signed links on, every request
+checks its cookie) pinned to CPU 0; the API emulator, the upstreams and the load generator share
+CPU 1. Upstreams: a minimal keep-alive HTTP server (the gateway's own ceiling) and the editor's
+real preview entry point with a real `astro dev` server behind it ("the dev server"). Wake on
+visit runs the operator and the local kubelet with a real editor process, as `./dev up` does.
+Targets (2-core machine): added p99 < 5 ms, >= 1,500 req/s per core, route update < 1 s,
+RSS < 200 MiB at 5,000 environments. Exit status 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import multiprocessing
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psutil
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from tests.integration.gateway.harness import (
+    SLICES,
+    ee_path,
+    endpoint_slice,
+    environment,
+    make_keys,
+    token,
+)
+from webordinary.contracts.links import COOKIE_NAME, LinkKeys
+from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
+from webordinary.devkit.kubelet import free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+GATEWAY_CPU, OTHER_CPU = 0, 1
+BODY = b"x" * 1024
+
+
+# -- a minimal upstream and a lean load generator (separate processes) -------------------------
+class _Upstream(asyncio.Protocol):
+    """Answers every request (GET, keep-alive) with 1 KiB: the cheapest possible editor."""
+
+    response = (b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: "
+                + str(len(BODY)).encode() + b"\r\n\r\n" + BODY)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self.buffer = b""
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while b"\r\n\r\n" in self.buffer:
+            _, self.buffer = self.buffer.split(b"\r\n\r\n", 1)
+            self.transport.write(self.response)
+
+
+def serve_upstream(port: int) -> None:
+    os.sched_setaffinity(0, {OTHER_CPU})
+
+    async def main() -> None:
+        server = await asyncio.get_running_loop().create_server(_Upstream, "127.0.0.1", port)
+        await server.serve_forever()
+
+    asyncio.run(main())
+
+
+class _Client(asyncio.Protocol):
+    """One keep-alive connection sending the same GET back to back, timing each answer."""
+
+    def __init__(self, request: bytes, until: float, latencies: list[float],
+                 done: asyncio.Future[None]) -> None:
+        self.request, self.until, self.latencies, self.done = request, until, latencies, done
+        self.buffer = b""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport: asyncio.Transport = transport  # type: ignore[assignment]
+        self._send()
+
+    def _send(self) -> None:
+        self.sent = time.perf_counter()
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        self.buffer += data
+        while True:
+            end = self.buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            head = self.buffer[:end].lower()
+            at = head.find(b"content-length:")
+            length = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0
+                              else len(head)]) if at >= 0 else 0
+            if len(self.buffer) < end + 4 + length:
+                return
+            if not head.startswith(b"http/1.1 200"):
+                raise RuntimeError(head[:200].decode(errors="replace"))
+            self.buffer = self.buffer[end + 4 + length:]
+            self.latencies.append(time.perf_counter() - self.sent)
+            if time.perf_counter() < self.until:
+                self._send()
+            else:
+                self.transport.close()
+                if not self.done.done():
+                    self.done.set_result(None)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if not self.done.done():
+            self.done.set_result(None)
+
+
+def load(port: int, path: str, cookie: str, connections: int, seconds: float,
+         out: Any) -> None:
+    """Closed loop: `connections` connections for `seconds`; puts (count, latencies) in `out`."""
+    os.sched_setaffinity(0, {OTHER_CPU})
+    request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+               f"Cookie: {COOKIE_NAME}={cookie}\r\nAccept: */*\r\n\r\n").encode()
+
+    async def main() -> list[float]:
+        loop = asyncio.get_running_loop()
+        latencies: list[float] = []
+        until = time.perf_counter() + seconds
+        futures = []
+        for _ in range(connections):
+            done: asyncio.Future[None] = loop.create_future()
+            await loop.create_connection(lambda d=done: _Client(request, until, latencies, d),
+                                         "127.0.0.1", port)
+            futures.append(done)
+        await asyncio.gather(*futures)
+        return latencies
+
+    began = time.perf_counter()
+    latencies = asyncio.run(main())
+    out.put((len(latencies), time.perf_counter() - began, latencies))
+
+
+def run_load(port: int, path: str, cookie: str, connections: int,
+             seconds: float) -> tuple[float, list[float]]:
+    """Requests/s and latencies of one load run in a separate process."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    process = context.Process(target=load, args=(port, path, cookie, connections, seconds, queue))
+    process.start()
+    count, elapsed, latencies = queue.get(timeout=seconds + 120)
+    process.join()
+    return count / elapsed, latencies
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+# -- the gateway process ----------------------------------------------------------------------
+class GatewayProcess:
+    def __init__(self, api: KubeAPI, keys_dir: Path, logs: Path) -> None:
+        self.api, self.keys_dir, self.logs = api, keys_dir, logs
+        self.port, self.metrics_port = free_port(), free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "WEBORDINARY_GATEWAY_KUBE_API_URL": self.api.url,
+               "WEBORDINARY_GATEWAY_HOST": "127.0.0.1",
+               "WEBORDINARY_GATEWAY_PORT": str(self.port),
+               "WEBORDINARY_GATEWAY_METRICS_HOST": "127.0.0.1",
+               "WEBORDINARY_GATEWAY_METRICS_PORT": str(self.metrics_port),
+               "WEBORDINARY_GATEWAY_LINK_KEYS_DIR": str(self.keys_dir)}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "webordinary.gateway"], env=env,
+            stdout=self.logs.open("ab"), stderr=subprocess.STDOUT,
+            preexec_fn=lambda: os.sched_setaffinity(0, {GATEWAY_CPU}))
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            self.process.wait(timeout=20)
+
+    def rss_mib(self) -> float:
+        assert self.process is not None
+        return psutil.Process(self.process.pid).memory_info().rss / 2**20
+
+    async def metric(self, name: str) -> float:
+        async with aiohttp.ClientSession() as client, client.get(
+                f"http://127.0.0.1:{self.metrics_port}/metrics") as response:
+            for line in (await response.text()).splitlines():
+                if line.startswith(name + " "):
+                    return float(line.split()[1])
+        return 0.0
+
+    async def ready(self, within: float = 300.0) -> float:
+        began = time.monotonic()
+        async with aiohttp.ClientSession() as client:
+            while time.monotonic() - began < within:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with client.get(
+                            f"http://127.0.0.1:{self.metrics_port}/readyz") as response:
+                        if response.status == 200:
+                            return time.monotonic() - began
+                await asyncio.sleep(0.02)
+        raise TimeoutError(f"gateway not ready; log: {self.logs}")
+
+
+@contextlib.contextmanager
+def child(target: Callable[..., None], *args: Any) -> Iterator[None]:
+    process = multiprocessing.get_context("spawn").Process(target=target, args=args, daemon=True)
+    process.start()
+    try:
+        yield
+    finally:
+        process.terminate()
+        process.join()
+
+
+async def wait_port(port: int) -> None:
+    for _ in range(500):
+        try:
+            _, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.close()
+            return
+        except OSError:
+            await asyncio.sleep(0.02)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def http(api: KubeAPI, method: str, path: str, body: Any = None) -> Any:
+    import requests
+
+    kwargs: dict[str, Any] = {"json": body} if method != "PATCH" else {
+        "data": __import__("json").dumps(body),
+        "headers": {"Content-Type": "application/merge-patch+json"}}
+    response = requests.request(method, api.url + path, timeout=30, **kwargs)
+    response.raise_for_status()
+    return response.json()
+
+
+# -- the measurements -------------------------------------------------------------------------
+async def added_latency(gateway: GatewayProcess, keys: LinkKeys, upstream_port: int,
+                        path_of: Callable[[str], str], thread: str, seconds: float,
+                        ) -> dict[str, float]:
+    """Sequential requests (one connection): direct to the upstream and through the gateway."""
+    cookie = token(keys, thread)
+    out: dict[str, float] = {}
+    for name, port in (("direct", upstream_port), ("gateway", gateway.port)):
+        run_load(port, path_of(thread), cookie, 1, 1.0)  # warm-up
+        _, latencies = run_load(port, path_of(thread), cookie, 1, seconds)
+        out[f"{name}_p50"] = pct(latencies, 0.50) * 1000
+        out[f"{name}_p99"] = pct(latencies, 0.99) * 1000
+    return out
+
+
+async def route_updates(api: KubeAPI, gateway: GatewayProcess, keys: LinkKeys, name: str,
+                        base: list[str], rounds: int) -> list[float]:
+    """Seconds from the EditEnvironment change (API answered) to the gateway serving it."""
+    results = []
+    async with aiohttp.ClientSession() as client:
+        for i in range(rounds):
+            thread = f"f{i:015x}"
+            cookie = {"Cookie": f"{COOKIE_NAME}={token(keys, thread)}"}
+            url = f"http://127.0.0.1:{gateway.port}/session/{thread}/"
+            http(api, "PATCH", ee_path(name), {"spec": {"sessions": [*base, thread]}})
+            began = time.perf_counter()
+            while True:
+                async with client.get(url, headers=cookie) as response:
+                    await response.read()
+                    if response.status == 200:
+                        break
+                await asyncio.sleep(0.005)
+            results.append(time.perf_counter() - began)
+            http(api, "PATCH", ee_path(name), {"spec": {"sessions": base}})
+    return results
+
+
+async def many_environments(api: KubeAPI, count: int, sessions: int) -> float:
+    """Create `count` EditEnvironments with `sessions` sessions each; seconds it took."""
+    began = time.monotonic()
+    semaphore = asyncio.Semaphore(16)
+    async with aiohttp.ClientSession() as client:
+        async def create(i: int) -> None:
+            body = environment(f"c{i}-website-u{i}", [f"{i:010x}{j:06x}" for j in
+                                                      range(sessions)])
+            async with semaphore, client.post(api.url + ee_path(), json=body) as response:
+                assert response.status == 201, await response.text()
+
+        await asyncio.gather(*(create(i) for i in range(count)))
+    return time.monotonic() - began
+
+
+async def astro_upstream(tmp: Path, thread: str) -> Any:
+    """The editor's preview entry point with one session's real `astro dev` behind it."""
+    from tests.plugins.astro_site import make_astro_workspace
+    from webordinary.editor.previews import Previews
+
+    sessions = make_astro_workspace(tmp / "astro", [thread])
+    previews = Previews(sessions, port=0, metrics_port=0, host="127.0.0.1", max_active=1,
+                        standby=False)
+    await previews.start()
+    previews.register(thread, sessions / f"thread-{thread}")
+    await previews.activate(thread)
+    return previews
+
+
+def row(name: str, value: str, target: str = "", ok: bool | None = None) -> str:
+    mark = "" if ok is None else (" ok" if ok else " MISSED")
+    return f"| {name:<52} | {value:>16} | {target + mark:<16} |"
+
+
+async def run(args: argparse.Namespace) -> int:
+    os.sched_setaffinity(0, {OTHER_CPU})
+    load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
+    lines: list[str] = []
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="bench-gateway-") as folder:
+        tmp = Path(folder)
+        keys = make_keys(tmp / "keys")
+        api = start_kube_api([ROOT / "crds"])
+        gateway = GatewayProcess(api, tmp / "keys", tmp / "gateway.log")
+        upstream_port = free_port()
+        try:
+            with child(serve_upstream, upstream_port):
+                await wait_port(upstream_port)
+                fast, fast_threads = "fast-site-bench", ["a000000000000000", "a000000000000001"]
+                http(api, "POST", ee_path(), environment(fast, fast_threads))
+                http(api, "POST", SLICES, endpoint_slice(fast, upstream_port))
+                gateway.start()
+                await gateway.ready()
+                rss_idle = gateway.rss_mib()
+                cookie = token(keys, fast_threads[0])
+                path = f"/session/{fast_threads[0]}/asset.js"
+                run_load(gateway.port, path, cookie, 8, 1.0)  # warm-up
+                rate, latencies = run_load(gateway.port, path, cookie, args.connections,
+                                           args.seconds)
+                direct_rate, _ = run_load(upstream_port, path, cookie, args.connections, 3.0)
+                lines.append(row("proxied requests/s, gateway on one core", f"{rate:,.0f}",
+                                 ">= 1,500", rate >= 1500))
+                failed |= rate < 1500
+                lines.append(row(f"  latency under that load ({args.connections} conns) p50/p99",
+                                 f"{pct(latencies, .5) * 1000:.1f} / "
+                                 f"{pct(latencies, .99) * 1000:.1f} ms"))
+                lines.append(row("  (the upstream alone, for scale)", f"{direct_rate:,.0f}/s"))
+                fast_added = await added_latency(
+                    gateway, keys, upstream_port, lambda t: f"/session/{t}/asset.js",
+                    fast_threads[0], args.latency_seconds)
+                add50 = fast_added["gateway_p50"] - fast_added["direct_p50"]
+                add99 = fast_added["gateway_p99"] - fast_added["direct_p99"]
+                lines.append(row("added latency vs minimal upstream p50 / p99",
+                                 f"{add50:.2f} / {add99:.2f} ms", "p99 < 5 ms", add99 < 5))
+                failed |= add99 >= 5
+                if not args.no_astro:
+                    thread = "b000000000000000"
+                    previews = await astro_upstream(tmp, thread)
+                    try:
+                        http(api, "POST", ee_path(), environment("astro-site-bench", [thread]))
+                        http(api, "POST", SLICES, endpoint_slice("astro-site-bench",
+                                                                 previews.port))
+                        await asyncio.sleep(0.5)
+                        for what, suffix in (("page", ""), ("asset", "favicon.svg")):
+                            measured = await added_latency(
+                                gateway, keys, previews.port,
+                                lambda t, s=suffix: f"/session/{t}/{s}", thread,
+                                args.latency_seconds)
+                            a50 = measured["gateway_p50"] - measured["direct_p50"]
+                            a99 = measured["gateway_p99"] - measured["direct_p99"]
+                            lines.append(row(
+                                f"astro dev {what}: direct p50/p99",
+                                f"{measured['direct_p50']:.1f} / "
+                                f"{measured['direct_p99']:.1f} ms"))
+                            lines.append(row("  added by the gateway p50 / p99",
+                                             f"{a50:.2f} / {a99:.2f} ms", "p99 < 5 ms",
+                                             a99 < 5))
+                            failed |= a99 >= 5
+                    finally:
+                        await previews.close()
+                updates = await route_updates(api, gateway, keys, fast, fast_threads,
+                                              args.route_rounds)
+                lines.append(row("route update (EE change -> served) p50 / max",
+                                 f"{statistics.median(updates) * 1000:.0f} / "
+                                 f"{max(updates) * 1000:.0f} ms", "< 1 s", max(updates) < 1))
+                failed |= max(updates) >= 1
+                created = await many_environments(api, args.environments, 3)
+                began = time.monotonic()
+                for _ in range(6000):
+                    if await gateway.metric("webordinary_gateway_routes") >= (
+                            args.environments * 3):
+                        break
+                    await asyncio.sleep(0.1)
+                seen = time.monotonic() - began
+                rss = gateway.rss_mib()
+                lines.append(row(f"RSS with {args.environments:,} environments x 3 sessions",
+                                 f"{rss:.0f} MiB", "< 200 MiB", rss < 200))
+                failed |= rss >= 200
+                lines.append(row("  RSS with 1 environment", f"{rss_idle:.0f} MiB"))
+                lines.append(row("  all created (API) / all routable after last create",
+                                 f"{created:.1f} / {seen:.1f} s"))
+                gateway.stop()
+                gateway.start()
+                listed = await gateway.ready()
+                lines.append(row(f"  restart: ready (listed {args.environments:,}) after",
+                                 f"{listed:.2f} s"))
+                lines.append(row("  RSS after a fresh list", f"{gateway.rss_mib():.0f} MiB",
+                                 "< 200 MiB", gateway.rss_mib() < 200))
+        finally:
+            gateway.stop()
+            api.stop()
+    if not args.no_wake:
+        lines.extend(await wake_on_visit())
+    print(f"\nGateway benchmark (load average before: {load_before}; gateway pinned to CPU "
+          f"{GATEWAY_CPU}, everything else to CPU {OTHER_CPU})\n")
+    print(f"| {'measure':<52} | {'value':>16} | {'target':<16} |")
+    print(f"|{'-' * 54}|{'-' * 18}|{'-' * 18}|")
+    for line in lines:
+        print(line)
+    return 1 if failed else 0
+
+
+async def wake_on_visit() -> list[str]:
+    """`./dev up`'s stack with a demo edit, put to sleep, then visited through the gateway."""
+    from bench.gateway_wake import measure_wake
+
+    return await measure_wake()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--latency-seconds", type=float, default=4.0,
+                        help="per latency series (one connection, direct and via the gateway)")
+    parser.add_argument("--route-rounds", type=int, default=20)
+    parser.add_argument("--environments", type=int, default=5000)
+    parser.add_argument("--no-astro", action="store_true", help="skip the astro dev server")
+    parser.add_argument("--no-wake", action="store_true", help="skip wake on visit")
+    args = parser.parse_args()
+    sys.exit(asyncio.run(run(args)))
+
+
+if __name__ == "__main__":
+    main()
