@@ -33,6 +33,7 @@ import psutil
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from tests.integration.gateway.harness import (
+    NAMESPACE_OBJECT,
     SLICES,
     ee_path,
     endpoint_slice,
@@ -331,6 +332,7 @@ async def run(args: argparse.Namespace) -> int:
             with child(serve_upstream, upstream_port):
                 await wait_port(upstream_port)
                 fast, fast_threads = "fast-site-bench", ["a000000000000000", "a000000000000001"]
+                http(api, "POST", "/api/v1/namespaces", NAMESPACE_OBJECT)
                 http(api, "POST", ee_path(), environment(fast, fast_threads))
                 http(api, "POST", SLICES, endpoint_slice(fast, upstream_port))
                 gateway.start()

@@ -130,8 +130,6 @@ async def forward_http(
             on_headers(time.perf_counter() - began)
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
                                       headers=downstream_headers(upstream.headers))
-        if upstream.headers.get("Content-Length") is None and request.version >= (1, 1):
-            response.enable_chunked_encoding()
         await response.prepare(request)
         if request.method != "HEAD":
             try:

@@ -72,6 +72,8 @@ class Editor:
                 elif message.type is aiohttp.WSMsgType.BINARY:
                     await ws.send_bytes(message.data[::-1])
             return ws
+        if request.headers.get("If-None-Match") == '"v1"':
+            return web.Response(status=304, headers={"ETag": '"v1"'})
         if tail == "assets/big.bin":
             response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
             await response.prepare(request)
@@ -116,6 +118,9 @@ def endpoint_slice(env_name: str, port: int | None, ready: bool = True) -> dict[
         "ports": [{"name": "preview", "protocol": "TCP", "port": port or 4321},
                   {"name": "metrics", "protocol": "TCP", "port": 9090}],
     }
+
+
+NAMESPACE_OBJECT = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}}
 
 
 def ee_path(name: str = "") -> str:

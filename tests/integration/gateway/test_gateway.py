@@ -15,6 +15,7 @@ import aiohttp
 import pytest
 
 from tests.integration.gateway.harness import (
+    NAMESPACE_OBJECT,
     SLICES,
     Editor,
     Gateway,
@@ -67,6 +68,7 @@ async def world(kube_api: KubeAPI, tmp_path: Path) -> AsyncIterator[World]:
     http = KubeHTTP(kube_api.url)
     keys = make_keys(tmp_path / "keys")
     editors = {name: Editor(name) for name in THREADS}
+    assert http.post("/api/v1/namespaces", NAMESPACE_OBJECT).status_code == 201
     for name, editor in editors.items():
         await editor.start()
         assert http.post(ee_path(), environment(name, THREADS[name])).status_code == 201
@@ -95,6 +97,10 @@ async def test_two_environments_serve_pages_assets_uploads_and_hmr(world: World)
             async with world.client.get(base + "assets/big.bin", headers=cookie) as asset:
                 assert asset.status == 200
                 assert await asset.read() == asset_bytes()
+            async with world.client.get(base + "assets/big.bin",
+                                        headers={**cookie, "If-None-Match": '"v1"'}) as cached:
+                assert cached.status == 304
+                assert await cached.read() == b""
             upload = asset_bytes()[: 1024 * 1024]
             async with world.client.post(base + "echo", data=upload, headers=cookie) as echo:
                 assert await echo.read() == upload
