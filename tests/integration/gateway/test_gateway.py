@@ -312,3 +312,43 @@ async def test_restarting_one_replica_keeps_previews_served(world: World) -> Non
             assert response.status == 200, "the restarted replica lists its routes again"
     finally:
         second.stop()
+
+
+@pytest.mark.slow
+async def test_five_thousand_environments_in_the_routing_table(world: World) -> None:
+    """Listed at start and followed live: 5,000 environments x 3 sessions, one of them served."""
+    semaphore = asyncio.Semaphore(16)
+
+    async def create(i: int) -> None:
+        body = environment(f"c{i}-site-u{i}", [f"{i:010x}{j:06x}" for j in range(3)])
+        async with semaphore, world.client.post(world.api.url + ee_path(), json=body) as r:
+            assert r.status == 201, await r.text()
+
+    await asyncio.gather(*(create(i) for i in range(5000)))
+    expected = 5000 * 3 + sum(len(t) for t in THREADS.values())
+
+    async def routes() -> bool:
+        return await world.gateway.metric("webordinary_gateway_routes") == expected
+
+    await until(routes, within=60, what="every session routable (watch)")
+    # A restarted replica lists them all (paged) before it says ready.
+    world.gateway.stop()
+    world.gateway.start()
+    await world.gateway.ready(within=60)
+    assert await world.gateway.metric("webordinary_gateway_routes") == expected
+    assert await world.gateway.metric("webordinary_gateway_environments") == 5000 + len(THREADS)
+    thread = f"{4321:010x}{2:06x}"
+    editor = Editor("c4321-site-u4321")
+    await editor.start()
+    try:
+        world.http.post(SLICES, endpoint_slice("c4321-site-u4321", editor.port))
+        cookie = world.cookie(token(world.keys, thread))
+
+        async def served() -> bool:
+            async with world.client.get(f"{world.gateway.url}/session/{thread}/",
+                                        headers=cookie) as response:
+                return response.status == 200 and "c4321-site-u4321" in await response.text()
+
+        await until(served, what="one of 5,000 served")
+    finally:
+        await editor.stop()

@@ -35,7 +35,6 @@ DNS_SUBDOMAIN = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]
 # Kinds the official schemas do not cover; checked by their own tests.
 CUSTOM_KINDS = {"ServiceMonitor", "PodMonitor", "PrometheusRule", "KopfPeering",
                 "ClusterKopfPeering"}
-SINCE_1_30 = {"ValidatingAdmissionPolicy", "ValidatingAdmissionPolicyBinding"}
 
 
 @pytest.fixture(scope="module", params=sorted(VALUE_SETS))
@@ -68,8 +67,6 @@ def test_every_builtin_object_passes_the_official_schema(value_set: str, kube_ve
     for obj in rendered.objects:
         if obj["kind"] in CUSTOM_KINDS:
             continue
-        if obj["kind"] in SINCE_1_30 and kube_version < "1.30":
-            continue  # the chart renders admission policies only for clusters that have them
         try:
             kubernetes_validate.validate(obj, kube_version, strict=True)
         except kubernetes_validate.ValidationError as exc:

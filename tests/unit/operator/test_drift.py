@@ -57,9 +57,9 @@ def stored(manifest: dict[str, Any]) -> dict[str, Any]:
 
 @pytest.mark.parametrize("settings", [
     OperatorSettings(),
-    OperatorSettings(anthropic_secret_name="anthropic", ingress_controller_namespace=None,
+    OperatorSettings(anthropic_secret_name="anthropic", gateway_namespace="webordinary",
                      editor_role_arn_template="arn:aws:iam::1:role/{namespace}-{name}"),
-], ids=["defaults", "no-ingress-rules"])
+], ids=["defaults", "gateway-namespace"])
 def test_stored_children_are_in_sync_with_what_is_wanted(settings: OperatorSettings) -> None:
     spec = EditEnvironmentSpec.model_validate(every_optional_field())
     old_rule_loops = []
