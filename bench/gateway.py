@@ -101,14 +101,21 @@ class _Client(asyncio.Protocol):
             if end < 0:
                 return
             head = self.buffer[:end].lower()
-            at = head.find(b"content-length:")
-            length = int(head[at + 15:head.find(b"\r\n", at) if head.find(b"\r\n", at) > 0
-                              else len(head)]) if at >= 0 else 0
-            if len(self.buffer) < end + 4 + length:
+            if b"transfer-encoding: chunked" in head:
+                last = self.buffer.find(b"\r\n0\r\n\r\n", end)
+                if last < 0:
+                    return
+                total = last + 7
+            else:
+                at = head.find(b"content-length:")
+                stop = head.find(b"\r\n", at)
+                length = int(head[at + 15:stop if stop > 0 else len(head)]) if at >= 0 else 0
+                total = end + 4 + length
+            if len(self.buffer) < total:
                 return
             if not head.startswith(b"http/1.1 200"):
                 raise RuntimeError(head[:200].decode(errors="replace"))
-            self.buffer = self.buffer[end + 4 + length:]
+            self.buffer = self.buffer[total:]
             self.latencies.append(time.perf_counter() - self.sent)
             if time.perf_counter() < self.until:
                 self._send()

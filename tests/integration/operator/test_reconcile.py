@@ -186,7 +186,7 @@ def test_upgrade_removes_the_per_environment_ingress_of_earlier_versions(
     path = f"/apis/networking.k8s.io/v1/namespaces/{NAMESPACE}/ingresses"
     with harness.run_operator() as runner:
         created = api.create_ee(name, spec_for("upgrade", sessions=["abc123"]))
-        wait_for(lambda: is_ready(api.ee(name)), what="Ready")
+        wait_for(lambda: is_reconciled(api.ee(name)), what="reconciled")
     assert runner.exception is None
     # What the operator wrote before the gateway existed, and an SRE's Ingress of its own.
     owner = {"apiVersion": created["apiVersion"], "kind": "EditEnvironment", "name": name,
@@ -205,7 +205,7 @@ def test_upgrade_removes_the_per_environment_ingress_of_earlier_versions(
                  timeout=15, what="the old Ingress removed on resume")
     assert runner.exception is None
     assert api.child("/apis/networking.k8s.io/v1", "ingresses", "sre-own") is not None
-    assert is_ready(api.ee(name))
+    assert is_reconciled(api.ee(name))
     policy = api.child("/apis/networking.k8s.io/v1", "networkpolicies", f"{name}-editor")
     (previews, *_) = policy["spec"]["ingress"]
     assert previews["ports"] == [{"protocol": "TCP", "port": 4321}]
