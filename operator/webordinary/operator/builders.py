@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from typing import Any, Final
+from urllib.parse import urlparse
 
 from webordinary.contracts import environment as env
 from webordinary.contracts import naming, specpolicy
