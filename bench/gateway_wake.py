@@ -102,7 +102,6 @@ async def measure_wake(rounds: int = 2) -> list[str]:
                 await asyncio.to_thread(stack.wait, 120)
             except subprocess.TimeoutExpired:
                 os.killpg(stack.pid, signal.SIGKILL)
-    lines.append(row("  (operator drift interval as in ./dev up)", "10 s"))
     return lines
 
 
