@@ -158,34 +158,6 @@ def volume_dir(root: Path, namespace: str, claim: str) -> Path:
     return path
 
 
-def container_env(
-    deployment: dict[str, Any], secrets: dict[tuple[str, str], str]
-) -> tuple[dict[str, str], list[str]]:
-    """The env of the Deployment's first container; secretKeyRefs resolved from `secrets`.
-
-    Returns the env and a list of problems (a missing secret is reported, not fatal, as a
-    real pod would sit in CreateContainerConfigError).
-    """
-    env: dict[str, str] = {}
-    problems: list[str] = []
-    container = deployment["spec"]["template"]["spec"]["containers"][0]
-    for item in container.get("env", []):
-        name = item["name"]
-        if "value" in item:
-            env[name] = str(item["value"])
-            continue
-        ref = item.get("valueFrom", {}).get("secretKeyRef")
-        if ref is None:
-            continue
-        value = secrets.get((ref["name"], ref["key"]))
-        if value is None:
-            if not ref.get("optional", False):
-                problems.append(f"secret {ref['name']}/{ref['key']} not found for {name}")
-            continue
-        env[name] = value
-    return env, problems
-
-
 def workspace_mounts(deployment: dict[str, Any]) -> dict[str, str]:
     """mountPath -> claimName for every PVC volume mounted by the first container."""
     spec = deployment["spec"]["template"]["spec"]

@@ -1,11 +1,12 @@
-"""The local kubelet's pure parts: env resolution and volume mapping from a Deployment."""
+"""The local kubelet's pure parts: env resolution (containers.resolve_env) and volume mapping."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
-from webordinary.devkit.kubelet import container_env, volume_dir, workspace_mounts
+from webordinary.devkit.containers import resolve_env
+from webordinary.devkit.kubelet import volume_dir, workspace_mounts
 
 
 def deployment() -> dict[str, Any]:
@@ -35,14 +36,19 @@ def deployment() -> dict[str, Any]:
     }
 
 
+def editor(deployment: dict[str, Any]) -> dict[str, Any]:
+    container: dict[str, Any] = deployment["spec"]["template"]["spec"]["containers"][0]
+    return container
+
+
 def test_env_resolves_secret_refs() -> None:
-    env, problems = container_env(deployment(), {("anthropic", "apiKey"): "sk-local"})
+    env, problems = resolve_env(editor(deployment()), {("anthropic", "apiKey"): "sk-local"})
     assert env == {"WEBORDINARY_WORKSPACE": "/workspace", "ANTHROPIC_API_KEY": "sk-local"}
     assert problems == []
 
 
 def test_missing_required_secret_is_reported() -> None:
-    env, problems = container_env(deployment(), {})
+    env, problems = resolve_env(editor(deployment()), {})
     assert "ANTHROPIC_API_KEY" not in env
     assert problems == ["secret anthropic/apiKey not found for ANTHROPIC_API_KEY"]
 
