@@ -99,7 +99,8 @@ def test_workspace_dependencies_come_from_the_workspace(member: str) -> None:
     sources = meta.get("tool", {}).get("uv", {}).get("sources", {})
     assert internal == {name for name, src in sources.items() if src == {"workspace": True}}
     if member != "devkit":
-        assert internal <= {"webordinary-contracts"}, "components build on contracts only"
+        assert internal <= {"webordinary-contracts", "webordinary-kube"}, (
+            "components build on the shared contracts and Kubernetes client only")
 
 
 def test_product_components_depend_on_no_dev_tool() -> None:
