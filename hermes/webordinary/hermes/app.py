@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from aiohttp import web
 
 from webordinary.hermes.adapters.aws import AwsClients, S3Blobs, SesMailer, SmtpMailer
-from webordinary.hermes.adapters.kube import EnvironmentApi, HttpEnvironmentApi
+from webordinary.hermes.adapters.kube import EnvironmentApi, KubeEnvironments
 from webordinary.hermes.adapters.smtp import SmtpHandler, start_smtp
 from webordinary.hermes.adapters.sqs import AsyncSqs
 from webordinary.hermes.service import Hermes, RetryLater
@@ -60,7 +60,7 @@ def build(
     )
     hermes = Hermes(
         settings,
-        kube=kube or HttpEnvironmentApi.from_settings(settings.kube_api_url),
+        kube=kube or KubeEnvironments.from_settings(settings.kube_api_url),
         queues=AsyncSqs(settings.aws_region, settings.aws_endpoint_url),
         mailer=mailer,
         blobs=S3Blobs(clients),

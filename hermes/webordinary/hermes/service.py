@@ -35,7 +35,7 @@ from webordinary.hermes.adapters.aws import (
     QueueApi,
     QueueMessage,
 )
-from webordinary.hermes.adapters.kube import Conflict, EnvironmentApi, KubeError
+from webordinary.hermes.adapters.kube import EnvironmentApi
 from webordinary.hermes.commands import attachment_key, build_command, split_attachments
 from webordinary.hermes.decisions import (
     RATE_LIMITED_REASONS,
@@ -70,6 +70,7 @@ from webordinary.hermes.routing import RoutingSource, known_sender
 from webordinary.hermes.settings import HermesSettings
 from webordinary.hermes.threads import learn, scoped, sent_keys
 from webordinary.hermes.workers import ParseFailure, ParserPool, too_big
+from webordinary.kube import Conflict, KubeError
 
 log = logging.getLogger(__name__)
 

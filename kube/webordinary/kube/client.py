@@ -176,11 +176,11 @@ class Client:
     async def get(self, kind: Kind, namespace: str, name: str) -> dict[str, Any] | None:
         return await self.request("GET", resource_path(kind, namespace, name))
 
-    async def list(self, kind: Kind, namespace: str | None,
-                   selector: str | None = None) -> Objects:
+    async def list(self, kind: Kind, namespace: str | None, selector: str | None = None, *,
+                   page: int = LIST_PAGE) -> Objects:
         """Every object of a kind (matching a label selector), read in pages."""
         params = {"labelSelector": selector} if selector else {}
-        items, _ = await self.list_all(resource_path(kind, namespace), params)
+        items, _ = await self.list_all(resource_path(kind, namespace), params, page)
         return items
 
     async def list_all(self, path: str, params: Mapping[str, str] | None = None,

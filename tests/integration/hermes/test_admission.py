@@ -23,8 +23,9 @@ from webordinary.contracts.environment import (
 )
 from webordinary.devkit.kubeapi import KubeAPI
 from webordinary.hermes import environments
-from webordinary.hermes.adapters.kube import HttpEnvironmentApi, KubeError
+from webordinary.hermes.adapters.kube import KubeEnvironments
 from webordinary.hermes.routing import Route
+from webordinary.kube import Client, Config, KubeError
 
 TENANTS = "tenants"
 HERMES_TOKEN = "hermes-token"
@@ -63,8 +64,8 @@ def cluster(kube_api: KubeAPI) -> KubeAPI:
 
 
 @pytest.fixture
-async def hermes(cluster: KubeAPI) -> AsyncIterator[HttpEnvironmentApi]:
-    client = HttpEnvironmentApi(cluster.url, token=HERMES_TOKEN)
+async def hermes(cluster: KubeAPI) -> AsyncIterator[KubeEnvironments]:
+    client = KubeEnvironments(Client(Config.from_url(cluster.url, token=HERMES_TOKEN)))
     yield client
     await client.close()
 
@@ -79,7 +80,7 @@ def route(secret: str) -> Route:
 NAME = naming.environment_name("ameliastamps", "website", "john")
 
 
-async def test_hermes_real_writes_are_admitted(hermes: HttpEnvironmentApi) -> None:
+async def test_hermes_real_writes_are_admitted(hermes: KubeEnvironments) -> None:
     created = await hermes.create(
         TENANTS, environments.new_environment(NAME, TENANTS, route("ameliastamps-git"), "a1"))
     ops = environments.session_patch(created, "b2")
@@ -93,7 +94,7 @@ async def test_hermes_real_writes_are_admitted(hermes: HttpEnvironmentApi) -> No
 
 
 async def test_forbidden_writes_are_refused_by_the_api_server(
-    cluster: KubeAPI, hermes: HttpEnvironmentApi
+    cluster: KubeAPI, hermes: KubeEnvironments
 ) -> None:
     with pytest.raises(KubeError) as foreign:
         await hermes.create(TENANTS, environments.new_environment(

@@ -10,8 +10,9 @@ from webordinary.contracts.environment import EditEnvironmentSpec
 from webordinary.contracts.environment import Repository as Repo
 from webordinary.devkit.kubeapi import KubeAPI
 from webordinary.hermes import environments as envs
-from webordinary.hermes.adapters.kube import Conflict, HttpEnvironmentApi, KubeError
+from webordinary.hermes.adapters.kube import KubeEnvironments
 from webordinary.hermes.routing import Route
+from webordinary.kube import Client, Config, Conflict, KubeError
 
 NS = "webordinary"
 ROUTE = Route(client_id="ameliastamps", project_id="website", user_id="john",
@@ -20,7 +21,7 @@ ROUTE = Route(client_id="ameliastamps", project_id="website", user_id="john",
 
 
 async def test_create_patch_conflict_and_list(kube_api: KubeAPI) -> None:
-    api = HttpEnvironmentApi(kube_api.url)
+    api = KubeEnvironments(Client(Config.from_url(kube_api.url)))
     try:
         assert await api.get(NS, "ameliastamps-website-john") is None
         body = envs.new_environment("ameliastamps-website-john", NS, ROUTE, "0123456789abcdef")
@@ -52,7 +53,7 @@ async def test_create_patch_conflict_and_list(kube_api: KubeAPI) -> None:
 
 
 async def test_list_reads_every_page(kube_api: KubeAPI) -> None:
-    api = HttpEnvironmentApi(kube_api.url, page=2)
+    api = KubeEnvironments(Client(Config.from_url(kube_api.url)), page=2)
     try:
         names = []
         for user in ("a", "b", "c", "d", "e"):
@@ -63,5 +64,6 @@ async def test_list_reads_every_page(kube_api: KubeAPI) -> None:
             await api.create(NS, envs.new_environment(name, NS, route, "0123456789abcdef"))
             names.append(name)
         assert sorted(o["metadata"]["name"] for o in await api.list(NS)) == names
+        assert kube_api.request_counts()["LIST"] == 3, "five environments in pages of two"
     finally:
         await api.close()

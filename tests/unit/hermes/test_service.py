@@ -19,12 +19,12 @@ from tests.plugins.hermes import FROM_ADDRESS, ROUTING_YAML, corpus
 from webordinary.contracts.environment import ANNOTATION_ACTIVITY, ANNOTATION_WAKE
 from webordinary.contracts.messages import Command, Result, ResultError, ResultStatus, Usage
 from webordinary.hermes.adapters.aws import QueueMessage
-from webordinary.hermes.adapters.kube import Conflict, KubeError
 from webordinary.hermes.auth import Verdict, Verdicts
 from webordinary.hermes.decisions import Inbound
 from webordinary.hermes.journal import Journal
 from webordinary.hermes.service import Hermes, RetryLater
 from webordinary.hermes.settings import HermesSettings
+from webordinary.kube import Conflict, KubeError
 
 PASSING = Verdicts(spf=Verdict.PASS, dkim=Verdict.PASS, dmarc=Verdict.PASS)
 NOW = datetime(2026, 11, 28, 15, 0, tzinfo=UTC)
