@@ -19,16 +19,9 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from webordinary.contracts import forwarding
 from webordinary.contracts.links import COOKIE_NAME
 
-HOP_BY_HOP: Final = frozenset({
-    "connection", "keep-alive", "proxy-authenticate", "proxy-authorization",
-    "proxy-connection", "te", "trailer", "trailers", "transfer-encoding", "upgrade",
-})
-WS_HANDSHAKE: Final = frozenset({
-    "sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
-    "sec-websocket-protocol", "sec-websocket-accept",
-})
 CHUNK: Final = 64 * 1024
 
 
@@ -43,11 +36,7 @@ class UpstreamTimeout(TimeoutError):
 def strip_cookie(value: str, name: str = COOKIE_NAME) -> str | None:
     """The Cookie header without the gateway's own cookie: the preview (customer code) never
     sees the link token."""
-    if name not in value:
-        return value
-    kept = [part for part in value.split(";")
-            if part.strip() and part.strip().partition("=")[0].strip() != name]
-    return "; ".join(p.strip() for p in kept) or None
+    return forwarding.strip_cookie(value, name)
 
 
 def read_cookie(value: str | None, name: str = COOKIE_NAME) -> str | None:
@@ -67,42 +56,14 @@ def upstream_headers(
     websocket: bool = False,
 ) -> CIMultiDict[str]:
     """Hop-by-hop headers (and those named by Connection) dropped, Host kept, the gateway's
-    cookie removed, X-Forwarded-For/-Proto/-Host set."""
-    out: CIMultiDict[str] = CIMultiDict()
-    named = {token.strip().lower() for token in headers.get("Connection", "").split(",")}
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower in HOP_BY_HOP or lower in named or (websocket and lower in WS_HANDSHAKE):
-            continue
-        if lower in ("x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded"):
-            continue
-        if lower == "cookie":
-            stripped = strip_cookie(value)
-            if stripped:
-                out.add(name, stripped)
-            continue
-        out.add(name, value)
-    prior = headers.get("X-Forwarded-For") if trust_forwarded else None
-    if remote:
-        out["X-Forwarded-For"] = f"{prior}, {remote}" if prior else remote
-    elif prior:
-        out["X-Forwarded-For"] = prior
-    proto = headers.get("X-Forwarded-Proto") if trust_forwarded else None
-    out["X-Forwarded-Proto"] = proto or scheme
-    host = (headers.get("X-Forwarded-Host") if trust_forwarded else None) or headers.get("Host")
-    if host:
-        out["X-Forwarded-Host"] = host
-    return out
+    cookie removed, X-Forwarded-For/-Proto/-Host set (contracts.forwarding)."""
+    return CIMultiDict(forwarding.request_headers(
+        headers, remote=remote, scheme=scheme, trust_forwarded=trust_forwarded,
+        websocket=websocket, drop_cookie=COOKIE_NAME))
 
 
 def downstream_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
-    out: CIMultiDict[str] = CIMultiDict()
-    named = {token.strip().lower() for token in headers.get("Connection", "").split(",")}
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower not in HOP_BY_HOP and lower not in named:
-            out.add(name, value)
-    return out
+    return CIMultiDict(forwarding.response_headers(headers))
 
 
 async def forward_http(

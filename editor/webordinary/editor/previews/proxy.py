@@ -13,26 +13,8 @@ from aiohttp import web
 from multidict import CIMultiDict
 from yarl import URL
 
+from webordinary.contracts import forwarding
 from webordinary.editor.previews.scrub import scrub_paths
-
-HOP_BY_HOP: Final = frozenset(
-    {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "proxy-connection",
-        "te",
-        "trailer",
-        "trailers",
-        "transfer-encoding",
-        "upgrade",
-    }
-)
-WS_HANDSHAKE: Final = frozenset(
-    {"sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions",
-     "sec-websocket-protocol", "sec-websocket-accept"}
-)
 
 
 class UpstreamUnavailable(ConnectionError):
@@ -42,34 +24,15 @@ class UpstreamUnavailable(ConnectionError):
 def upstream_headers(
     headers: Mapping[str, str], *, remote: str | None, scheme: str, websocket: bool = False
 ) -> CIMultiDict[str]:
-    """Request headers for the dev server: hop-by-hop dropped, Host kept, X-Forwarded-* added."""
-    out: CIMultiDict[str] = CIMultiDict()
-    connection_tokens = {
-        token.strip().lower() for token in headers.get("Connection", "").split(",") if token
-    }
-    for name, value in headers.items():
-        lower = name.lower()
-        if lower in HOP_BY_HOP or lower in connection_tokens:
-            continue
-        if websocket and lower in WS_HANDSHAKE:
-            continue
-        out.add(name, value)
-    forwarded_for = headers.get("X-Forwarded-For")
-    if remote:
-        out["X-Forwarded-For"] = f"{forwarded_for}, {remote}" if forwarded_for else remote
-    out.setdefault("X-Forwarded-Proto", scheme)
-    if "Host" in headers:
-        out.setdefault("X-Forwarded-Host", headers["Host"])
-    return out
+    """Request headers for the dev server: hop-by-hop dropped, Host kept, X-Forwarded-* added
+    to those of the gateway in front (contracts.forwarding)."""
+    return CIMultiDict(forwarding.request_headers(
+        headers, remote=remote, scheme=scheme, trust_forwarded=True, websocket=websocket))
 
 
 def downstream_headers(headers: Mapping[str, str]) -> CIMultiDict[str]:
     """Response headers for the browser: everything but hop-by-hop ones."""
-    out: CIMultiDict[str] = CIMultiDict()
-    for name, value in headers.items():
-        if name.lower() not in HOP_BY_HOP:
-            out.add(name, value)
-    return out
+    return CIMultiDict(forwarding.response_headers(headers))
 
 
 def upstream_url(base_url: str, raw_path: str) -> URL:

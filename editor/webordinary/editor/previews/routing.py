@@ -2,69 +2,33 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Final
-from urllib.parse import unquote
 
-from webordinary.contracts.naming import is_thread_id
+from webordinary.contracts import forwarding
+from webordinary.contracts.forwarding import (
+    SESSION_PREFIX,
+    NotFound,
+    Redirect,
+    Session,
+    Target,
+    session_prefix,
+)
 
-SESSION_PREFIX: Final = "/session/"
+__all__ = ["BLOCKED_TAILS", "SESSION_PREFIX", "NotFoundRoute", "RedirectRoute", "Route",
+           "SessionRoute", "host_allowed", "parse_path", "session_prefix"]
+
 # Dev-server endpoints that act on the pod rather than serve the site (launches an editor).
 BLOCKED_TAILS: Final = ("__open-in-editor",)
 
-
-@dataclass(frozen=True)
-class SessionRoute:
-    """A path inside one session's preview; it is forwarded upstream unchanged."""
-
-    thread_id: str
-
-
-@dataclass(frozen=True)
-class RedirectRoute:
-    """`/session/{id}` without the trailing slash: the dev server only serves under `.../`."""
-
-    location: str
-
-
-@dataclass(frozen=True)
-class NotFoundRoute:
-    """Not a preview path, or one that must never reach a dev server."""
-
-    reason: str
-
-
-Route = SessionRoute | RedirectRoute | NotFoundRoute
-
-
-def session_prefix(thread_id: str) -> str:
-    """`/session/{id}` without trailing slash: the Vite `base` of that session's dev server."""
-    return f"{SESSION_PREFIX}{thread_id}"
+SessionRoute = Session
+RedirectRoute = Redirect
+NotFoundRoute = NotFound
+Route = Target
 
 
 def parse_path(raw_path: str) -> Route:
-    """Classify a raw (still percent-encoded) path with optional query string.
-
-    Dot segments are refused after decoding so that no encoding trick leaves the session's
-    prefix; thread ids must be valid as they are, never after decoding.
-    """
-    path, _, query = raw_path.partition("?")
-    if not path.startswith(SESSION_PREFIX):
-        return NotFoundRoute("not a preview path")
-    thread_id, slash, tail = path[len(SESSION_PREFIX) :].partition("/")
-    if not is_thread_id(thread_id):
-        return NotFoundRoute("invalid session id")
-    if not slash:
-        suffix = f"?{query}" if query else ""
-        return RedirectRoute(f"{session_prefix(thread_id)}/{suffix}")
-    decoded = unquote(tail)
-    if "\\" in decoded or "\x00" in decoded:
-        return NotFoundRoute("invalid path")
-    if any(segment in (".", "..") for segment in decoded.split("/")):
-        return NotFoundRoute("invalid path")
-    if decoded.startswith(BLOCKED_TAILS):
-        return NotFoundRoute("not served")
-    return SessionRoute(thread_id)
+    """Classify a raw path (the shared parser), refusing the dev server's own endpoints."""
+    return forwarding.parse_path(raw_path, BLOCKED_TAILS)
 
 
 def host_allowed(host_header: str | None, allowed: tuple[str, ...] | None) -> bool:
