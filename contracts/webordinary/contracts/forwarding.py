@@ -118,9 +118,9 @@ def request_headers(
     """Request headers for the next hop: hop-by-hop ones (and those Connection names) dropped,
     Host kept, cookie `drop_cookie` removed, X-Forwarded-For/-Proto/-Host set.
 
-    `trust_forwarded`: the previous hop is a proxy of ours, so its X-Forwarded-* and
-    Forwarded headers are kept and extended; otherwise the client's are replaced (a client
-    cannot forge its address).
+    `trust_forwarded`: the previous hop is a proxy of ours, so its X-Forwarded-* headers are
+    kept and extended; otherwise the client's are replaced (a client cannot forge its
+    address). `Forwarded` never passes: no hop of ours writes one, so it is a client's.
     """
     pairs = list(headers.items())
     named = connection_options(pairs)
@@ -129,7 +129,7 @@ def request_headers(
         lower = name.lower()
         if lower in HOP_BY_HOP or lower in named or (websocket and lower in WEBSOCKET_HANDSHAKE):
             continue
-        if lower in FORWARDED and (lower != "forwarded" or not trust_forwarded):
+        if lower in FORWARDED:
             continue
         if lower == "cookie" and drop_cookie:
             stripped = strip_cookie(value, drop_cookie)

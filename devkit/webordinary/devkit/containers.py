@@ -242,6 +242,7 @@ def plan_pod(
     extra_env: Mapping[str, str] | None = None,
     aws_env: Mapping[str, str] | None = None,
     first_command: list[str] | None = None,
+    commands: Mapping[str, list[str]] | None = None,
 ) -> PodPlan:
     """Launches for a Deployment's pod: volumes prepared, env resolved and rewritten."""
     meta = deployment["metadata"]
@@ -302,6 +303,8 @@ def plan_pod(
         argv = command_of(container)
         if first_command is not None and container is spec["containers"][0]:
             argv = list(first_command)
+        elif commands and container["name"] in commands:
+            argv = list(commands[container["name"]])
         ctx = {**pod_ctx, **(container.get("securityContext") or {})}
         uid = None
         if isolate:

@@ -10,7 +10,9 @@ Status is reported the way a cluster does: a Pod object per running replica (Rea
 from the readiness probe, container state, restarts, CrashLoopBackOff after repeated exits),
 the Deployment's replicas/readyReplicas/availableReplicas and Available condition, and PVCs
 Bound only when their StorageClass exists (else they stay Pending, as with no provisioner).
-`command` replaces the editor process (tests of the operator run a pause-like stand-in).
+`command` replaces the editor process (tests of the operator run a pause-like stand-in);
+`commands` replaces named containers only (the gateway's wake test runs the real preview
+container beside a pause-like editor).
 
 Every container of the pod is its own process, under its own uid, with its own env, volumes
 and ports (containers.py): the editor's restarts and backoff stand for the pod's; the other
@@ -181,10 +183,13 @@ class LocalKubelet:
         extra_env: dict[str, str] | None = None,
         interval: float = 1.0,
         command: Sequence[str] | None = None,
+        commands: dict[str, list[str]] | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/")
         # A stand-in for the whole pod: only the first container runs, with this command.
         self.command = list(command) if command is not None else None
+        # Stand-ins for some containers by name; the pod's other containers run for real.
+        self.commands = dict(commands or {})
         self.root = root
         self.extra_env = extra_env or {}
         self.interval = interval
@@ -392,7 +397,7 @@ class LocalKubelet:
         aws = {k: v for k, v in os.environ.items() if k.startswith("AWS_")}
         plan = containers.plan_pod(deployment, await self._secrets(namespace), self.root,
                                    extra_env=self.extra_env, aws_env=aws,
-                                   first_command=self.command)
+                                   first_command=self.command, commands=self.commands)
         if plan.problems:
             log.warning("kubelet: %s/%s cannot start: %s", namespace, name,
                         "; ".join(plan.problems))

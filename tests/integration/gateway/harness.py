@@ -177,7 +177,7 @@ class Gateway:
                 self.process.kill()
                 self.process.wait()
 
-    async def ready(self, within: float = 20.0) -> None:
+    async def ready(self, within: float = 60.0) -> None:
         deadline = time.monotonic() + within
         async with aiohttp.ClientSession() as client:
             while time.monotonic() < deadline:

@@ -1,5 +1,6 @@
 """The gateway as it runs in production, over real HTTP: the API emulator feeds its routing
-table, editor stand-ins sit behind it, browsers and scripts talk to it."""
+table, editor stand-ins sit behind it, browsers and scripts talk to it. (Wake on visit runs
+the whole chain, operator and kubelet included, in test_wake_chain.py.)"""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ from tests.integration.gateway.harness import (
     until,
 )
 from tests.plugins.kube import KubeHTTP
-from webordinary.contracts.environment import ANNOTATION_ACTIVITY, ANNOTATION_WAKE
+from webordinary.contracts.environment import ANNOTATION_ACTIVITY
 from webordinary.contracts.links import COOKIE_NAME, LinkKeys
 from webordinary.devkit.kubeapi import KubeAPI
 
@@ -188,53 +189,6 @@ async def test_signed_links_cookies_and_every_refusal(world: World) -> None:
         assert response.status == 404
         assert "latest one" in await response.text()
     assert sum(len(e.paths) for e in world.editors.values()) == 2, "refusals never reach editors"
-
-
-async def test_a_sleeping_environment_is_woken_by_its_first_visitors(world: World) -> None:
-    name, thread = "cozy-cafe-cat", "c1c1c1c1c1c1c1c1"
-    assert world.http.post(ee_path(), environment(name, [thread])).status_code == 201
-    status = {"status": {"phase": "Sleeping"}}
-    world.http.patch(ee_path(name) + "/status", status)
-    cookie = world.cookie(token(world.keys, thread))
-    url = f"{world.gateway.url}/session/{thread}/"
-    await until(lambda: world.gateway.metric("webordinary_gateway_environments"), what="seen")
-    writes = world.api.write_counts().get("editenvironments", 0)
-
-    async def visit(headers: dict[str, str]) -> tuple[int, str, str | None]:
-        async with world.client.get(url, headers={**cookie, **headers}) as response:
-            return response.status, await response.text(), response.headers.get("Retry-After")
-
-    visits = await asyncio.gather(*(visit(BROWSER) for _ in range(20)), visit({}))
-    for status_code, text, retry in visits[:-1]:
-        assert status_code == 503
-        assert retry is not None
-        assert '<meta http-equiv="refresh"' in text
-        assert "Starting your preview" in text
-    script = visits[-1]
-    assert script[0] == 503
-    assert script[2] is not None
-    assert "<html" not in script[1]
-    ee = await until(lambda: asyncio.to_thread(
-        lambda: ANNOTATION_WAKE in (world.http.get(ee_path(name)).json()["metadata"].get(
-            "annotations") or {}) and world.http.get(ee_path(name)).json()), what="wake")
-    assert ANNOTATION_WAKE in ee["metadata"]["annotations"]
-    await asyncio.sleep(0.5)
-    assert world.api.write_counts()["editenvironments"] == writes + 1, "one wake, 21 visitors"
-    # The control plane's part: the operator scales the editor up, its pod becomes ready.
-    editor = Editor(name)
-    await editor.start()
-    try:
-        world.http.post(SLICES, endpoint_slice(name, editor.port, ready=False))
-        assert (await visit(BROWSER))[0] == 503
-        world.http.put(SLICES + f"/{name}-editor-x7k2p", endpoint_slice(name, editor.port))
-
-        async def served() -> bool:
-            return (await visit(BROWSER))[0] == 200
-
-        await until(served, what="served once the editor is ready")
-        assert await world.gateway.metric("webordinary_gateway_wake_on_visit_seconds_count") == 1
-    finally:
-        await editor.stop()
 
 
 async def test_failed_suspended_and_unknown_get_clear_pages(world: World) -> None:
