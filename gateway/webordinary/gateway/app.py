@@ -17,7 +17,6 @@ from webordinary.contracts import environment as env
 from webordinary.contracts.links import COOKIE_NAME, LinkKeys, verify
 from webordinary.gateway import metrics, pages, paths
 from webordinary.gateway.keys import read_keys, reload_keys
-from webordinary.gateway.kube import Feed, KubeClient, run_feeds
 from webordinary.gateway.proxy import (
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -37,10 +36,21 @@ from webordinary.gateway.routes import (
 )
 from webordinary.gateway.settings import GatewaySettings
 from webordinary.gateway.signals import Signals
+from webordinary.kube import Client, Config
+from webordinary.kube.watch import Feed, run_feeds
 
 log = logging.getLogger(__name__)
 
 FIRST_VISIT_TTL: Final = 900.0  # forget a wake-on-visit that never got served
+
+
+def kube_client(url: str | None) -> Client:
+    """The API server: an explicit URL (local runs), else the in-cluster service account (its
+    token read again after every rotation)."""
+    try:
+        return Client(Config.from_url(url) if url else Config.in_cluster())
+    except RuntimeError:
+        raise RuntimeError("not in a cluster: set WEBORDINARY_GATEWAY_KUBE_API_URL") from None
 
 
 def feeds(table: RouteTable, namespaces: list[str]) -> list[Feed]:
@@ -78,10 +88,10 @@ def is_websocket(request: web.Request) -> bool:
 class Gateway:
     """One replica: a routing table kept by watches, and the handler that uses it."""
 
-    def __init__(self, settings: GatewaySettings, kube: KubeClient | None = None) -> None:
+    def __init__(self, settings: GatewaySettings, kube: Client | None = None) -> None:
         self.settings = settings
         self.table = RouteTable()
-        self.kube = kube or KubeClient.from_settings(settings.kube_api_url)
+        self.kube = kube or kube_client(settings.kube_api_url)
         self.signals = Signals(self.kube, wake_interval=settings.wake_interval_seconds,
                                activity_interval=settings.activity_interval_seconds)
         self.keys: LinkKeys | None = None
@@ -105,7 +115,6 @@ class Gateway:
     async def _start(self, _: web.Application) -> None:
         if self.settings.signed_links:
             self.keys = read_keys(self.settings.link_keys_dir)  # no keys: refuse to start
-        await self.kube.open()
         self.upstream = aiohttp.ClientSession(
             auto_decompress=False, cookie_jar=aiohttp.DummyCookieJar(),
             connector=aiohttp.TCPConnector(limit=self.settings.upstream_connections,

@@ -17,7 +17,6 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Final
 
-import aiohttp
 from prometheus_client import Counter as MetricCounter
 
 from webordinary.contracts import environment as env
@@ -27,13 +26,13 @@ from webordinary.contracts.activity import (
     activity_patch,
     wake_patch,
 )
-from webordinary.gateway.kube import KubeClient, KubeError
 from webordinary.gateway.metrics import ACTIVITY_WRITES, WAKE_REQUESTS
 from webordinary.gateway.routes import Environment, Key
+from webordinary.kube import Client, KubeError, Resource
 
 log = logging.getLogger(__name__)
 
-EE_PATH: Final = f"/apis/{env.API_VERSION}/namespaces/{{namespace}}/{env.PLURAL}/{{name}}"
+EDIT_ENVIRONMENT: Final = Resource(env.API_VERSION, env.KIND, env.PLURAL)
 
 
 def due(last_written: float | None, observed: float | None, now: float, interval: float) -> bool:
@@ -56,7 +55,7 @@ def annotation_patch(annotation: str, now: float) -> dict[str, Any]:
 class Signals:
     """Writes wake requests and activity for the environments visitors use."""
 
-    def __init__(self, kube: KubeClient, *, wake_interval: float, activity_interval: float,
+    def __init__(self, kube: Client, *, wake_interval: float, activity_interval: float,
                  clock: Callable[[], float] = time.time) -> None:
         self.kube = kube
         self.wake_interval = wake_interval
@@ -112,14 +111,14 @@ class Signals:
 
     async def _patch(self, environment: Environment, annotation: str, now: float,
                      counter: MetricCounter) -> None:
-        path = EE_PATH.format(namespace=environment.namespace, name=environment.name)
         waking = annotation == env.ANNOTATION_WAKE
         if waking:
             self._inflight.add(environment.key)
         try:
-            await self.kube.merge_patch(path, annotation_patch(annotation, now))
+            await self.kube.patch(EDIT_ENVIRONMENT, environment.namespace, environment.name,
+                                  annotation_patch(annotation, now))
             counter.labels("written").inc()
-        except (KubeError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+        except KubeError as exc:
             counter.labels("failed").inc()
             log.warning("%s on %s/%s not written: %s", annotation, environment.namespace,
                         environment.name, exc)

@@ -165,7 +165,10 @@ class Client:
                 return None
             if status >= 400:
                 raise KubeError.from_response(status, payload)
-            result = json.loads(payload) if payload else {}
+            try:
+                result = json.loads(payload) if payload else {}
+            except ValueError as error:
+                raise KubeError(0, "InvalidResponse", f"{method} {path}: {error}") from error
             return result if isinstance(result, dict) else {}
         raise AssertionError("unreachable")
 
