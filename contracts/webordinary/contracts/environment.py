@@ -55,6 +55,7 @@ class Phase(StrEnum):
 
 class ConditionType(StrEnum):
     QUEUES_READY = "QueuesReady"
+    IDENTITY_READY = "IdentityReady"  # the editor's AWS identity (EKS Pod Identity association)
     STORAGE_READY = "StorageReady"
     WORKLOAD_READY = "WorkloadReady"
     ROUTING_READY = "RoutingReady"

@@ -26,7 +26,8 @@ from webordinary.contracts.environment import (
     DeletionPolicy,
     Phase,
 )
-from webordinary.operator import builders, peering
+from webordinary.operator import builders, identity, peering
+from webordinary.operator.adapters.eks import EksAdapter
 from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
@@ -311,10 +312,14 @@ async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None
             names = naming.queue_names(spec["clientId"], spec["projectId"], spec["userId"])
             deleted = await rt.sqs.delete_queues(names, owner)
             logger.info(f"deleted queues: {deleted}")
+        want = identity.desired(rt.settings, owner.namespace, owner.name, owner.uid)
+        if want is not None and rt.eks is not None:  # always ours to remove: AWS keeps it
+            removed = await identity.remove(rt.eks, want)
+            logger.info(f"deleted EKS Pod Identity associations: {removed}")
         if storage_policy == DeletionPolicy.DELETE:
             await kube.delete(builders.PVC, owner.namespace,
                               naming.child_name(owner.name, builders.ROLE_WORKSPACE))
-    except (SqsFailure, KubeError) as error:
+    except (SqsFailure, identity.IdentityFailure, KubeError) as error:
         reason = getattr(error, "reason", "CleanupFailed") or "CleanupFailed"
         rt.metrics.errors.labels(reason=f"Cleanup{reason}").inc()
         settings = rt.settings
@@ -382,7 +387,8 @@ def login(config: OperatorSettings, **kwargs: Any) -> kopf.ConnectionInfo:
 
 def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Runtime:
     """Register every handler on `registry` (a fresh one per test) and return the runtime."""
-    rt = Runtime(settings=settings, sqs=SqsAdapter(settings), metrics=Metrics())
+    rt = Runtime(settings=settings, sqs=SqsAdapter(settings), metrics=Metrics(),
+                 eks=EksAdapter(settings) if settings.aws_identity() == "pod-identity" else None)
 
     @kopf.on.startup(registry=registry)
     async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -416,6 +422,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
         if rt.kube is not None:
             await rt.kube.close()
         rt.sqs.close()
+        if rt.eks is not None:
+            rt.eks.close()
 
     @kopf.on.create(*RESOURCE, registry=registry, id="reconcile-create")
     async def _create(body: kopf.Body, retry: int, **_: Any) -> None:

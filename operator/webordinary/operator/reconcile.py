@@ -23,7 +23,8 @@ from webordinary.contracts.environment import (
     Phase,
     QueueUrls,
 )
-from webordinary.operator import admission, builders, drift, lifecycle
+from webordinary.operator import admission, builders, drift, identity, lifecycle
+from webordinary.operator.adapters.eks import EksAdapter
 from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
@@ -60,6 +61,7 @@ class Runtime:
     settings: OperatorSettings
     sqs: SqsAdapter
     metrics: Metrics
+    eks: EksAdapter | None = None  # editor_aws_identity pod-identity only
     kube: KubeClient | None = None
     locks: dict[str, asyncio.Lock] = field(default_factory=dict)
     last_done: dict[str, float] = field(default_factory=dict)  # uid -> loop time of last run
@@ -205,6 +207,7 @@ def lifecycle_ready(body: Mapping[str, Any]) -> bool:
         previous.observed_generation == generation and previous.queues.input
         and previous.queues.output and previous.queues.dlq
         and _kept_part(previous, ConditionType.QUEUES_READY)
+        and _kept_part(previous, ConditionType.IDENTITY_READY)
         and _kept_part(previous, ConditionType.ROUTING_READY)
     )
 
@@ -296,7 +299,8 @@ async def reconcile(
     queues: QueueUrls = previous.queues
     busy: bool | None = queue_busy
     if mode == "lifecycle":
-        for kept_kind in (ConditionType.QUEUES_READY, ConditionType.ROUTING_READY):
+        for kept_kind in (ConditionType.QUEUES_READY, ConditionType.IDENTITY_READY,
+                          ConditionType.ROUTING_READY):
             kept = _kept_part(previous, kept_kind)
             assert kept is not None  # lifecycle_ready
             parts[kept_kind] = kept
@@ -306,6 +310,7 @@ async def reconcile(
             except SqsFailure as failure:  # unknown: decide on the other signals
                 outcome.error_reason = failure.reason
     else:
+        identity_task = asyncio.ensure_future(_ensure_identity(rt, owner, outcome, transient))
         try:
             queue_report = await rt.sqs.ensure_queues(
                 names, previous.queues, spec.queues,
@@ -328,6 +333,7 @@ async def reconcile(
             outcome.error_reason = failure.reason
             if failure.transient:
                 transient.append(failure.delay)
+        parts[ConditionType.IDENTITY_READY] = await identity_task
 
     annotations = meta.get("annotations") or {}
     decision = lifecycle.decide(
@@ -353,9 +359,15 @@ async def reconcile(
     if mode == "lifecycle":
         plan = [(kind, name, manifest) for kind, name, manifest in plan
                 if kind is builders.DEPLOYMENT or kind is builders.PVC]
+    elif parts[ConditionType.IDENTITY_READY].ok is not True:
+        # EKS gives a pod its identity when the pod is created: no editor pod before the
+        # association exists (one already running keeps its identity once it is back).
+        plan = [child for child in plan if child[0] is not builders.DEPLOYMENT]
+        parts[ConditionType.WORKLOAD_READY] = Part(
+            None, "WaitingForIdentity", "the editor needs its AWS identity (IdentityReady)")
     if not any(kind is builders.DEPLOYMENT for kind, _, _ in plan):
-        parts[ConditionType.WORKLOAD_READY] = Part(None, "WaitingForQueues",
-                                                   "the editor needs its queue URLs")
+        parts.setdefault(ConditionType.WORKLOAD_READY, Part(None, "WaitingForQueues",
+                                                            "the editor needs its queue URLs"))
     results = await asyncio.gather(*(
         _lifecycle_child(kube, kind, owner, name, manifest, decision.replicas)
         if mode == "lifecycle" else
@@ -416,6 +428,27 @@ async def reconcile(
                       settings.retry_max_delay_seconds)
         outcome.retry_in = max([backoff, *explicit])
     return await _report(rt, owner, outcome)
+
+
+async def _ensure_identity(rt: Runtime, owner: builders.Owner, outcome: Outcome,
+                           transient: list[float | None]) -> Part:
+    """IdentityReady: the environment's EKS Pod Identity association, created or corrected
+    only when it differs (identity.py); unmanaged modes report how editors get AWS access."""
+    want = identity.desired(rt.settings, owner.namespace, owner.name, owner.uid)
+    if want is None or rt.eks is None:
+        return identity.unmanaged(rt.settings, owner.namespace, owner.name)
+    result = await identity.ensure(rt.eks, want)
+    if result.failure is not None:
+        outcome.error_reason = outcome.error_reason or result.failure.reason
+        if result.failure.transient:
+            transient.append(result.failure.delay)
+    elif result.part.ok is False:
+        outcome.error_reason = outcome.error_reason or result.part.reason
+    if result.action == "create":
+        outcome.events.append(Event("Normal", "IdentityAssociated", result.part.message))
+    elif result.action == "update":
+        outcome.events.append(Event("Normal", "IdentityUpdated", result.part.message))
+    return result.part
 
 
 async def _lifecycle_child(

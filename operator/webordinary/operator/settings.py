@@ -6,7 +6,7 @@ import ipaddress
 import json
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from webordinary.contracts.specpolicy import parse_quantity
@@ -116,6 +116,16 @@ class OperatorSettings(BaseSettings):
     editor_tolerations: list[dict[str, Any]] = Field(default_factory=list)
     # The only model API the credential proxy forwards to.
     anthropic_api_base_url: str = "https://api.anthropic.com"
+    # How editors get AWS credentials (identity.py): "pod-identity": one EKS Pod Identity
+    # association per environment (its editor ServiceAccount -> editor_role_arn in cluster
+    # eks_cluster_name), created and deleted by the operator; "irsa": the role named by
+    # editor_role_arn_template on each editor ServiceAccount; "none": not managed (local runs).
+    # Unset: "irsa" when a template is given, else "none".
+    editor_aws_identity: Literal["pod-identity", "irsa", "none"] | None = None
+    eks_cluster_name: str | None = None
+    editor_role_arn: str | None = None
+    # The EKS API for the associations (the devkit stand-in locally); None: AWS's endpoint.
+    eks_endpoint_url: str | None = None
     # ARN template for the editor ServiceAccount's IRSA annotation: {namespace}, {name}.
     editor_role_arn_template: str | None = None
     anthropic_secret_name: str | None = None
@@ -179,6 +189,25 @@ class OperatorSettings(BaseSettings):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
 
+    @model_validator(mode="after")
+    def _identity_complete(self) -> OperatorSettings:
+        mode = self.aws_identity()
+        if mode == "pod-identity" and not (self.eks_cluster_name and self.editor_role_arn):
+            raise ValueError("editor_aws_identity pod-identity needs eks_cluster_name and "
+                             "editor_role_arn")
+        if mode == "pod-identity" and self.editor_role_arn_template:
+            raise ValueError("editor_role_arn_template is for editor_aws_identity irsa; "
+                             "pod-identity uses editor_role_arn")
+        if mode == "irsa" and not self.editor_role_arn_template:
+            raise ValueError("editor_aws_identity irsa needs editor_role_arn_template")
+        return self
+
+    def aws_identity(self) -> Literal["pod-identity", "irsa", "none"]:
+        """The editors' AWS identity mode (see editor_aws_identity)."""
+        if self.editor_aws_identity is not None:
+            return self.editor_aws_identity
+        return "irsa" if self.editor_role_arn_template else "none"
+
     def watch_namespaces(self) -> list[str]:
         """kopf's namespace arguments: empty means cluster-wide."""
         return list(self.namespaces)
@@ -195,7 +224,7 @@ class OperatorSettings(BaseSettings):
 
     def role_arn(self, namespace: str, name: str) -> str | None:
         """The IRSA role for one environment's editor, or None when IRSA is not used."""
-        if not self.editor_role_arn_template:
+        if self.aws_identity() != "irsa" or not self.editor_role_arn_template:
             return None
         return self.editor_role_arn_template.format(
             namespace=namespace, name=name, environment=name

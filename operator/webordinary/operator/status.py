@@ -25,6 +25,7 @@ STARTING: Final = "Starting"
 
 PART_CONDITIONS = (
     ConditionType.QUEUES_READY,
+    ConditionType.IDENTITY_READY,
     ConditionType.STORAGE_READY,
     ConditionType.WORKLOAD_READY,
     ConditionType.ROUTING_READY,
@@ -108,7 +109,8 @@ def phase_of(ready: Part, report: Report) -> Phase:
         return Phase.FAILED
     others = [part for kind, part in report.parts.items()
               if kind not in (ConditionType.WORKLOAD_READY, ConditionType.STORAGE_READY)]
-    settled = len(others) == 2 and all(part.ok is True for part in others)
+    settled = {ConditionType.QUEUES_READY, ConditionType.ROUTING_READY} <= set(report.parts) and (
+        all(part.ok is True for part in others))
     workload = report.parts.get(ConditionType.WORKLOAD_READY)
     if settled and workload is not None and workload.reason == SLEEPING:
         return Phase.SLEEPING

@@ -22,7 +22,10 @@ BASE = {"ACCOUNT_ID": ACCOUNT, "REGION": REGION, "BUCKET": BUCKET}
 # Operations whose IAM action has another name (AWS's service authorization reference).
 ACTION_OF = {"s3:HeadObject": "s3:GetObject", "s3:ListObjectsV2": "s3:ListBucket"}
 # A parameter that needs one more action: (operation, keyword) -> action.
-IMPLIED = {("PutObject", "Tagging"): "s3:PutObjectTagging", ("CreateQueue", "tags"): "sqs:TagQueue"}
+IMPLIED = {("PutObject", "Tagging"): "s3:PutObjectTagging", ("CreateQueue", "tags"): "sqs:TagQueue",
+           # A Pod Identity association passes its role to EKS.
+           ("CreatePodIdentityAssociation", "roleArn"): "iam:PassRole",
+           ("UpdatePodIdentityAssociation", "roleArn"): "iam:PassRole"}
 COMPONENTS = {"operator": "operator.json", "hermes": "hermes.json",
               "editor": "editor-pod-identity.json"}
 
@@ -62,12 +65,13 @@ def called_actions(component: str) -> frozenset[str]:
         found |= {ACTION_OF.get(f"{service}:{op}", f"{service}:{op}") for op in names}
         used = {(mapping.get(n, n), k) for n, k in keywords}
         found |= {action for (op, k), action in IMPLIED.items()
-                  if (op, k) in used and action.startswith(service + ":")}
+                  if (op, k) in used and op in operations}
     return frozenset(found)
 
 
 def test_the_scan_sees_the_calls_we_know_of() -> None:
-    assert {"sqs:CreateQueue", "sqs:TagQueue", "sqs:ListQueues"} <= called_actions("operator")
+    assert {"sqs:CreateQueue", "sqs:TagQueue", "sqs:ListQueues", "eks:CreatePodIdentityAssociation",
+            "eks:ListPodIdentityAssociations", "iam:PassRole"} <= called_actions("operator")
     assert {"ses:SendRawEmail", "sqs:SendMessage", "s3:PutObject",
             "s3:PutObjectTagging"} <= called_actions("hermes")
     assert {"sqs:ReceiveMessage", "sqs:ChangeMessageVisibility"} <= called_actions("editor")
@@ -91,7 +95,7 @@ def json_of(name: str, **extra: str) -> dict[str, Any]:
     values = {**BASE, "CONTAINER_ID": "x", "ENVIRONMENT": "x", "INBOUND_QUEUE": "inbound",
               "FROM_ADDRESS": "edit@webordinary.dev", "NAMESPACE": "tenants", "CLUSTER": "prod",
               "OIDC_PROVIDER": "oidc.eks.eu-west-1.amazonaws.com/id/ABC",
-              "SERVICE_ACCOUNT": "x", **extra}
+              "SERVICE_ACCOUNT": "x", "EDITOR_ROLE": "webordinary-editor", **extra}
     return load(IAM / name, values)
 
 
@@ -188,9 +192,23 @@ def test_queues_carry_the_editor_service_account_tag() -> None:
 def test_operator_and_hermes_policies_stay_on_webordinary_resources() -> None:
     operator, hermes = json_of("operator.json"), json_of("hermes.json")
     foreign = f"arn:aws:sqs:{REGION}:{ACCOUNT}:billing-events"
-    for action in called_actions("operator") - {"sqs:ListQueues"}:
+    for action in {a for a in called_actions("operator") if a.startswith("sqs:")} - {
+            "sqs:ListQueues"}:
         assert allowed(operator, Request(action, JOHN.queues["input"]))
         assert not allowed(operator, Request(action, foreign))
+    cluster = f"arn:aws:eks:{REGION}:{ACCOUNT}:cluster/prod"
+    association = f"arn:aws:eks:{REGION}:{ACCOUNT}:podidentityassociation/prod/a-1"
+    for action in {a for a in called_actions("operator") if a.startswith("eks:")}:
+        assert allowed(operator, Request(action, association))
+        assert allowed(operator, Request(action, cluster))
+        assert not allowed(operator, Request(action, cluster.replace("/prod", "/other")))
+    to_eks = {"iam:PassedToService": "pods.eks.amazonaws.com"}
+    editor_role = f"arn:aws:iam::{ACCOUNT}:role/webordinary-editor"
+    assert allowed(operator, Request("iam:PassRole", editor_role, to_eks))
+    assert not allowed(operator, Request("iam:PassRole", f"arn:aws:iam::{ACCOUNT}:role/admin",
+                                         to_eks))
+    assert not allowed(operator, Request("iam:PassRole", editor_role,
+                                         {"iam:PassedToService": "ec2.amazonaws.com"}))
     assert allowed(hermes, Request("sqs:SendMessage", JANE.queues["input"]))
     assert not allowed(hermes, Request("sqs:SendMessage", JANE.queues["output"]))
     assert not allowed(hermes, Request("sqs:ReceiveMessage", JANE.queues["input"]))

@@ -28,6 +28,7 @@ DEPLOYMENT = {"metadata": {"generation": 2}, "status": {"observedGeneration": 2}
 def report(replicas: int = 1, invalid: str | None = None, **parts: Part) -> Report:
     base = {
         ConditionType.QUEUES_READY: OK,
+        ConditionType.IDENTITY_READY: OK,
         ConditionType.STORAGE_READY: OK,
         ConditionType.WORKLOAD_READY: OK,
         ConditionType.ROUTING_READY: OK,
@@ -205,3 +206,21 @@ def test_pvc_pending_past_the_timeout_is_a_failure() -> None:
     assert storage_part(claim, T0 + timedelta(hours=5), 300, waiting_since=10).reason == "Binding"
     bound = storage_part({**claim, "status": {"phase": "Bound"}}, T0, 300)
     assert (bound.ok, bound.reason) == (True, "Bound")
+
+
+def test_no_aws_identity_is_never_ready() -> None:
+    """An editor without its EKS Pod Identity association cannot reach its queues: not Ready,
+    with the identity's reason (a permanent one fails the environment)."""
+    denied = Part(False, "AccessDenied", "CreatePodIdentityAssociation: AccessDeniedException",
+                  permanent=True)
+    status = compute_status(EditEnvironmentStatus(), report(IdentityReady=denied), T0)
+    assert status.phase == Phase.FAILED
+    assert conditions(status)["Ready"] == ("False", "AccessDenied")
+    assert conditions(status)["IdentityReady"] == ("False", "AccessDenied")
+    throttled = Part(False, "AWSThrottled", "ListPodIdentityAssociations: ThrottlingException")
+    status = compute_status(EditEnvironmentStatus(), report(IdentityReady=throttled), T0)
+    assert status.phase == Phase.PROVISIONING
+    assert conditions(status)["Ready"] == ("False", "AWSThrottled")
+    missing = {k: v for k, v in report().parts.items() if k != ConditionType.IDENTITY_READY}
+    unknown = Report(**{**report().__dict__, "parts": missing})
+    assert conditions(compute_status(EditEnvironmentStatus(), unknown, T0))["Ready"][0] != "True"
