@@ -1,6 +1,7 @@
 """`./dev up`: the whole loop on one machine, with embedded stand-ins where no cluster exists.
 
-Started here: the strict Kubernetes API emulator (with the CRD), moto (SQS/SES), the Messages
+Started here: the strict Kubernetes API emulator (with the CRD), moto (SQS/SES), the EKS Pod
+Identity stand-in (the operator makes each editor's association there, as on EKS), the Messages
 API stand-in (a deterministic demo model unless ANTHROPIC_BASE_URL/ANTHROPIC_API_KEY point at a
 real one), a bare git repository seeded with the demo site, the operator and Hermes as real
 processes, the local kubelet (editor Deployments -> editor processes, their EndpointSlices), the
@@ -45,6 +46,7 @@ from aiosmtpd.controller import Controller
 
 from webordinary.devkit.aws import MotoServer, start_moto
 from webordinary.devkit.console import Console, plain_text, preview_link
+from webordinary.devkit.eks import PodIdentityApi
 from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
 from webordinary.devkit.kubelet import LocalKubelet, free_port
 from webordinary.devkit.messages_api import MessagesAPI
@@ -56,6 +58,9 @@ NAMESPACE = "webordinary"
 SENDER = "you@example.com"
 PROJECT_ADDRESS = "website@edit.localhost"
 HERMES_ADDRESS = "edit@localhost"
+# The EKS stand-in's cluster and the editor role the operator associates (not a real account).
+LOCAL_CLUSTER = "webordinary-local"
+LOCAL_EDITOR_ROLE = "arn:aws:iam::000000000000:role/webordinary-editor"
 
 
 @dataclass
@@ -242,6 +247,8 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
         cleanups.append(moto.stop)
         ses = boto3.client("ses", endpoint_url=moto.endpoint_url, region_name="us-east-1")
         ses.verify_email_identity(EmailAddress=HERMES_ADDRESS)
+        eks = PodIdentityApi(clusters=[LOCAL_CLUSTER], roles=[LOCAL_EDITOR_ROLE]).start()
+        cleanups.append(eks.stop)
         own_model = bool(os.environ.get("ANTHROPIC_BASE_URL"))
         messages = None if own_model else MessagesAPI(demo=True).start()
         if messages is not None:
@@ -273,6 +280,11 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
             **common,
             "WEBORDINARY_OPERATOR_KUBE_API_URL": kube.url,
             "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": moto.endpoint_url,
+            # The chart's default: one EKS Pod Identity association per environment.
+            "WEBORDINARY_OPERATOR_EDITOR_AWS_IDENTITY": "pod-identity",
+            "WEBORDINARY_OPERATOR_EKS_CLUSTER_NAME": LOCAL_CLUSTER,
+            "WEBORDINARY_OPERATOR_EDITOR_ROLE_ARN": LOCAL_EDITOR_ROLE,
+            "WEBORDINARY_OPERATOR_EKS_ENDPOINT_URL": eks.endpoint_url,
             "WEBORDINARY_OPERATOR_ANTHROPIC_SECRET_NAME": "anthropic",
             "WEBORDINARY_OPERATOR_ANTHROPIC_API_BASE_URL": (
                 messages.base_url if messages is not None

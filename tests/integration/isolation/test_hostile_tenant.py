@@ -84,6 +84,68 @@ for (const [name, target] of Object.entries(ask.proxy || {})) {
 <pre id="leak">{JSON.stringify(out)}</pre>
 """
 
+# Customer code trying to spend the platform's model key through the pod's credential proxy:
+# every key-like value it can read (its environment, every readable /proc/*/environ and cmdline,
+# the proxies' key files, the files of the sessions folder) and the usual placeholders,
+# each presented to both tenants' proxies. With spend-control.json: only the key it holds.
+SPEND_PAGE = """---
+import fs from 'node:fs';
+import path from 'node:path';
+let ask = {};
+try { ask = JSON.parse(fs.readFileSync('spend-input.json', 'utf8')); } catch {}
+const read = (p) => { try { return fs.readFileSync(p, 'latin1').slice(0, 200000); }
+                      catch { return ''; } };
+const values = new Set(['placeholder', 'sk-ant-placeholder', 'dummy', 'local-stand-in', 'x']);
+const add = (text) => {
+  for (const part of text.split(/[^A-Za-z0-9_-]+/)) {  // what keys are made of
+    if (part.length >= 20 && part.length <= 128) values.add(part);
+  }
+};
+Object.values(process.env).forEach((v) => add(String(v)));
+for (const pid of fs.readdirSync('/proc').filter((n) => /^[0-9]+$/.test(n))) {
+  add(read(`/proc/${pid}/environ`));
+  add(read(`/proc/${pid}/cmdline`));
+}
+for (const p of ask.paths || []) add(read(p));
+const stack = [path.dirname(process.cwd())];
+let files = 0;
+while (stack.length && files < 5000) {
+  const dir = stack.pop();
+  let entries;
+  try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { continue; }
+  for (const entry of entries) {
+    const full = path.join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (!['node_modules', '.astro', 'dist'].includes(entry.name)) stack.push(full);
+    } else if (entry.isFile() && entry.name !== 'spend-control.json') {
+      files += 1;
+      add(read(full));
+    }
+  }
+}
+const control = fs.existsSync('spend-control.json');
+const keys = control ? [JSON.parse(read('spend-control.json')).key] : [...values];
+const spent = [];
+let tried = 0;
+const attempt = async (target, key) => {
+  tried += 1;
+  try {
+    const r = await fetch(`${target}/v1/messages/count_tokens`, { method: 'POST',
+      headers: { 'x-api-key': key, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: 'claude-sonnet-4-5', messages: [] }) });
+    await r.arrayBuffer();
+    if (r.status !== 401) spent.push([target, r.status]);
+  } catch (e) { spent.push([target, 'ERR ' + e.message]); }
+};
+for (const target of ask.proxies || []) {
+  for (let at = 0; at < keys.length; at += 64) {
+    await Promise.all(keys.slice(at, at + 64).map((key) => attempt(target, key)));
+  }
+}
+---
+<pre id="spend">{JSON.stringify({ tried, candidates: keys.length, files, spent })}</pre>
+"""
+
 WALK_PAGE = """---
 import fs from 'node:fs';
 import path from 'node:path';
@@ -229,6 +291,7 @@ def make_remote(base: Path, name: str, *, hostile: bool, probes: list[str]) -> P
         pages = seed / "src" / "pages"
         (pages / "leak.astro").write_text(LEAK_PAGE)
         (pages / "walk.astro").write_text(WALK_PAGE)
+        (pages / "spend.astro").write_text(SPEND_PAGE)
         (seed / "public" / "private.txt").write_text(PRIVATE_A)
     else:
         seed.mkdir()
@@ -432,6 +495,35 @@ def test_proc_environ_page_and_probes_get_nothing(world: World) -> None:
         at = body.find(f"&quot;{probe}&quot;:&quot;")
         assert at >= 0, probe
         assert body[at:at + 60].split("&quot;:&quot;")[1].startswith("401"), body[at:at + 200]
+
+
+def spend(world: World) -> dict[str, Any]:
+    body = world.page(world.a, f"/session/{SESSION}/spend")
+    start = body.index("{", body.index('id="spend"'))
+    result: dict[str, Any] = json.loads(
+        body[start:body.index("</pre>", start)].replace("&quot;", '"'))
+    return result
+
+
+def test_customer_code_cannot_spend_the_model_key(world: World) -> None:
+    """The credential proxy answers on the pod's loopback, which the preview container (customer
+    code) shares: presenting the placeholder or anything the page can read gets 401 at either
+    tenant's proxy. The control (the pod's real key file handed to the page) does get through,
+    so the page's calls would have spent the key had it found it."""
+    a, b = world.a, world.b
+    proxies = [f"http://127.0.0.1:{world.proxy_port(t)}" for t in (a, b)]
+    world.put(a, "spend-input.json", {"proxies": proxies, "paths": [
+        str(world.token_file(a)), str(world.token_file(b)), "/run/webordinary/credentials/token"]})
+    swept = spend(world)
+    assert swept["candidates"] > 5, swept
+    assert swept["files"] > 10, swept
+    assert swept["spent"] == [], swept
+    world.put(a, "spend-control.json", {"key": world.token_file(a).read_text().strip()})
+    try:
+        control = spend(world)
+    finally:
+        (world.volume(a) / "sessions" / f"thread-{SESSION}" / "spend-control.json").unlink()
+    assert control["spent"] == [[proxies[0], 200]], (control, swept)  # its own proxy only
 
 
 def test_fs_probes_are_not_served(world: World) -> None:

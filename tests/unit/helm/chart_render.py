@@ -37,6 +37,7 @@ FULL: dict[str, Any] = {
         "logFormat": "json",
     },
     "editor": {
+        "awsIdentity": "irsa",
         "iamRoleArnTemplate": "arn:aws:iam::123456789012:role/webordinary-editor-{environment}",
         "image": {"digest": "sha256:" + "a" * 64},
         "messagesApiUrl": "http://wo-webordinary-messages-api:8080",
@@ -62,6 +63,25 @@ FULL: dict[str, Any] = {
     "dev": {"moto": {"enabled": True}, "mailpit": {"enabled": True},
             "anthropicSecret": {"create": True}, "messagesApi": {"enabled": True}},
 }
+
+
+# What every install must give (the default editor.awsIdentity podIdentity needs them); a test's
+# values are merged over these.
+REQUIRED: dict[str, Any] = {
+    "aws": {"eksClusterName": "prod"},
+    "editor": {"podIdentityRoleArn": "arn:aws:iam::123456789012:role/webordinary-editor"},
+}
+
+
+def merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    """`over` deep-merged onto `base` (as Helm merges values files)."""
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = merged(out[key], value)
+        else:
+            out[key] = value
+    return out
 
 
 @cache
@@ -99,11 +119,14 @@ class Rendered:
 
 def render(
     values: dict[str, Any] | None = None, *, name: str = RELEASE, namespace: str = NAMESPACE,
-    kube_version: str | None = None,
+    kube_version: str | None = None, bare: bool = False,
 ) -> Rendered:
-    """Render like `helm install name chart -n namespace -f values` would (no cluster);
-    `kube_version` like `helm template --kube-version` (default: the Helm library's own)."""
-    return _render(json.dumps(values or {}, sort_keys=True), name, namespace, kube_version)
+    """Render like `helm install name chart -n namespace -f values` would (no cluster), with the
+    REQUIRED values unless `bare`; `kube_version` like `helm template --kube-version` (default:
+    the Helm library's own)."""
+    given = values or {}
+    return _render(json.dumps(given if bare else merged(REQUIRED, given), sort_keys=True), name,
+                   namespace, kube_version)
 
 
 @cache

@@ -24,13 +24,23 @@ from typing import Any
 
 import pytest
 
-from tests.unit.helm.chart_render import CHART, ROOT, ci_values, config_env, fullname, render
+from tests.unit.helm.chart_render import (
+    CHART,
+    ROOT,
+    ci_values,
+    config_env,
+    fullname,
+    merged,
+    render,
+)
 from webordinary.contracts.environment import API_VERSION, KIND, PLURAL
 from webordinary.devkit.aws import MotoServer
+from webordinary.devkit.eks import PodIdentityApi
 from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
 
 RELEASE = "webordinary"
 NAMESPACE = "webordinary"
+EDITOR_ROLE = "arn:aws:iam::123456789012:role/webordinary-editor"
 
 
 def free_port() -> int:
@@ -123,8 +133,13 @@ def dev_values(**ports: int) -> dict[str, Any]:
 def test_the_chart_configured_operator_boots_and_reconciles(
     chart_kube_api: KubeAPI, moto: MotoServer, tmp_path: Path
 ) -> None:
+    eks = PodIdentityApi(clusters=["prod"], roles=[EDITOR_ROLE]).start()
     values = dev_values(health=free_port(), operator_metrics=free_port(),
                         hermes_metrics=free_port(), smtp=free_port())
+    # The default AWS identity (one EKS Pod Identity association per environment).
+    values = merged(values, {"aws": {"eksClusterName": "prod", "eksEndpointUrl": eks.endpoint_url},
+                             "editor": {"awsIdentity": "podIdentity",
+                                        "podIdentityRoleArn": EDITOR_ROLE}})
     rendered = render(values, name=RELEASE, namespace=NAMESPACE)
     env = config_env(rendered, "operator", RELEASE)
     env.update(WEBORDINARY_OPERATOR_KUBE_API_URL=chart_kube_api.url,
@@ -150,8 +165,12 @@ def test_the_chart_configured_operator_boots_and_reconciles(
             time.sleep(0.2)
         metrics = wait_http(f"http://127.0.0.1:{metrics_port}/metrics", process)
         assert 'webordinary_operator_environments{phase="Sleeping"} 1.0' in metrics
+        (association,) = eks.associations()
+        assert (association["serviceAccount"], association["roleArn"]) == (
+            "chart-boot-john-editor", EDITOR_ROLE)
     finally:
         stop(process)
+        eks.stop()
 
 
 def test_the_chart_configured_hermes_boots_and_listens(

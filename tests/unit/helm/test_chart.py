@@ -14,10 +14,13 @@ from tests.unit.helm.chart_render import (
     CHART,
     FULL,
     KUBE_VERSIONS,
+    REQUIRED,
     ROOT,
     Rendered,
     ci_values,
+    config_env,
     fullname,
+    merged,
     render,
 )
 
@@ -47,7 +50,7 @@ def test_ci_values_exist() -> None:
 
 
 def test_lint_strict_is_clean() -> None:
-    report = helm_python.lint(CHART, strict=True)
+    report = helm_python.lint(CHART, REQUIRED, strict=True)
     assert report["errors"] == []
     assert [m for m in report["messages"] if m["severity"] >= 2] == []
 
@@ -216,3 +219,27 @@ def test_values_file_is_commented_and_schema_is_json() -> None:
     assert text.count("# --") >= 40, "values.yaml documents its values with '# --' comments"
     assert yaml.safe_load(text)["securityContext"]["runAsUser"] == 10001
     assert (ROOT / "docs" / "operations.md").is_file()
+
+
+def test_default_identity_is_a_pod_identity_association_per_environment() -> None:
+    """podIdentity by default: the operator gets the cluster and role; a missing one is named
+    at install time, and the modes exclude each other."""
+    env = config_env(render(), "operator")
+    assert env["WEBORDINARY_OPERATOR_EDITOR_AWS_IDENTITY"] == "pod-identity"
+    assert env["WEBORDINARY_OPERATOR_EKS_CLUSTER_NAME"] == REQUIRED["aws"]["eksClusterName"]
+    assert env["WEBORDINARY_OPERATOR_EDITOR_ROLE_ARN"] == REQUIRED["editor"]["podIdentityRoleArn"]
+    assert "WEBORDINARY_OPERATOR_EDITOR_ROLE_ARN_TEMPLATE" not in env
+    for values, complaint in (
+        ({}, "aws.eksClusterName is required"),
+        ({"aws": {"eksClusterName": "prod"}}, "editor.podIdentityRoleArn is required"),
+        (merged(REQUIRED, {"editor": {"iamRoleArnTemplate": "arn:aws:iam::1:role/{name}"}}),
+         "editor.iamRoleArnTemplate is for editor.awsIdentity irsa"),
+        ({"editor": {"awsIdentity": "irsa"}}, "editor.iamRoleArnTemplate is required"),
+    ):
+        with pytest.raises(helm_python.HelmRenderError, match=complaint):
+            render(values, bare=True)
+    irsa = config_env(render(FULL), "operator")
+    assert irsa["WEBORDINARY_OPERATOR_EDITOR_AWS_IDENTITY"] == "irsa"
+    assert "WEBORDINARY_OPERATOR_EDITOR_ROLE_ARN" not in irsa
+    none = config_env(render({"editor": {"awsIdentity": "none"}}, bare=True), "operator")
+    assert none["WEBORDINARY_OPERATOR_EDITOR_AWS_IDENTITY"] == "none"
