@@ -1,14 +1,17 @@
 """Gateway benchmark: proxied requests/s on one core, added latency, route updates, wake on visit,
 RSS with 5,000 environments x 3 sessions.
 
-Run: `./dev bench gateway [--seconds 10] [--environments 5000]`. The gateway runs as its own
-process (`python -m webordinary.gateway`, production settings: signed links on, every request
-checks its cookie) pinned to CPU 0; the API emulator, the upstreams and the load generator share
-CPU 1. Upstreams: a minimal keep-alive HTTP server (the gateway's own ceiling) and the editor's
-real preview entry point with a real `astro dev` server behind it ("the dev server"). Wake on
-visit runs the operator and the local kubelet with a real editor process, as `./dev up` does.
-Targets (2-core machine): added p99 < 5 ms, >= 1,500 req/s per core, route update < 1 s,
-RSS < 200 MiB at 5,000 environments. Exit status 1 when a target is missed.
+Run: `./dev bench gateway [--astro] [--no-wake] [--seconds 10] [--environments 5000]`. The
+gateway runs as its own process (`python -m webordinary.gateway`, production settings: signed
+links on, every request checks its cookie) pinned to CPU 0; the API emulator, the upstreams and
+the load generator share CPU 1. Upstreams: a minimal keep-alive HTTP server (the gateway's own
+ceiling) and, with `--astro`, the editor pod's preview container (`python -m
+webordinary.editor.supervisor`, a real `astro dev` behind it) in its own process: rows for the
+dev server directly, the pod's preview entry directly and the gateway. Wake on visit runs
+`./dev up`'s stack (operator, Hermes, the local kubelet, a real editor pod). The table is printed
+once, row by row as measured. Targets (2-core machine): added p99 < 5 ms, >= 1,500 req/s per
+core, route update < 1 s, RSS < 200 MiB at 5,000 environments. Exit status 1 when a target is
+missed.
 """
 
 from __future__ import annotations
@@ -82,8 +85,9 @@ class _Client(asyncio.Protocol):
     """One keep-alive connection sending the same GET back to back, timing each answer."""
 
     def __init__(self, request: bytes, until: float, latencies: list[float],
-                 done: asyncio.Future[None]) -> None:
+                 done: asyncio.Future[None], errors: list[str]) -> None:
         self.request, self.until, self.latencies, self.done = request, until, latencies, done
+        self.errors = errors
         self.buffer = b""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -114,7 +118,9 @@ class _Client(asyncio.Protocol):
             if len(self.buffer) < total:
                 return
             if not head.startswith(b"http/1.1 200"):
-                raise RuntimeError(head[:200].decode(errors="replace"))
+                self.errors.append(head[:300].decode(errors="replace"))
+                self.transport.close()
+                return
             self.buffer = self.buffer[total:]
             self.latencies.append(time.perf_counter() - self.sent)
             if time.perf_counter() < self.until:
@@ -136,6 +142,8 @@ def load(port: int, path: str, cookie: str, connections: int, seconds: float,
     request = (f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
                f"Cookie: {COOKIE_NAME}={cookie}\r\nAccept: */*\r\n\r\n").encode()
 
+    errors: list[str] = []
+
     async def main() -> list[float]:
         loop = asyncio.get_running_loop()
         latencies: list[float] = []
@@ -143,15 +151,18 @@ def load(port: int, path: str, cookie: str, connections: int, seconds: float,
         futures = []
         for _ in range(connections):
             done: asyncio.Future[None] = loop.create_future()
-            await loop.create_connection(lambda d=done: _Client(request, until, latencies, d),
-                                         "127.0.0.1", port)
+
+            def connect(d: asyncio.Future[None] = done) -> _Client:
+                return _Client(request, until, latencies, d, errors)
+
+            await loop.create_connection(connect, "127.0.0.1", port)
             futures.append(done)
         await asyncio.gather(*futures)
         return latencies
 
     began = time.perf_counter()
     latencies = asyncio.run(main())
-    out.put((len(latencies), time.perf_counter() - began, latencies))
+    out.put((len(latencies), time.perf_counter() - began, latencies, errors[:1]))
 
 
 def run_load(port: int, path: str, cookie: str, connections: int,
@@ -161,8 +172,10 @@ def run_load(port: int, path: str, cookie: str, connections: int,
     queue = context.Queue()
     process = context.Process(target=load, args=(port, path, cookie, connections, seconds, queue))
     process.start()
-    count, elapsed, latencies = queue.get(timeout=seconds + 120)
+    count, elapsed, latencies, errors = queue.get(timeout=seconds + 120)
     process.join()
+    if errors:
+        raise RuntimeError(f"GET {path} on port {port} did not answer 200:\n{errors[0]}")
     return count / elapsed, latencies
 
 
@@ -254,18 +267,19 @@ def http(api: KubeAPI, method: str, path: str, body: Any = None) -> Any:
 
 
 # -- the measurements -------------------------------------------------------------------------
-async def added_latency(gateway: GatewayProcess, keys: LinkKeys, upstream_port: int,
-                        path_of: Callable[[str], str], thread: str, seconds: float,
-                        ) -> dict[str, float]:
-    """Sequential requests (one connection): direct to the upstream and through the gateway."""
+async def added_latency(ports: dict[str, int], keys: LinkKeys, path: str, thread: str,
+                        seconds: float, rounds: int = 4) -> dict[str, tuple[float, float]]:
+    """p50/p99 ms of sequential requests (one connection) to each port; the hops take turns
+    (`rounds` slices each) so that a change of the machine's load hits them alike."""
     cookie = token(keys, thread)
-    out: dict[str, float] = {}
-    for name, port in (("direct", upstream_port), ("gateway", gateway.port)):
-        run_load(port, path_of(thread), cookie, 1, 1.0)  # warm-up
-        _, latencies = run_load(port, path_of(thread), cookie, 1, seconds)
-        out[f"{name}_p50"] = pct(latencies, 0.50) * 1000
-        out[f"{name}_p99"] = pct(latencies, 0.99) * 1000
-    return out
+    latencies: dict[str, list[float]] = {name: [] for name in ports}
+    for port in ports.values():
+        run_load(port, path, cookie, 1, 1.0)  # warm-up
+    for _ in range(rounds):
+        for name, port in ports.items():
+            latencies[name] += run_load(port, path, cookie, 1, seconds / rounds)[1]
+    return {name: (pct(values, 0.50) * 1000, pct(values, 0.99) * 1000)
+            for name, values in latencies.items()}
 
 
 async def route_updates(api: KubeAPI, gateway: GatewayProcess, keys: LinkKeys, name: str,
@@ -305,42 +319,82 @@ async def many_environments(api: KubeAPI, count: int, sessions: int) -> float:
     return time.monotonic() - began
 
 
-async def astro_upstream(tmp: Path, thread: str) -> Any:
-    """The editor's preview entry point with one session's real `astro dev` behind it."""
-    from tests.plugins.astro_site import make_astro_workspace
-    from webordinary.editor.previews import Previews
+class PreviewProcess:
+    """The editor pod's preview container (`python -m webordinary.editor.supervisor`: the
+    preview entry point, `astro dev` behind it) over a real session worktree, in its own
+    process as in the pod (the bench's own loop blocks while a load run is measured)."""
 
-    sessions = make_astro_workspace(tmp / "astro", [thread])
-    previews = Previews(sessions, port=0, metrics_port=0, host="127.0.0.1", max_active=1,
-                        standby=False)
-    await previews.start()
-    previews.register(thread, sessions / f"thread-{thread}")
-    previews.set_ready(True)  # what the editor does once node_modules exist
-    await previews.activate(thread)
-    async with aiohttp.ClientSession() as client:
-        for _ in range(600):  # the dev server answers once its first page compiled
-            with contextlib.suppress(aiohttp.ClientError):
-                async with client.get(
-                        f"http://127.0.0.1:{previews.port}/session/{thread}/") as response:
-                    await response.read()
-                    if response.status == 200:
-                        break
-            await asyncio.sleep(0.1)
-    return previews
+    def __init__(self, tmp: Path, thread: str) -> None:
+        from tests.plugins.astro_site import make_astro_workspace
+
+        self.thread = thread
+        self.sessions = make_astro_workspace(tmp / "astro", [thread])
+        self.port, self.metrics_port = free_port(), free_port()
+        self.log = tmp / "preview.log"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        env = {**os.environ, "WEBORDINARY_PREVIEW_SESSIONS": str(self.sessions),
+               "WEBORDINARY_PREVIEW_HOST": "127.0.0.1",
+               "WEBORDINARY_PREVIEW_PORT": str(self.port),
+               "WEBORDINARY_PREVIEW_CONTROL_PORT": str(free_port()),
+               "WEBORDINARY_PREVIEW_METRICS_PORT": str(self.metrics_port),
+               "WEBORDINARY_PREVIEW_MAX_ACTIVE": "1",
+               "WEBORDINARY_PREVIEW_TMP": str(self.sessions.parent / "tmp")}
+        (self.sessions.parent / "tmp").mkdir()
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "webordinary.editor.supervisor"], env=env,
+            stdout=self.log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
+
+    async def serving(self, within: float = 240.0) -> int:
+        """Wait until the session's page is served; the port `astro dev` listens on."""
+        url = f"http://127.0.0.1:{self.port}/session/{self.thread}/"
+        began = time.monotonic()
+        async with aiohttp.ClientSession() as client:
+            while time.monotonic() - began < within:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    break
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with client.get(url) as response:
+                        await response.read()
+                        if response.status == 200:
+                            return self.dev_server_port()
+                await asyncio.sleep(0.5)
+        raise RuntimeError(f"the preview was not served; log:\n{self.log.read_text()[-3000:]}")
+
+    def dev_server_port(self) -> int:
+        assert self.process is not None
+        for process in psutil.Process(self.process.pid).children(recursive=True):
+            for connection in process.net_connections(kind="tcp"):
+                if connection.status == psutil.CONN_LISTEN:
+                    return int(connection.laddr.port)
+        raise RuntimeError("astro dev listens nowhere")
+
+    def stop(self) -> None:
+        if self.process is not None and self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, 9)
+                self.process.wait()
 
 
-def row(name: str, value: str, target: str = "", ok: bool | None = None) -> str:
+def row(name: str, value: str, target: str = "", ok: bool | None = None) -> None:
+    """One row of the table, printed as soon as it is measured (the table is printed once)."""
     mark = "" if ok is None else (" ok" if ok else " MISSED")
-    line = f"| {name:<52} | {value:>16} | {target + mark:<16} |"
-    print(line, file=sys.stderr, flush=True)  # progress; the table is printed at the end
-    return line
+    print(f"| {name:<62} | {value:>18} | {target + mark:<18} |", flush=True)
 
 
 async def run(args: argparse.Namespace) -> int:
     os.sched_setaffinity(0, {OTHER_CPU})
     load_before = ", ".join(f"{x:.1f}" for x in os.getloadavg())
-    lines: list[str] = []
     failed = False
+    print(f"Gateway benchmark (load average before: {load_before}; gateway pinned to CPU "
+          f"{GATEWAY_CPU}, everything else to CPU {OTHER_CPU})\n")
+    print(f"| {'measure':<62} | {'value':>18} | {'target':<18} |")
+    print(f"|{'-' * 64}|{'-' * 20}|{'-' * 20}|", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-gateway-") as folder:
         tmp = Path(folder)
         keys = make_keys(tmp / "keys")
@@ -367,54 +421,32 @@ async def run(args: argparse.Namespace) -> int:
                                            args.seconds)
                 spent = sum(cpu.cpu_times()[:2]) - spent
                 per_cpu = len(latencies) / spent if spent else 0.0
-                lines.append(row("proxied requests per gateway CPU-second", f"{per_cpu:,.0f}",
-                                 ">= 1,500", per_cpu >= 1500))
+                row("proxied requests per gateway CPU-second", f"{per_cpu:,.0f}",
+                    ">= 1,500", per_cpu >= 1500)
                 direct_rate, _ = run_load(upstream_port, path, cookie, args.connections, 3.0)
-                lines.append(row("  wall-clock requests/s (core shared with the machine's load)",
-                                 f"{rate:,.0f}"))
+                row("  wall-clock requests/s (core shared with the machine's load)",
+                    f"{rate:,.0f}")
                 failed |= per_cpu < 1500
-                lines.append(row(f"  latency under that load ({args.connections} conns) p50/p99",
-                                 f"{pct(latencies, .5) * 1000:.1f} / "
-                                 f"{pct(latencies, .99) * 1000:.1f} ms"))
-                lines.append(row("  (the upstream alone, for scale)", f"{direct_rate:,.0f}/s"))
+                row(f"  latency under that load ({args.connections} conns) p50/p99",
+                    f"{pct(latencies, .5) * 1000:.1f} / "
+                    f"{pct(latencies, .99) * 1000:.1f} ms")
+                row("  (the upstream alone, for scale)", f"{direct_rate:,.0f}/s")
                 fast_added = await added_latency(
-                    gateway, keys, upstream_port, lambda t: f"/session/{t}/asset.js",
-                    fast_threads[0], args.latency_seconds)
-                add50 = fast_added["gateway_p50"] - fast_added["direct_p50"]
-                add99 = fast_added["gateway_p99"] - fast_added["direct_p99"]
-                lines.append(row("added latency vs minimal upstream p50 / p99",
-                                 f"{add50:.2f} / {add99:.2f} ms", "p99 < 5 ms", add99 < 5))
+                    {"direct": upstream_port, "gateway": gateway.port}, keys,
+                    f"/session/{fast_threads[0]}/asset.js", fast_threads[0],
+                    args.latency_seconds)
+                add50 = fast_added["gateway"][0] - fast_added["direct"][0]
+                add99 = fast_added["gateway"][1] - fast_added["direct"][1]
+                row("added latency vs minimal upstream p50 / p99",
+                    f"{add50:.2f} / {add99:.2f} ms", "p99 < 5 ms", add99 < 5)
                 failed |= add99 >= 5
                 if args.astro:
-                    thread = "b000000000000000"
-                    previews = await astro_upstream(tmp, thread)
-                    try:
-                        http(api, "POST", ee_path(), environment("astro-site-bench", [thread]))
-                        http(api, "POST", SLICES, endpoint_slice("astro-site-bench",
-                                                                 previews.port))
-                        await asyncio.sleep(0.5)
-                        for what, suffix in (("page", ""), ("asset", "favicon.svg")):
-                            measured = await added_latency(
-                                gateway, keys, previews.port,
-                                lambda t, s=suffix: f"/session/{t}/{s}", thread,
-                                args.latency_seconds)
-                            a50 = measured["gateway_p50"] - measured["direct_p50"]
-                            a99 = measured["gateway_p99"] - measured["direct_p99"]
-                            lines.append(row(
-                                f"astro dev {what}: direct p50/p99",
-                                f"{measured['direct_p50']:.1f} / "
-                                f"{measured['direct_p99']:.1f} ms"))
-                            lines.append(row("  added by the gateway p50 / p99",
-                                             f"{a50:.2f} / {a99:.2f} ms", "p99 < 5 ms",
-                                             a99 < 5))
-                            failed |= a99 >= 5
-                    finally:
-                        await previews.close()
+                    failed |= await astro_rows(api, gateway, keys, tmp, args.latency_seconds)
                 updates = await route_updates(api, gateway, keys, fast, fast_threads,
                                               args.route_rounds)
-                lines.append(row("route update (EE change -> served) p50 / max",
-                                 f"{statistics.median(updates) * 1000:.0f} / "
-                                 f"{max(updates) * 1000:.0f} ms", "< 1 s", max(updates) < 1))
+                row("route update (EE change -> served) p50 / max",
+                    f"{statistics.median(updates) * 1000:.0f} / "
+                    f"{max(updates) * 1000:.0f} ms", "< 1 s", max(updates) < 1)
                 failed |= max(updates) >= 1
                 created = await many_environments(api, args.environments, 3)
                 began = time.monotonic()
@@ -425,38 +457,69 @@ async def run(args: argparse.Namespace) -> int:
                     await asyncio.sleep(0.1)
                 seen = time.monotonic() - began
                 rss = gateway.rss_mib()
-                lines.append(row(f"RSS with {args.environments:,} environments x 3 sessions",
-                                 f"{rss:.0f} MiB", "< 200 MiB", rss < 200))
+                row(f"RSS with {args.environments:,} environments x 3 sessions",
+                    f"{rss:.0f} MiB", "< 200 MiB", rss < 200)
                 failed |= rss >= 200
-                lines.append(row("  RSS with 1 environment", f"{rss_idle:.0f} MiB"))
-                lines.append(row("  all created (API) / all routable after last create",
-                                 f"{created:.1f} / {seen:.1f} s"))
+                row("  RSS with 1 environment", f"{rss_idle:.0f} MiB")
+                row("  all created (API) / all routable after last create",
+                    f"{created:.1f} / {seen:.1f} s")
                 gateway.stop()
                 gateway.start()
                 listed = await gateway.ready()
-                lines.append(row(f"  restart: ready (listed {args.environments:,}) after",
-                                 f"{listed:.2f} s"))
-                lines.append(row("  RSS after a fresh list", f"{gateway.rss_mib():.0f} MiB",
-                                 "< 200 MiB", gateway.rss_mib() < 200))
+                row(f"  restart: ready (listed {args.environments:,}) after",
+                    f"{listed:.2f} s")
+                row("  RSS after a fresh list", f"{gateway.rss_mib():.0f} MiB",
+                    "< 200 MiB", gateway.rss_mib() < 200)
         finally:
             gateway.stop()
             api.stop()
     if not args.no_wake:
-        lines.extend(await wake_on_visit())
-    print(f"\nGateway benchmark (load average before: {load_before}; gateway pinned to CPU "
-          f"{GATEWAY_CPU}, everything else to CPU {OTHER_CPU})\n")
-    print(f"| {'measure':<52} | {'value':>16} | {'target':<16} |")
-    print(f"|{'-' * 54}|{'-' * 18}|{'-' * 18}|")
-    for line in lines:
-        print(line)
+        await wake_on_visit()
+    print(f"\n(load average after: {', '.join(f'{x:.1f}' for x in os.getloadavg())})")
     return 1 if failed else 0
 
 
-async def wake_on_visit() -> list[str]:
+async def astro_rows(api: KubeAPI, gateway: GatewayProcess, keys: LinkKeys, tmp: Path,
+                     seconds: float) -> bool:
+    """Latency of a real `astro dev` page and asset: straight to the dev server, to the editor
+    pod's preview entry (what the gateway forwards to), and through the gateway. True when
+    the gateway's added p99 misses the target."""
+    thread = "b000000000000000"
+    preview = PreviewProcess(tmp, thread)
+    preview.start()
+    missed = False
+    try:
+        astro_port = await preview.serving()
+        http(api, "POST", ee_path(), environment("astro-site-bench", [thread]))
+        http(api, "POST", SLICES, endpoint_slice("astro-site-bench", preview.port))
+        await asyncio.sleep(0.5)
+        for what, suffix in (("page", ""), ("asset", "favicon.svg")):
+            measured = await added_latency(
+                {"astro dev": astro_port, "preview": preview.port, "gateway": gateway.port},
+                keys, f"/session/{thread}/{suffix}", thread, seconds)
+            for hop in ("astro dev", "preview", "gateway"):
+                row(f"astro dev {what}: via {hop} p50 / p99" if hop != "astro dev" else
+                    f"astro dev {what}: the dev server directly p50 / p99",
+                    f"{measured[hop][0]:.2f} / {measured[hop][1]:.2f} ms")
+            a50 = measured["gateway"][0] - measured["preview"][0]
+            a99 = measured["gateway"][1] - measured["preview"][1]
+            row("  added by the gateway (vs its upstream) p50 / p99",
+                f"{a50:.2f} / {a99:.2f} ms", "p99 < 5 ms", a99 < 5)
+            d50 = measured["gateway"][0] - measured["astro dev"][0]
+            d99 = measured["gateway"][1] - measured["astro dev"][1]
+            row("  gateway + pod's preview entry vs astro dev p50 / p99",
+                f"{d50:.2f} / {d99:.2f} ms")
+            missed |= a99 >= 5
+    finally:
+        preview.stop()
+    return missed
+
+
+async def wake_on_visit() -> None:
     """`./dev up`'s stack with a demo edit, put to sleep, then visited through the gateway."""
     from bench.gateway_wake import measure_wake
 
-    return await measure_wake()
+    await measure_wake()
 
 
 def main() -> None:

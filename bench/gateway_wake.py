@@ -32,8 +32,8 @@ SLICES = "/apis/discovery.k8s.io/v1/namespaces/webordinary/endpointslices"
 IDLE = "20s"
 
 
-def row(name: str, value: str) -> str:
-    return f"| {name:<52} | {value:>16} | {'':<16} |"
+def row(name: str, value: str) -> None:
+    print(f"| {name:<62} | {value:>18} | {'':<18} |", flush=True)
 
 
 async def _json(client: aiohttp.ClientSession, url: str) -> Any:
@@ -41,8 +41,8 @@ async def _json(client: aiohttp.ClientSession, url: str) -> Any:
         return await response.json()
 
 
-async def measure_wake(rounds: int = 2) -> list[str]:
-    lines: list[str] = []
+async def measure_wake(rounds: int = 2) -> None:
+    """Prints its rows of the gateway benchmark's table as they are measured."""
     with tempfile.TemporaryDirectory(prefix="bench-wake-") as folder:
         kube_port, gateway_port = free_port(), free_port()
         stack = subprocess.Popen(  # noqa: ASYNC220 (a long-lived child, read from a thread)
@@ -62,7 +62,8 @@ async def measure_wake(rounds: int = 2) -> list[str]:
                 if not line and stack.poll() is not None:
                     break
             if not link:
-                return [row("wake on visit", "stack did not come up")]
+                row("wake on visit", "stack did not come up")
+                return
             api = f"http://127.0.0.1:{kube_port}"
             async with aiohttp.ClientSession(cookie_jar=aiohttp.DummyCookieJar()) as client:
                 async with client.get(link, allow_redirects=False) as response:
@@ -91,10 +92,10 @@ async def measure_wake(rounds: int = 2) -> list[str]:
                             break
                         await asyncio.sleep(1.0)  # the starting page reloads every few seconds
                     served = time.monotonic() - began
-                    lines.append(row(f"wake on visit #{round_ + 1}: first visit -> editor answers",
-                                     f"{first_byte or served:.1f} s"))
-                    lines.append(row("  first visit -> the site served (200)", f"{served:.1f} s"))
-                    lines.append(row(f"  (asleep {asleep_at:.0f} s after the idle wait)", ""))
+                    row(f"wake on visit #{round_ + 1}: first visit -> editor answers",
+                                     f"{first_byte or served:.1f} s")
+                    row("  first visit -> the site served (200)", f"{served:.1f} s")
+                    row(f"  (asleep {asleep_at:.0f} s after the idle wait)", "")
         finally:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(stack.pid, signal.SIGTERM)
@@ -102,7 +103,6 @@ async def measure_wake(rounds: int = 2) -> list[str]:
                 await asyncio.to_thread(stack.wait, 120)
             except subprocess.TimeoutExpired:
                 os.killpg(stack.pid, signal.SIGKILL)
-    return lines
 
 
 async def _asleep(client: aiohttp.ClientSession, api: str) -> float:

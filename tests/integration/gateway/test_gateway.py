@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from http.cookies import SimpleCookie
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -114,6 +115,7 @@ async def test_two_environments_serve_pages_assets_uploads_and_hmr(world: World)
                 assert (await ws.receive(timeout=5)).data == f'{name}/{thread}: {{"type":"ping"}}'
                 await ws.send_bytes(b"\x01\x02\x03")
                 assert (await ws.receive(timeout=5)).data == b"\x03\x02\x01"
+                assert await world.gateway.metric("webordinary_gateway_websockets_open") == 1
     # What reached the editors: the right tenant only, no link token, forwarded headers.
     for name, editor in world.editors.items():
         assert all(path.split("/")[2] in THREADS[name] for path in editor.paths)
@@ -131,6 +133,22 @@ async def test_two_environments_serve_pages_assets_uploads_and_hmr(world: World)
         "two creates and one activity stamp per environment")
     assert await world.gateway.metric("webordinary_gateway_requests_total",
                                       'outcome="proxied"') >= 24
+    # Metrics: requests by status, upstream latency, open websockets, the table's size and age.
+    assert await world.gateway.metric("webordinary_gateway_requests_total", 'code="200"') >= 18
+    assert await world.gateway.metric("webordinary_gateway_requests_total", 'code="304"') == 6
+    assert await world.gateway.metric("webordinary_gateway_upstream_seconds_count") >= 24
+    assert await world.gateway.metric("webordinary_gateway_upstream_seconds_bucket",
+                                      'le="+Inf"') >= 24
+    await until(lambda: _is_zero(world.gateway.metric("webordinary_gateway_websockets_open")),
+                what="websockets closed")
+    assert await world.gateway.metric("webordinary_gateway_routes") == 6
+    assert await world.gateway.metric("webordinary_gateway_environments") == 2
+    assert await world.gateway.metric("webordinary_gateway_backends") == 2
+    assert 0 <= await world.gateway.metric("webordinary_gateway_routes_age_seconds") < 60
+
+
+async def _is_zero(value: Any) -> bool:
+    return bool(await value == 0)
 
 
 async def test_signed_links_cookies_and_every_refusal(world: World) -> None:
