@@ -168,6 +168,48 @@ async def test_hmr_websocket_goes_through_the_router(
         assert ping.protocol == "vite-ping"
 
 
+async def test_hmr_error_overlay_shows_no_absolute_path(
+    previews: Previews, http: aiohttp.ClientSession, sessions_dir: Path
+) -> None:
+    """A broken page: the error Vite sends the overlay over the HMR websocket names the file
+    relative to the project, never where the workspace lives on the node."""
+    await previews.activate("a")
+    _, client = await get_text(http, "/session/a/@vite/client")
+    token = re.search(r'const wsToken = "([^"]+)"', client)
+    assert token
+    origin = f"http://127.0.0.1:{previews.port}"
+    page = sessions_dir / "thread-a/src/pages/oops.astro"
+    async with http.ws_connect(
+        f"/session/a/?token={token.group(1)}", protocols=("vite-hmr",), headers={"Origin": origin}
+    ) as ws:
+        assert json.loads(await asyncio.wait_for(ws.receive_str(), 10))["type"] == "connected"
+        page.write_text("---\nconst broken = ;\n---\n<p>{broken}</p>\n", encoding="utf-8")
+        try:
+            began = time.monotonic()
+            status, body = await get_text(http, "/session/a/oops/")
+            while status == 404 and time.monotonic() - began < 15:  # the watcher adds the route
+                await asyncio.sleep(0.2)
+                status, body = await get_text(http, "/session/a/oops/")
+            assert status == 500, body[:300]
+            error: dict[str, object] = {}
+            async with asyncio.timeout(20):
+                while not error:
+                    message = json.loads(await ws.receive_str())
+                    if message["type"] == "error":
+                        error = message["err"]
+        finally:
+            page.unlink()
+    text = json.dumps(error)
+    assert str(sessions_dir) not in text, text
+    assert str(sessions_dir.parent) not in text, text
+    assert error.get("id") == "src/pages/oops.astro", error
+    loc = error.get("loc")
+    assert isinstance(loc, dict)
+    assert loc.get("file") == "src/pages/oops.astro", error
+    assert "oops.astro" in str(error.get("stack", "")) + str(error.get("message", ""))
+    assert str(sessions_dir) not in body
+
+
 async def test_cap_of_two_stops_the_least_recently_used(
     previews: Previews, http: aiohttp.ClientSession
 ) -> None:

@@ -14,7 +14,7 @@ from multidict import CIMultiDict
 from yarl import URL
 
 from webordinary.contracts import forwarding
-from webordinary.editor.previews.scrub import scrub_paths
+from webordinary.editor.previews.scrub import scrub_hmr, scrub_paths
 
 
 class UpstreamUnavailable(ConnectionError):
@@ -95,10 +95,12 @@ async def forward_http(
 async def _pump(
     source: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
     target: web.WebSocketResponse | aiohttp.ClientWebSocketResponse,
+    scrub: Path | None = None,
 ) -> None:
     async for message in source:
         if message.type is aiohttp.WSMsgType.TEXT:
-            await target.send_str(message.data)
+            await target.send_str(message.data if scrub is None
+                                  else scrub_hmr(message.data, scrub))
         elif message.type is aiohttp.WSMsgType.BINARY:
             await target.send_bytes(message.data)
         elif message.type is aiohttp.WSMsgType.PING:
@@ -110,9 +112,12 @@ async def _pump(
 
 
 async def forward_websocket(
-    request: web.Request, client: aiohttp.ClientSession, base_url: str
+    request: web.Request, client: aiohttp.ClientSession, base_url: str,
+    scrub: Path | None = None,
 ) -> web.StreamResponse:
-    """Open the same websocket upstream first (same subprotocols), then splice the two."""
+    """Open the same websocket upstream first (same subprotocols), then splice the two; the
+    dev server's HMR errors lose their absolute paths when `scrub` names the sessions folder
+    (the error overlay shows them)."""
     protocols = tuple(
         p.strip() for p in request.headers.get("Sec-WebSocket-Protocol", "").split(",") if p.strip()
     )
@@ -139,7 +144,7 @@ async def forward_websocket(
     try:
         await downstream.prepare(request)
         tasks = [
-            asyncio.create_task(_pump(upstream, downstream)),
+            asyncio.create_task(_pump(upstream, downstream, scrub)),
             asyncio.create_task(_pump(downstream, upstream)),
         ]
         try:

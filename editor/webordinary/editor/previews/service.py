@@ -482,7 +482,8 @@ class Previews:
             try:
                 if websocket:
                     REQUESTS.labels("websocket").inc()
-                    return await forward_websocket(request, self._client, server.base_url)
+                    return await forward_websocket(request, self._client, server.base_url,
+                                                   scrub=self.sessions_dir)
                 REQUESTS.labels("proxied").inc()
                 return await forward_http(request, self._client, server.base_url,
                                           scrub=self.sessions_dir)
