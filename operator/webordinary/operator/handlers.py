@@ -36,6 +36,7 @@ from webordinary.operator.reconcile import (
     Mode,
     Outcome,
     Runtime,
+    fingerprint,
     previous_status,
     reconcile,
     stuck_count,
@@ -102,7 +103,11 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     # Our status write lands before kopf's own annotation patch; if that patch's watch event is
     # late (a loaded API server), kopf must not act on the older body (it would look unhandled).
     kopf_settings.persistence.consistency_timeout = 30.0
-    kopf_settings.posting.level = logging.INFO
+    # Events for what a person needs: kopf's own per-handler success messages ("Handler ...
+    # succeeded", "Creation is processed") would be two API writes per environment and change;
+    # its warnings and errors (a failing handler) are still posted. The operator's own Events
+    # (kopf.event) are not subject to this level.
+    kopf_settings.posting.level = logging.WARNING
     peering.configure(kopf_settings, settings)
     kopf_settings.watching.server_timeout = 600
     kopf_settings.networking.request_timeout = 60
@@ -220,7 +225,7 @@ async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | Non
     try:
         while True:
             rt.refresh_again.discard(key)
-            body = await rt.client().get(builders.EDIT_ENVIRONMENT, *key)
+            body = await current_body(rt, key)
             if body is None or body["metadata"].get("deletionTimestamp"):
                 forget(rt, key)
                 return
@@ -238,21 +243,16 @@ async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | Non
         rt.refreshing.discard(key)
 
 
-def fingerprint(kind: str, body: Mapping[str, Any]) -> tuple[Any, ...]:
-    """What of a child's status matters to the environment's status."""
-    status = body.get("status") or {}
-    conditions = tuple((c.get("type"), c.get("status"), c.get("reason"))
-                       for c in status.get("conditions") or [])
-    if kind == "Deployment":
-        return (status.get("observedGeneration"), status.get("replicas"),
-                status.get("readyReplicas"), status.get("availableReplicas"), conditions)
-    if kind == "Pod":
-        containers = tuple(
-            (c.get("name"), c.get("ready"), tuple((c.get("state") or {}).keys()),
-             ((c.get("state") or {}).get("waiting") or {}).get("reason"))
-            for c in status.get("containerStatuses") or [])
-        return (status.get("phase"), conditions, containers)
-    return (status.get("phase"),)
+async def current_body(rt: Runtime, key: Key) -> Mapping[str, Any] | None:
+    """The environment as stored, read after any reconcile of it that is running: a body read
+    before that reconcile's status write would look unreconciled (a full reconcile again)."""
+    body = await rt.client().get(builders.EDIT_ENVIRONMENT, *key)
+    uid = (body or {}).get("metadata", {}).get("uid")
+    if body is None or not uid or uid not in rt.locks or not rt.locks[uid].locked():
+        return body
+    async with rt.locks[uid]:
+        pass
+    return await rt.client().get(builders.EDIT_ENVIRONMENT, *key)
 
 
 def owner_key(rt: Runtime, body: Mapping[str, Any]) -> Key | None:

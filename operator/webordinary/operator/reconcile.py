@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -41,6 +42,7 @@ from webordinary.operator.status import (
 )
 from webordinary.operator.wakeups import Deadlines, SleepingQueues
 
+LOG = logging.getLogger(__name__)
 Mode = Literal["full", "lifecycle"]
 POD = builders.Kind("v1", "Pod", "pods")
 
@@ -102,6 +104,24 @@ class Outcome:
     error_reason: str | None = None
     events: list[Event] = field(default_factory=list)
     decision: lifecycle.Decision | None = None
+
+
+def fingerprint(kind: str, body: Mapping[str, Any]) -> tuple[Any, ...]:
+    """What of a child's status matters to the environment's status (a watch event that
+    brings no new fingerprint is no news)."""
+    status = body.get("status") or {}
+    conditions = tuple((c.get("type"), c.get("status"), c.get("reason"))
+                       for c in status.get("conditions") or [])
+    if kind == "Deployment":
+        return (status.get("observedGeneration"), status.get("replicas"),
+                status.get("readyReplicas"), status.get("availableReplicas"), conditions)
+    if kind == "Pod":
+        containers = tuple(
+            (c.get("name"), c.get("ready"), tuple((c.get("state") or {}).keys()),
+             ((c.get("state") or {}).get("waiting") or {}).get("reason"))
+            for c in status.get("containerStatuses") or [])
+        return (status.get("phase"), conditions, containers)
+    return (status.get("phase"),)
 
 
 def describe_validation(error: ValidationError) -> str:
@@ -184,6 +204,17 @@ async def apply_child(
     if drift.in_sync(view, live):
         return live, 0
     return await kube.patch(kind, owner.namespace, name, view), 1
+
+
+def input_watched(rt: Runtime, owner: builders.Owner, previous: EditEnvironmentStatus) -> bool:
+    """Whether something else reads this environment's input queue, so a drift tick need not:
+    the wake poller while it sleeps, the sleep-deadline timer (which reads it before any
+    sleep) while it is awake. At thousands of environments that read was most of the idle
+    operator's CPU."""
+    key = (owner.namespace, owner.name)
+    if previous.replicas == 0:
+        return rt.sleepers is not None and key in rt.sleepers
+    return rt.deadlines is not None and rt.deadlines.when(key) is not None
 
 
 def _kept_part(previous: EditEnvironmentStatus, kind: ConditionType) -> Part | None:
@@ -315,15 +346,14 @@ async def reconcile(
             queue_report = await rt.sqs.ensure_queues(
                 names, previous.queues, spec.queues,
                 QueueOwner(owner.namespace, owner.name, owner.uid), light=light,
-                skip_input=light and previous.replicas == 0 and rt.sleepers is not None
-                and (owner.namespace, owner.name) in rt.sleepers,
+                skip_input=light and input_watched(rt, owner, previous),
             )
             queues = queue_report.urls
             busy = queue_report.busy if busy is None else busy
             parts[ConditionType.QUEUES_READY] = Part(True, "Provisioned", "input, output and DLQ")
-            if queue_report.created:
-                outcome.events.append(Event("Normal", "QueuesCreated",
-                                            ", ".join(queue_report.created)))
+            if queue_report.created:  # the usual case: a log line, not an Event (a write)
+                LOG.info("%s/%s: created queues %s", owner.namespace, owner.name,
+                         ", ".join(queue_report.created))
             if queue_report.adopted:
                 outcome.events.append(Event("Normal", "QueuesAdopted",
                                             ", ".join(queue_report.adopted)))
@@ -368,6 +398,8 @@ async def reconcile(
     if not any(kind is builders.DEPLOYMENT for kind, _, _ in plan):
         parts.setdefault(ConditionType.WORKLOAD_READY, Part(None, "WaitingForQueues",
                                                             "the editor needs its queue URLs"))
+    if light:  # a drift tick: children that must not exist were removed by a full reconcile
+        plan = [(kind, name, manifest) for kind, name, manifest in plan if manifest is not None]
     results = await asyncio.gather(*(
         _lifecycle_child(kube, kind, owner, name, manifest, decision.replicas)
         if mode == "lifecycle" else
@@ -392,6 +424,8 @@ async def reconcile(
         live, _ = result
         if kind is builders.DEPLOYMENT or kind is builders.PVC:
             live_children[kind.kind] = live
+            if live is not None:  # seen here: its watch event (e.g. our own create) is no news
+                rt.child_seen[(kind.kind, owner.namespace, name)] = fingerprint(kind.kind, live)
             continue
         if parts.get(part_kind, Part(True, "")).ok is not True:
             continue

@@ -277,10 +277,13 @@ def with_condition(
 
 
 def transition(before: EditEnvironmentStatus, after: EditEnvironmentStatus) -> str | None:
-    """A short description when the phase or Ready changed (worth a Kubernetes Event)."""
-    def ready(status: EditEnvironmentStatus) -> str | None:
-        return next((c.status for c in status.conditions if c.type == ConditionType.READY), None)
-
-    if before.phase == after.phase and ready(before) == ready(after):
+    """A short description when a person should hear of the change (a Kubernetes Event):
+    reaching Ready, failing, or losing readiness other than by sleeping. Steps on the way
+    (Provisioning -> Starting) and sleep/wake (their own Slept/Woke events) are not posted:
+    at thousands of environments each Event is an API write for every one of them."""
+    if before.phase == after.phase:
         return None
-    return f"{before.phase} -> {after.phase}"
+    lost = before.phase == Phase.READY and after.phase != Phase.SLEEPING
+    if after.phase in (Phase.READY, Phase.FAILED) or lost:
+        return f"{before.phase} -> {after.phase}"
+    return None

@@ -2,17 +2,32 @@
 
 from __future__ import annotations
 
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import kopf
 import pytest
 
-from webordinary.contracts.environment import FINALIZER, GROUP, Phase
+from webordinary.contracts.environment import (
+    FINALIZER,
+    GROUP,
+    EditEnvironmentStatus,
+    Phase,
+)
 from webordinary.operator import builders
+from webordinary.operator.adapters.sqs import SqsAdapter
 from webordinary.operator.handlers import configure, login
 from webordinary.operator.metrics import Metrics
-from webordinary.operator.reconcile import is_foreign, parse_spec, previous_status
+from webordinary.operator.reconcile import (
+    Runtime,
+    input_watched,
+    is_foreign,
+    parse_spec,
+    previous_status,
+)
 from webordinary.operator.settings import OperatorSettings
+from webordinary.operator.wakeups import Deadlines, Key, SleepingQueues
 
 SPEC: dict[str, Any] = {"clientId": "c", "projectId": "p", "userId": "u",
                         "repository": {"url": "https://x/y.git"}}
@@ -69,6 +84,8 @@ def test_kopf_configuration() -> None:
     assert settings.persistence.progress_storage.prefix == f"kopf.{GROUP}"
     assert settings.persistence.diffbase_storage.prefix == f"kopf.{GROUP}"
     assert settings.persistence.consistency_timeout >= 30
+    # kopf's per-handler success messages are not Events (each would be a write per change)
+    assert settings.posting.level == logging.WARNING
 
 
 def test_login_to_a_local_emulator() -> None:
@@ -92,3 +109,33 @@ def test_metrics_track_phases() -> None:
     assert value("webordinary_operator_environments", phase="Sleeping") == 1
     assert value("webordinary_operator_reconcile_errors_total", reason="AWSThrottled") == 1
     assert value("webordinary_operator_reconcile_duration_seconds_count", trigger="create") == 1
+
+
+async def test_drift_ticks_leave_the_input_queue_to_its_watchers() -> None:
+    settings = OperatorSettings()
+    rt = Runtime(settings=settings, sqs=SqsAdapter(settings), metrics=Metrics())
+    awake = EditEnvironmentStatus(replicas=1)
+    asleep = EditEnvironmentStatus(replicas=0)
+    assert not input_watched(rt, OWNER, awake), "no timers (e.g. tests): the tick reads it"
+
+    async def fire(key: Key) -> None:
+        return None
+
+    rt.deadlines = Deadlines(fire)
+    rt.sleepers = SleepingQueues(60.0, lambda url: _busy(), lambda key, busy: _none())
+    assert not input_watched(rt, OWNER, awake)
+    rt.deadlines.arm((OWNER.namespace, OWNER.name), datetime.now(UTC) + timedelta(hours=1))
+    assert input_watched(rt, OWNER, awake), "the sleep deadline reads it before any sleep"
+    assert not input_watched(rt, OWNER, asleep)
+    rt.sleepers.add((OWNER.namespace, OWNER.name), "https://sqs/q")
+    assert input_watched(rt, OWNER, asleep), "the wake poller reads it"
+    rt.deadlines.close()
+    rt.sqs.close()
+
+
+async def _busy() -> bool:
+    return False
+
+
+async def _none() -> None:
+    return None

@@ -130,6 +130,19 @@ def test_transition_time_kept_while_status_unchanged() -> None:
     assert transition(first, second) is None
 
 
+def test_events_only_for_what_a_person_needs() -> None:
+    def status(phase: Phase) -> EditEnvironmentStatus:
+        return EditEnvironmentStatus(phase=phase)
+
+    assert transition(status(Phase.PENDING), status(Phase.PROVISIONING)) is None
+    assert transition(status(Phase.PROVISIONING), status(Phase.STARTING)) is None
+    assert transition(status(Phase.STARTING), status(Phase.READY)) == "Starting -> Ready"
+    assert transition(status(Phase.STARTING), status(Phase.FAILED)) == "Starting -> Failed"
+    assert transition(status(Phase.READY), status(Phase.STARTING)) == "Ready -> Starting"
+    assert transition(status(Phase.READY), status(Phase.SLEEPING)) is None  # Slept says it
+    assert transition(status(Phase.SLEEPING), status(Phase.STARTING)) is None  # Woke says it
+
+
 def test_microseconds_are_dropped() -> None:
     status = compute_status(EditEnvironmentStatus(), report(), T0.replace(microsecond=123))
     assert status.conditions[0].last_transition_time == T0

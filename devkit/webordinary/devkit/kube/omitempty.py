@@ -43,6 +43,8 @@ class Pruner:
     def is_empty(self, value: Any, schema: Schema) -> bool:
         if value is None:
             return True
+        if value or not isinstance(value, str | list | dict):
+            return False  # the common case, decided before any schema lookup (a hot path)
         if schema.get("x-kubernetes-int-or-string"):
             return False
         types = _types(schema)

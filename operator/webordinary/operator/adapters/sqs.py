@@ -9,7 +9,7 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
@@ -187,6 +187,7 @@ class SqsAdapter:
         )
         self._listing: tuple[float, frozenset[str]] | None = None
         self._listing_lock = threading.Lock()
+        self._created_since: set[str] = set()
         self.listing_max_age = settings.drift_interval_seconds / 2
         self.burst_threshold = settings.sqs_burst_threshold
         self._creating = 0
@@ -211,35 +212,40 @@ class SqsAdapter:
         return await self._run(self.ensure_queues_sync, names, known, spec, owner, light,
                                skip_input)
 
-    def existing_names(self, max_age: float | None = None) -> frozenset[str]:
-        """Names of all webordinary queues (one paged ListQueues shared by every environment,
-        refreshed when older than `max_age`, by default `listing_max_age` seconds)."""
+    def existing(self, wanted: Iterable[str], max_age: float | None = None) -> frozenset[str]:
+        """Which of `wanted` exist, from one paged ListQueues of all webordinary queues shared by
+        every environment (refreshed when older than `max_age`, by default `listing_max_age`
+        seconds) plus the queues created since."""
         limit = self.listing_max_age if max_age is None else max_age
         with self._listing_lock:
             now = time.monotonic()
-            if self._listing is not None and now - self._listing[0] < limit:
-                return self._listing[1]
-            names: set[str] = set()
-            token: str | None = None
-            while True:
-                kwargs: dict[str, Any] = {"QueueNamePrefix": f"{QUEUE_PREFIX}-",
-                                          "MaxResults": 1000}
-                if token:
-                    kwargs["NextToken"] = token
-                page = self._call("ListQueues", **kwargs)
-                names.update(url.rsplit("/", 1)[-1] for url in page.get("QueueUrls", []))
-                token = page.get("NextToken")
-                if not token:
-                    break
-            self._listing = (now, frozenset(names))
-            return self._listing[1]
+            if self._listing is None or now - self._listing[0] >= limit:
+                self._listing = (now, self._list_names())
+                self._created_since.clear()
+            listed = self._listing[1]
+            return frozenset(name for name in wanted
+                             if name in listed or name in self._created_since)
+
+    def _list_names(self) -> frozenset[str]:
+        names: set[str] = set()
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"QueueNamePrefix": f"{QUEUE_PREFIX}-", "MaxResults": 1000}
+            if token:
+                kwargs["NextToken"] = token
+            page = self._call("ListQueues", **kwargs)
+            names.update(url.rsplit("/", 1)[-1] for url in page.get("QueueUrls", []))
+            token = page.get("NextToken")
+            if not token:
+                return frozenset(names)
 
     def _note_created(self, name: str) -> None:
         """Keep the shared listing true to our own creates, so that a reconcile re-run within
-        the listing's age looks the queue up instead of creating it a second time."""
+        the listing's age looks the queue up instead of creating it a second time (a set of
+        its own: copying the listing per create was quadratic in a burst of thousands)."""
         with self._listing_lock:
             if self._listing is not None:
-                self._listing = (self._listing[0], self._listing[1] | {name})
+                self._created_since.add(name)
 
     async def delete_queues(self, names: dict[str, str], owner: Owner) -> list[str]:
         return await self._run(self.delete_queues_sync, names, owner)
@@ -272,7 +278,8 @@ class SqsAdapter:
             # do not exist yet, sparing a GetQueueUrl per queue. Queues it shows still get the
             # full adopt-or-conflict check.
             absent = (
-                frozenset(names[r] for r in missing) - self.existing_names(BURST_LISTING_AGE)
+                frozenset(names[r] for r in missing)
+                - self.existing([names[r] for r in missing], BURST_LISTING_AGE)
                 if burst else None
             )
             return self._ensure(names, known, spec, owner, light, absent, skip_input)
@@ -292,7 +299,7 @@ class SqsAdapter:
     ) -> QueueReport:
         report = QueueReport(urls=QueueUrls())
         urls: dict[str, str] = {}
-        listed = self.existing_names() if light else frozenset()
+        listed = self.existing(names.values()) if light else frozenset()
         for role in ROLES_IN_ORDER:
             dlq_arn = queue_arn(urls["dlq"], self.region) if role in REDRIVEN else None
             desired = desired_attributes(role, spec, dlq_arn)
