@@ -478,8 +478,8 @@ async def _ensure_identity(rt: Runtime, owner: builders.Owner, outcome: Outcome,
             transient.append(result.failure.delay)
     elif result.part.ok is False:
         outcome.error_reason = outcome.error_reason or result.part.reason
-    if result.action == "create":
-        outcome.events.append(Event("Normal", "IdentityAssociated", result.part.message))
+    if result.action == "create":  # part of creating an environment: a log line, no Event
+        LOG.info("%s/%s: %s", owner.namespace, owner.name, result.part.message)
     elif result.action == "update":
         outcome.events.append(Event("Normal", "IdentityUpdated", result.part.message))
     return result.part
