@@ -1,7 +1,8 @@
 """`./dev up`: the whole loop on one machine, with embedded stand-ins where no cluster exists.
 
 Started here: the strict Kubernetes API emulator (with the CRD), moto (SQS/SES), the EKS Pod
-Identity stand-in (the operator makes each editor's association there, as on EKS), the Messages
+Identity stand-in (the operator makes each editor's association there, as on EKS), the chart's
+ValidatingAdmissionPolicies (Hermes and the gateway write as their ServiceAccounts), the Messages
 API stand-in (a deterministic demo model unless ANTHROPIC_BASE_URL/ANTHROPIC_API_KEY point at a
 real one), a bare git repository seeded with the demo site, the operator and Hermes as real
 processes, the local kubelet (editor Deployments -> editor processes, their EndpointSlices), the
@@ -44,6 +45,7 @@ import boto3
 import yaml
 from aiosmtpd.controller import Controller
 
+from webordinary.devkit import policies
 from webordinary.devkit.aws import MotoServer, start_moto
 from webordinary.devkit.console import Console, plain_text, preview_link
 from webordinary.devkit.eks import PodIdentityApi
@@ -202,12 +204,14 @@ def link_keys(folder: Path) -> Path:
     return folder
 
 
-def start_gateway(supervisor: Supervisor, kube_url: str, port: int, keys: Path) -> str:
+def start_gateway(supervisor: Supervisor, kube_url: str, port: int, keys: Path,
+                  token: str) -> str:
     """The real gateway, the previews' front door, with production settings (signed links,
     Secure cookies: browsers keep those for http://127.0.0.1 too). Returns its URL."""
     port = port or free_port()
     supervisor.spawn("gateway", "webordinary.gateway", {
         "WEBORDINARY_GATEWAY_KUBE_API_URL": kube_url,
+        "WEBORDINARY_GATEWAY_KUBE_API_TOKEN": token,
         "WEBORDINARY_GATEWAY_NAMESPACES": NAMESPACE,
         "WEBORDINARY_GATEWAY_HOST": "127.0.0.1",
         "WEBORDINARY_GATEWAY_PORT": str(port),
@@ -255,6 +259,14 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
             cleanups.append(messages.stop)
         await put_secret(kube.url, "anthropic",
                          {"api-key": os.environ.get("ANTHROPIC_API_KEY", "local-stand-in")})
+        # The chart's admission policies, enforced by the emulator on Hermes' and the
+        # gateway's writes (each presents its ServiceAccount's token) as on a cluster.
+        identities, _ = await policies.install(kube.url, "webordinary", NAMESPACE, {
+            "environments": {"namespace": NAMESPACE},
+            "aws": {"eksClusterName": LOCAL_CLUSTER},
+            "editor": {"podIdentityRoleArn": LOCAL_EDITOR_ROLE}})
+        for token, user in identities.users.items():
+            kube.add_user(token, user)
 
         mailbox = Mailbox(state / "mailbox", console)
         sink = Controller(mailbox, hostname="127.0.0.1", port=free_port())
@@ -272,7 +284,8 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
         }
         kubelet = LocalKubelet(kube.url, state, extra_env=editor_env)
         keys = link_keys(state / "link-keys")
-        ingress_url = start_gateway(supervisor, kube.url, args.ports["ingress"], keys)
+        ingress_url = start_gateway(supervisor, kube.url, args.ports["ingress"], keys,
+                                    identities.gateway_token)
         smtp_port = args.ports["smtp"] or free_port()
 
         common = {"AWS_DEFAULT_REGION": "us-east-1"}
@@ -299,6 +312,7 @@ async def run(args: argparse.Namespace, routing: Path) -> int:
             **common,
             "WEBORDINARY_HERMES_NAMESPACE": NAMESPACE,
             "WEBORDINARY_HERMES_KUBE_API_URL": kube.url,
+            "WEBORDINARY_HERMES_KUBE_API_TOKEN": identities.hermes_token,
             "WEBORDINARY_HERMES_AWS_ENDPOINT_URL": moto.endpoint_url,
             "WEBORDINARY_HERMES_FROM_ADDRESS": HERMES_ADDRESS,
             "WEBORDINARY_HERMES_PREVIEW_BASE_URL": ingress_url,

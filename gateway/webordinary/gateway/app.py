@@ -44,11 +44,11 @@ log = logging.getLogger(__name__)
 FIRST_VISIT_TTL: Final = 900.0  # forget a wake-on-visit that never got served
 
 
-def kube_client(url: str | None) -> Client:
+def kube_client(url: str | None, token: str | None = None) -> Client:
     """The API server: an explicit URL (local runs), else the in-cluster service account (its
     token read again after every rotation)."""
     try:
-        return Client(Config.from_url(url) if url else Config.in_cluster())
+        return Client(Config.from_url(url, token) if url else Config.in_cluster())
     except RuntimeError:
         raise RuntimeError("not in a cluster: set WEBORDINARY_GATEWAY_KUBE_API_URL") from None
 
@@ -91,7 +91,9 @@ class Gateway:
     def __init__(self, settings: GatewaySettings, kube: Client | None = None) -> None:
         self.settings = settings
         self.table = RouteTable()
-        self.kube = kube or kube_client(settings.kube_api_url)
+        self.kube = kube or kube_client(
+            settings.kube_api_url,
+            settings.kube_api_token.get_secret_value() if settings.kube_api_token else None)
         self.signals = Signals(self.kube, wake_interval=settings.wake_interval_seconds,
                                activity_interval=settings.activity_interval_seconds)
         self.keys: LinkKeys | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -18,9 +18,12 @@ class GatewaySettings(BaseSettings):
 
     # Where EditEnvironments live: empty watches every namespace, else a comma-separated list.
     namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
-    # Local runs against the emulator: http://127.0.0.1:PORT (no TLS, no token). Unset:
-    # in-cluster ServiceAccount credentials.
+    # Local runs against the emulator: http://127.0.0.1:PORT (no TLS). Unset: in-cluster
+    # ServiceAccount credentials.
     kube_api_url: str | None = None
+    # Bearer token for kube_api_url (`./dev up`: the emulator maps it to the gateway's
+    # ServiceAccount, so the chart's admission policies apply as on a cluster).
+    kube_api_token: SecretStr | None = None
 
     host: str = "0.0.0.0"
     port: Annotated[int, Field(ge=0, le=65535)] = 8080

@@ -60,7 +60,9 @@ def build(
     )
     hermes = Hermes(
         settings,
-        kube=kube or KubeEnvironments.from_settings(settings.kube_api_url),
+        kube=kube or KubeEnvironments.from_settings(
+            settings.kube_api_url,
+            settings.kube_api_token.get_secret_value() if settings.kube_api_token else None),
         queues=AsyncSqs(settings.aws_region, settings.aws_endpoint_url),
         mailer=mailer,
         blobs=S3Blobs(clients),

@@ -8,7 +8,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -21,6 +21,9 @@ class HermesSettings(BaseSettings):
     """Namespace where EditEnvironments live (Hermes creates them there)."""
     kube_api_url: str | None = None
     """API server URL for local runs (e.g. the emulator); unset means in-cluster config."""
+    kube_api_token: SecretStr | None = None
+    """Bearer token for kube_api_url (`./dev up`: the emulator maps it to Hermes' ServiceAccount,
+    so the chart's admission policies apply as on a cluster)."""
 
     aws_region: str = "us-east-1"
     aws_endpoint_url: str | None = None

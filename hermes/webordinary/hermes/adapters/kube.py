@@ -43,11 +43,11 @@ class KubeEnvironments:
         self.page = page
 
     @classmethod
-    def from_settings(cls, url: str | None) -> KubeEnvironments:
+    def from_settings(cls, url: str | None, token: str | None = None) -> KubeEnvironments:
         """Explicit URL (local runs), else the in-cluster service account (token re-read
         after every rotation)."""
         try:
-            config = Config.from_url(url) if url else Config.in_cluster()
+            config = Config.from_url(url, token) if url else Config.in_cluster()
         except RuntimeError:
             raise RuntimeError(
                 "no Kubernetes API: set WEBORDINARY_HERMES_KUBE_API_URL or run in a cluster"
