@@ -82,19 +82,26 @@ async def measure_wake(rounds: int = 2) -> None:
                     asleep_at = await _asleep(client, api)
                     began = time.monotonic()
                     first_byte: float | None = None
+                    status, seen = 0, [(0.0, "")]  # (seconds, page) at each change of page
                     while time.monotonic() - began < 180:
                         async with client.get(clean, headers=cookie) as response:
                             text = await response.text()
                             status = response.status
                         if first_byte is None and "Starting your preview" not in text:
                             first_byte = time.monotonic() - began
+                        page = f"{status} {_title(text)}"
+                        if page != seen[-1][1]:
+                            seen.append((time.monotonic() - began, page))
                         if status == 200:
                             break
                         await asyncio.sleep(1.0)  # the starting page reloads every few seconds
                     served = time.monotonic() - began
                     row(f"wake on visit #{round_ + 1}: first visit -> editor answers",
-                                     f"{first_byte or served:.1f} s")
-                    row("  first visit -> the site served (200)", f"{served:.1f} s")
+                        f"{first_byte or served:.1f} s")
+                    row("  first visit -> the site served (200)",
+                        f"{served:.1f} s" if status == 200 else "not in 180 s")
+                    for at, page in seen[1:]:
+                        row(f"    {at:5.1f} s: {page}"[:62], "")
                     row(f"  (asleep {asleep_at:.0f} s after the idle wait)", "")
         finally:
             with contextlib.suppress(ProcessLookupError):
@@ -103,6 +110,14 @@ async def measure_wake(rounds: int = 2) -> None:
                 await asyncio.to_thread(stack.wait, 120)
             except subprocess.TimeoutExpired:
                 os.killpg(stack.pid, signal.SIGKILL)
+
+
+def _title(html: str) -> str:
+    """What a page says it is: its <title> (or the start of a plain-text answer)."""
+    start = html.find("<title>")
+    if start < 0:
+        return html[:40].strip().replace("\n", " ")
+    return html[start + 7:html.find("</title>", start)].strip()[:40]
 
 
 async def _asleep(client: aiohttp.ClientSession, api: str) -> float:

@@ -88,11 +88,6 @@ def parse_path(raw_path: str, blocked: tuple[str, ...] = ()) -> Target:
 
 
 # -- headers ----------------------------------------------------------------------------------
-def _first(headers: Iterable[tuple[str, str]], name: str) -> str | None:
-    lower = name.lower()
-    return next((value for key, value in headers if key.lower() == lower), None)
-
-
 def connection_options(headers: Iterable[tuple[str, str]]) -> frozenset[str]:
     """Header names listed in Connection: hop-by-hop for this hop only (RFC 9110 7.6.1)."""
     names: set[str] = set()
@@ -125,27 +120,29 @@ def request_headers(
     pairs = list(headers.items())
     named = connection_options(pairs)
     out: Headers = []
+    seen: dict[str, str] = {}  # the first X-Forwarded-* and Host values
     for name, value in pairs:
         lower = name.lower()
         if lower in HOP_BY_HOP or lower in named or (websocket and lower in WEBSOCKET_HANDSHAKE):
             continue
-        if lower in FORWARDED:
-            continue
+        if lower in FORWARDED or lower == "host":
+            seen.setdefault(lower, value)
+            if lower != "host":
+                continue
         if lower == "cookie" and drop_cookie:
             stripped = strip_cookie(value, drop_cookie)
             if stripped:
                 out.append((name, stripped))
             continue
         out.append((name, value))
-    prior = _first(pairs, "X-Forwarded-For") if trust_forwarded else None
+    prior = seen.get("x-forwarded-for") if trust_forwarded else None
     if remote:
         out.append(("X-Forwarded-For", f"{prior}, {remote}" if prior else remote))
     elif prior:
         out.append(("X-Forwarded-For", prior))
-    proto = _first(pairs, "X-Forwarded-Proto") if trust_forwarded else None
+    proto = seen.get("x-forwarded-proto") if trust_forwarded else None
     out.append(("X-Forwarded-Proto", proto or scheme))
-    host = (_first(pairs, "X-Forwarded-Host") if trust_forwarded else None) or _first(pairs,
-                                                                                       "Host")
+    host = (seen.get("x-forwarded-host") if trust_forwarded else None) or seen.get("host")
     if host:
         out.append(("X-Forwarded-Host", host))
     return out
