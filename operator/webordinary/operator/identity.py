@@ -88,6 +88,11 @@ def plan(want: Desired, found: Sequence[Association]) -> Plan:
         return Plan("create")
     current = found[0]  # EKS keeps at most one per namespace + service account
     problem = ownership_problem(current.tags, want)
+    if problem is not None and not current.tags and current.role_arn == want.role_arn and (
+            not current.disable_session_tags):
+        # Made by hand for this ServiceAccount with the editor role (the install step before
+        # the operator made them): used as it is; never deleted, being untagged.
+        return Plan("keep", current.association_id)
     if problem is not None:
         return Plan("conflict", current.association_id,
                     f"association {current.association_id} for {want.namespace}/"

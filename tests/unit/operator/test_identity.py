@@ -44,8 +44,12 @@ def test_plan_writes_only_what_differs() -> None:
 
 def test_foreign_associations_are_conflicts_and_never_deleted() -> None:
     assert WANT is not None
-    untagged, other = ours(tags={}), ours(tags={"webordinary.dev/namespace": "tenants",
-                                                "webordinary.dev/name": "someone-else"})
+    # One made by hand with the editor role (the install step of earlier versions): kept.
+    assert identity.plan(WANT, [ours(tags={})]) == Plan("keep", "a-1")
+    assert identity.deletable(WANT, [ours(tags={})]) == []
+    untagged = ours(tags={}, role_arn=ROLE + "-other")
+    other = ours(tags={"webordinary.dev/namespace": "tenants",
+                       "webordinary.dev/name": "someone-else"})
     for found in (untagged, other):
         step = identity.plan(WANT, [found])
         assert step.action == "conflict"
