@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from webordinary.devkit.containers import resolve_env
+from webordinary.devkit.containers import plan_pod, resolve_env
 from webordinary.devkit.kubelet import volume_dir, workspace_mounts
 
 
@@ -103,3 +103,18 @@ def test_status_reports_like_a_cluster() -> None:
     assert "exit code 1" in container["state"]["waiting"]["message"]
     assert container["restartCount"] == 3
     assert {c["type"]: c["status"] for c in crash["conditions"]}["Ready"] == "False"
+
+
+def test_named_containers_can_be_stood_in_for_and_the_others_run(tmp_path: Path) -> None:
+    doc = deployment()
+    spec = doc["spec"]["template"]["spec"]
+    spec["containers"][0]["env"] = spec["containers"][0]["env"][:1]
+    spec["containers"].append({"name": "preview", "command": ["python", "-m", "webordinary.x"],
+                               "ports": [{"name": "preview", "containerPort": 4321}]})
+    plan = plan_pod(doc, {}, tmp_path, commands={"editor": ["pause", "--now"]})
+    assert not plan.problems
+    editor_launch, preview_launch = plan.containers
+    # (as root the argv is wrapped to drop to the container's uid: compare its tail)
+    assert " ".join(editor_launch.argv).endswith("pause --now")
+    assert " ".join(preview_launch.argv).endswith("-m webordinary.x"), "the others run"
+    assert set(plan.named_ports) == {"preview"}
