@@ -39,6 +39,7 @@ from webordinary.operator.reconcile import (
     fingerprint,
     previous_status,
     reconcile,
+    steady,
     stuck_count,
 )
 from webordinary.operator.settings import OperatorSettings
@@ -158,6 +159,9 @@ async def run_reconcile(
         recent = loop.time() - rt.last_done.get(uid, float("-inf"))
         if trigger == "timer" and recent < rt.settings.drift_interval_seconds * 0.9:
             return  # another trigger reconciled it moments ago
+        if trigger == "timer" and steady(rt, body):
+            rt.last_done[uid] = loop.time()
+            return
         try:
             outcome = await reconcile(rt, body, fresh=fresh, now=now(), retry=retry,
                                       light=trigger == "timer", mode=mode,
@@ -267,11 +271,24 @@ def owner_key(rt: Runtime, body: Mapping[str, Any]) -> Key | None:
     return namespace, rt.names.get((namespace, label), label)
 
 
+def note_version(rt: Runtime, kind: str, body: Mapping[str, Any], event: Any) -> None:
+    """Remember each child's resourceVersion as its watch shows it (see reconcile.steady)."""
+    if kind == "Pod":
+        return
+    meta = body.get("metadata") or {}
+    key = (kind, meta.get("namespace") or "", meta.get("name") or "")
+    if event == "DELETED":
+        rt.child_versions.pop(key, None)
+    elif meta.get("resourceVersion"):
+        rt.child_versions[key] = str(meta["resourceVersion"])
+
+
 async def child_changed(rt: Runtime, kind: str, body: Mapping[str, Any], event: Any) -> None:
     """A Deployment, PVC or editor pod changed what matters: refresh its environment's status
     (the first sight at start-up is left to the resume reconcile, which reads children)."""
     meta = body.get("metadata") or {}
     seen_key = (kind, meta.get("namespace") or "", meta.get("name") or "")
+    note_version(rt, kind, body, event)
     if event == "DELETED":
         rt.child_seen.pop(seen_key, None)
     else:
@@ -448,7 +465,12 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
     async def _drift(body: kopf.Body, **_: Any) -> None:
         if body.metadata.get("deletionTimestamp"):
             return
-        await run_reconcile(rt, body, "timer", fresh=False, retry=0)
+        current: Mapping[str, Any] | None = body
+        if not steady(rt, body):  # kopf's copy may predate our last status write: read it
+            current = await rt.client().get(builders.EDIT_ENVIRONMENT, body.metadata.namespace
+                                            or "", body.metadata.name or "")
+        if current is not None and not current["metadata"].get("deletionTimestamp"):
+            await run_reconcile(rt, current, "timer", fresh=False, retry=0)
 
     @kopf.on.event("apps", "v1", "deployments", registry=registry, id="deployments",
                    labels=MANAGED)
@@ -459,6 +481,20 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
                    labels=MANAGED)
     async def _pvc(body: kopf.Body, type: Any, **_: Any) -> None:
         await child_changed(rt, "PersistentVolumeClaim", body, type)
+
+    @kopf.on.event("", "v1", "serviceaccounts", registry=registry, id="service-accounts",
+                   labels=MANAGED)
+    async def _service_account(body: kopf.Body, type: Any, **_: Any) -> None:
+        note_version(rt, "ServiceAccount", body, type)
+
+    @kopf.on.event("", "v1", "services", registry=registry, id="services", labels=MANAGED)
+    async def _service(body: kopf.Body, type: Any, **_: Any) -> None:
+        note_version(rt, "Service", body, type)
+
+    @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", registry=registry,
+                   id="network-policies", labels=MANAGED)
+    async def _network_policy(body: kopf.Body, type: Any, **_: Any) -> None:
+        note_version(rt, "NetworkPolicy", body, type)
 
     @kopf.on.event("", "v1", "pods", registry=registry, id="editor-pods", labels=EDITOR_PODS)
     async def _pod(body: kopf.Body, type: Any, **_: Any) -> None:

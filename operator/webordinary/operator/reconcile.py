@@ -73,6 +73,10 @@ class Runtime:
     sleepers: SleepingQueues | None = None
     names: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, label) -> name
     child_seen: dict[tuple[str, str, str], tuple[Any, ...]] = field(default_factory=dict)
+    # (kind, namespace, name) -> resourceVersion of each child as its watch last showed it
+    child_versions: dict[tuple[str, str, str], str] = field(default_factory=dict)
+    # uid -> the children a full reconcile found (or made) in sync, at these resourceVersions
+    verified: dict[str, dict[tuple[str, str, str], str]] = field(default_factory=dict)
     refreshing: set[tuple[str, str]] = field(default_factory=set)
     refresh_again: set[tuple[str, str]] = field(default_factory=set)
     deleting: set[str] = field(default_factory=set)  # uids whose cleanup has begun
@@ -215,6 +219,30 @@ def input_watched(rt: Runtime, owner: builders.Owner, previous: EditEnvironmentS
     if previous.replicas == 0:
         return rt.sleepers is not None and key in rt.sleepers
     return rt.deadlines is not None and rt.deadlines.when(key) is not None
+
+
+def steady(rt: Runtime, body: Mapping[str, Any]) -> bool:
+    """Whether a drift tick has nothing to check: the spec was reconciled, the environment is
+    Ready or asleep (nothing time-driven pending), a full reconcile found every child in sync
+    and no watch has shown a change to any of them since, and the shared queue listing (fresh)
+    still shows its queues. Like a controller reading its informers' cache: an unchanged
+    environment costs no API or SQS call per tick. (Pod Identity associations live outside
+    the cluster's watches: with them, every tick checks.)"""
+    meta = body["metadata"]
+    verified = rt.verified.get(meta.get("uid") or "")
+    if not verified or rt.eks is not None:
+        return False
+    if any(rt.child_versions.get(key) != version for key, version in verified.items()):
+        return False
+    previous = previous_status(body.get("status"))
+    if previous.observed_generation != meta.get("generation") or previous.phase not in (
+            Phase.READY, Phase.SLEEPING):
+        return False
+    queues = previous.queues
+    if not (queues.input and queues.output and queues.dlq):
+        return False
+    return rt.sqs.listed(url.rsplit("/", 1)[-1] for url in (queues.input, queues.output,
+                                                             queues.dlq)) is True
 
 
 def _kept_part(previous: EditEnvironmentStatus, kind: ConditionType) -> Part | None:
@@ -407,6 +435,7 @@ async def reconcile(
         for kind, name, manifest in plan
     ), return_exceptions=True)
     live_children: dict[str, Mapping[str, Any] | None] = {}
+    verified: dict[tuple[str, str, str], str] | None = {} if mode == "full" else None
     for (kind, name, _), result in zip(plan, results, strict=True):
         part_kind = PARTS_BY_KIND[kind.kind]
         if isinstance(result, KubeError):
@@ -422,6 +451,11 @@ async def reconcile(
         if isinstance(result, BaseException):
             raise result
         live, _ = result
+        version = ((live or {}).get("metadata") or {}).get("resourceVersion")
+        if verified is not None and version:
+            verified[(kind.kind, owner.namespace, name)] = str(version)
+        elif live is not None:
+            verified = None
         if kind is builders.DEPLOYMENT or kind is builders.PVC:
             live_children[kind.kind] = live
             if live is not None:  # seen here: its watch event (e.g. our own create) is no news
@@ -436,6 +470,13 @@ async def reconcile(
         if kind is builders.SERVICE_ACCOUNT and part_kind in parts:
             continue
         parts[part_kind] = part
+    complete = not transient and outcome.error_reason is None and any(
+        kind is builders.DEPLOYMENT for kind, _, _ in plan)
+    wanted = sum(1 for _, _, manifest in plan if manifest is not None)
+    if verified is not None and complete and len(verified) == wanted:
+        rt.verified[owner.uid] = verified
+    else:
+        rt.verified.pop(owner.uid, None)
     observed = await observe_children(
         rt, owner, live_children.get(builders.DEPLOYMENT.kind),
         live_children.get(builders.PVC.kind), decision.replicas, previous, now)

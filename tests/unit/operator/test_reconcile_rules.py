@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -25,6 +26,7 @@ from webordinary.operator.reconcile import (
     is_foreign,
     parse_spec,
     previous_status,
+    steady,
 )
 from webordinary.operator.settings import OperatorSettings
 from webordinary.operator.wakeups import Deadlines, Key, SleepingQueues
@@ -139,3 +141,32 @@ async def _busy() -> bool:
 
 async def _none() -> None:
     return None
+
+
+def test_a_drift_tick_is_free_while_the_watches_show_no_change() -> None:
+    settings = OperatorSettings()
+    rt = Runtime(settings=settings, sqs=SqsAdapter(settings), metrics=Metrics())
+    names = [f"webordinary-{role}-c-p-u" for role in ("input", "output", "dlq")]
+    body: dict[str, Any] = {
+        "metadata": {"uid": "uid", "generation": 2},
+        "status": {"phase": "Ready", "observedGeneration": 2,
+                   "queues": {role: f"http://sqs/1/{name}" for role, name
+                              in zip(("input", "output", "dlq"), names, strict=True)}}}
+    child = ("Service", "ns", "c-p-u-editor")
+    assert not steady(rt, body), "nothing verified yet: the tick checks"
+    rt.verified["uid"] = {child: "5"}
+    rt.child_versions[child] = "5"
+    rt.sqs._listing = (time.monotonic(), frozenset(names))  # a fresh shared ListQueues
+    assert steady(rt, body)
+    rt.child_versions[child] = "6"
+    assert not steady(rt, body), "someone changed the child"
+    del rt.child_versions[child]
+    assert not steady(rt, body), "someone deleted the child"
+    rt.child_versions[child] = "5"
+    assert not steady(rt, {**body, "metadata": {"uid": "uid", "generation": 3}}), "new spec"
+    assert not steady(rt, {**body, "status": {**body["status"], "phase": "Starting"}})
+    rt.sqs._listing = (time.monotonic(), frozenset(names[1:]))
+    assert not steady(rt, body), "a queue is gone"
+    rt.sqs._listing = (time.monotonic() - settings.drift_interval_seconds, frozenset(names))
+    assert not steady(rt, body), "a stale listing: the tick checks (and refreshes it)"
+    rt.sqs.close()

@@ -226,6 +226,20 @@ class SqsAdapter:
             return frozenset(name for name in wanted
                              if name in listed or name in self._created_since)
 
+    def listed(self, names: Iterable[str]) -> bool | None:
+        """Whether the shared listing shows all `names`; None when it is stale or being
+        refreshed (never waits: this runs on the event loop)."""
+        if not self._listing_lock.acquire(blocking=False):
+            return None
+        try:
+            if self._listing is None or (
+                    time.monotonic() - self._listing[0] >= self.listing_max_age):
+                return None
+            listed = self._listing[1]
+            return all(name in listed or name in self._created_since for name in names)
+        finally:
+            self._listing_lock.release()
+
     def _list_names(self) -> frozenset[str]:
         names: set[str] = set()
         token: str | None = None
