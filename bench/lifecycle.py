@@ -19,17 +19,20 @@ import argparse
 import asyncio
 import contextlib
 import json
+import shutil
 import signal
 import subprocess
 import tempfile
 import threading
 import time
 import urllib.request
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import psutil
 
 from tests.integration.operator.sqsproxy import SqsProxy
@@ -99,6 +102,65 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
 
 
+async def send_patches(path: str, names: list[str], patch: Callable[[datetime], Any],
+                       connections: int = 32) -> dict[str, float]:
+    """One stamp PATCH (`patch(now)`) per environment, as fast as a pooled keep-alive client
+    sends them (a thread and a connection per request would measure the client); returns each
+    one's stamp time."""
+    limit = asyncio.Semaphore(connections)
+    stamped: dict[str, float] = {}
+    async with aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=connections)) as session:
+
+        async def one(name: str) -> None:
+            async with limit:
+                at = datetime.now(UTC)
+                async with session.patch(
+                        f"{path}/{name}", data=json.dumps(patch(at)),
+                        headers={"Content-Type": "application/merge-patch+json"}) as answer:
+                    await answer.read()
+                    answer.raise_for_status()
+                stamped[name] = at.timestamp()
+
+        await asyncio.gather(*(one(name) for name in names))
+    return stamped
+
+
+def reconciled(path: str) -> int:
+    """Environments whose status reports their current generation."""
+    items = request(path)["items"]
+    return sum(1 for item in items if (item.get("status") or {}).get("observedGeneration")
+               == item["metadata"].get("generation"))
+
+
+@contextlib.contextmanager
+def profiling(folder: str | None, pid: int, phase: str) -> Iterator[None]:
+    """py-spy samples of the operator during one phase (`--profile DIR`, py-spy installed)."""
+    spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
+    if not folder or not os.path.exists(spy):
+        yield
+        return
+    out = Path(folder) / f"{phase}.txt"
+    recorder = subprocess.Popen([spy, "record", "-r", "50", "-f", "raw", "-o", str(out),
+                                 "--pid", str(pid), "--nonblocking"],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        yield
+    finally:
+        recorder.send_signal(signal.SIGINT)
+        recorder.wait(timeout=60)
+
+
+def api_calls(kube: Any) -> int:
+    """Requests the emulator has served (watches excluded)."""
+    return sum(v for k, v in kube.request_counts().items() if k != "WATCH")
+
+
+def cpu_seconds(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return float(times.user + times.system)
+
+
 def wait(check: Any, timeout: float, step: float = 0.05) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -143,6 +205,8 @@ def main() -> None:
     parser.add_argument("--singles", type=int, default=50, help="sequential single wakes")
     parser.add_argument("--available", type=int, default=10,
                         help="single wakes measured up to an available pod (kubelet)")
+    parser.add_argument("--profile", metavar="DIR",
+                        help="py-spy samples of the operator per phase into DIR (raw format)")
     args = parser.parse_args()
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
@@ -214,27 +278,32 @@ def main() -> None:
         with ThreadPoolExecutor(16) as pool:
             list(pool.map(bind, names))
 
-        # Sleep precision: the idle timeout and one activity stamp (ms precision) each, then
-        # watch them fall asleep at stamp + idleTimeout.
-        stamped: dict[str, float] = {}
-
-        def stamp(name: str) -> None:
-            at = datetime.now(UTC)
-            body = {**activity_patch(at), "spec": {"idleTimeout": f"{idle}s"}}
+        # The idle timeout (a spec change: a full reconcile each) with an activity stamp, so
+        # that none sleeps before all are reconciled with it.
+        def shorten(name: str) -> None:
+            body = {**activity_patch(datetime.now(UTC)), "spec": {"idleTimeout": f"{idle}s"}}
             request(f"{path}/{name}", "PATCH", body, "application/merge-patch+json")
-            stamped[name] = at.timestamp()
 
         with ThreadPoolExecutor(16) as pool:
-            list(pool.map(stamp, names))
-        last_stamp = max(stamped.values())
-        wait(lambda: all(watcher.now("replicas", x) == 0 for x in names),
-             last_stamp - time.time() + idle + 60, 0.5)
+            list(pool.map(shorten, names))
+        wait(lambda: reconciled(path) >= n, 600, 2.0)
+
+        # Sleep precision: one activity stamp each (ms precision, sent as fast as a pooled
+        # client can: the deadlines coincide), then watch them fall asleep at stamp + idle.
+        calls_sleep_start = api_calls(kube)
+        with profiling(args.profile, proc.pid, "deadlines"):
+            stamped = asyncio.run(send_patches(path, names, activity_patch))
+            last_stamp = max(stamped.values())
+            wait(lambda: all(watcher.now("replicas", x) == 0 for x in names),
+                 last_stamp - time.time() + idle + 60, 0.5)
         errors = []
         for name in names:
             slept = watcher.first("replicas", name, 0, stamped[name])
             if slept is not None:
                 errors.append(slept - (stamped[name] + idle))
         asleep = sum(1 for x in names if watcher.now("replicas", x) == 0)
+        time.sleep(3.0)  # the status writes that follow the last scale-down
+        per_deadline = (api_calls(kube) - calls_sleep_start) / n
 
         # All asleep: count SQS calls and operator CPU over a window (longer than the poll).
         time.sleep(5.0)
@@ -242,7 +311,8 @@ def main() -> None:
             before = dict(proxy.counts)
         cpu_before = proc.cpu_times()
         window_start = time.monotonic()
-        time.sleep(args.asleep_window)
+        with profiling(args.profile, proc.pid, "asleep"):
+            time.sleep(args.asleep_window)
         window = time.monotonic() - window_start
         cpu_after = proc.cpu_times()
         with proxy.lock:
@@ -253,6 +323,7 @@ def main() -> None:
                           + (cpu_after.system - cpu_before.system)) / window
 
         # Single wakes, one at a time: request -> spec.replicas 1.
+        calls_singles_start = api_calls(kube)
         singles: list[float] = []
         for name in names[:args.singles]:
             sent = time.time()
@@ -262,6 +333,10 @@ def main() -> None:
                     is not None, 10,
                     0.002):
                 singles.append((watcher.first("replicas", name, 1, sent) or sent) - sent)
+
+        time.sleep(1.0)
+        per_wake = (api_calls(kube) - calls_singles_start - len(names[:args.singles])) / max(
+            1, len(names[:args.singles]))
 
         # With the devkit kubelet (pause-like pods): request -> available.
         stop_kubelet = None
@@ -281,14 +356,17 @@ def main() -> None:
         # Simultaneous wakes of all the others.
         rest = names[args.singles + args.available:]
         wait(lambda: all(watcher.now("replicas", x) == 0 for x in rest), 30, 0.2)
+        cpu_burst = cpu_seconds(proc)
+        calls_burst = api_calls(kube)
         burst_start = time.time()
-        with ThreadPoolExecutor(32) as pool:
-            list(pool.map(lambda name: request(
-                f"{path}/{name}", "PATCH", wake_patch(datetime.now(UTC)),
-                "application/merge-patch+json"), rest))
-        sent_all = time.time() - burst_start
-        wait(lambda: all(watcher.now("replicas", x) == 1 for x in rest), 60, 0.1)
+        with profiling(args.profile, proc.pid, "burst"):
+            asyncio.run(send_patches(path, rest, wake_patch))
+            sent_all = time.time() - burst_start
+            wait(lambda: all(watcher.now("replicas", x) == 1 for x in rest), 60, 0.1)
         woke = [watcher.first("replicas", x, 1, burst_start) for x in rest]
+        time.sleep(2.0)
+        burst_cpu = cpu_seconds(proc) - cpu_burst
+        burst_calls = (api_calls(kube) - calls_burst - len(rest)) / max(1, len(rest))
         burst_done = [t - burst_start for t in woke if t is not None]
     finally:
         operator.terminate()
@@ -315,6 +393,12 @@ def main() -> None:
         (f"{len(rest)} simultaneous wakes: all at replicas 1",
          f"{max(burst_done):.2f} s" if burst_done else "-",
          f"{len(burst_done)}/{len(rest)}; target < 5 s"),
+        ("API calls per wake (operator)", f"{per_wake:.1f}",
+         "emulator's count, the wake PATCH itself excluded"),
+        ("API calls per deadline (operator)", f"{per_deadline:.1f}",
+         "emulator's count from the activity stamps until all slept"),
+        ("simultaneous wakes: operator CPU", f"{burst_cpu:.2f} s",
+         f"{burst_calls:.1f} API calls per wake (wake PATCH excluded)"),
         ("sleep - deadline p50", f"{percentile(errors, 0.5):+.2f} s",
          f"{asleep}/{n} asleep; deadline = last activity + idleTimeout"),
         ("sleep - deadline p99", f"{percentile(errors, 0.99):+.2f} s", "target within 5 s"),

@@ -58,6 +58,10 @@ LEGACY_KEYS: Final = frozenset(
     f"{LEGACY_PREFIX}/{key}" for key in ("kopf-managed", DIFFBASE_KEY, *HANDLER_IDS)
 )
 LIFECYCLE_ANNOTATIONS: Final = frozenset({ANNOTATION_WAKE, ANNOTATION_ACTIVITY})
+# Out of kopf's essence: a wake or activity stamp is no spec change (no update handler, no
+# bookkeeping write per stamp); `lifecycle_event` reacts to them.
+LIFECYCLE_FIELDS: Final = tuple(("metadata", "annotations", key)
+                                for key in sorted(LIFECYCLE_ANNOTATIONS))
 MANAGED: Final = {"app.kubernetes.io/managed-by": builders.MANAGED_BY}
 EDITOR_PODS: Final = {"app.kubernetes.io/name": builders.APP_NAME}
 
@@ -79,7 +83,7 @@ class DiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
     under LEGACY_PREFIX: it is read from there once and removed with the next store."""
 
     def __init__(self) -> None:
-        super().__init__(prefix=KOPF_PREFIX, key=DIFFBASE_KEY)
+        super().__init__(prefix=KOPF_PREFIX, key=DIFFBASE_KEY, ignored_fields=LIFECYCLE_FIELDS)
         self._legacy = kopf.AnnotationsDiffBaseStorage(prefix=LEGACY_PREFIX, key=DIFFBASE_KEY)
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
@@ -93,6 +97,26 @@ class DiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
         super().store(body=body, patch=patch, essence=essence)
         for key in LEGACY_KEYS & set(body.metadata.annotations):
             patch.metadata.annotations[key] = None
+
+
+async def migrate_bookkeeping(rt: Runtime, body: Mapping[str, Any]) -> None:
+    """Move an older operator's bookkeeping (LEGACY_PREFIX) to KOPF_PREFIX once, as kopf's
+    next store would (wake and activity stamps no longer make kopf store anything)."""
+    meta = body.get("metadata") or {}
+    annotations = meta.get("annotations") or {}
+    legacy = LEGACY_KEYS & set(annotations)
+    if not legacy:
+        return
+    patch: dict[str, str | None] = dict.fromkeys(legacy)
+    old, new = f"{LEGACY_PREFIX}/{DIFFBASE_KEY}", f"{KOPF_PREFIX}/{DIFFBASE_KEY}"
+    if annotations.get(old) and not annotations.get(new):
+        patch[new] = annotations[old]
+    try:
+        await rt.client().patch(builders.EDIT_ENVIRONMENT, meta.get("namespace") or "",
+                                meta.get("name") or "", {"metadata": {"annotations": patch}})
+    except KubeError as error:
+        if error.status != 404:
+            raise
 
 
 def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) -> None:
@@ -184,6 +208,44 @@ async def run_reconcile(
         raise kopf.TemporaryError(
             f"waiting: {outcome.status.message or outcome.error_reason}", delay=outcome.retry_in
         )
+
+
+async def lifecycle_event(rt: Runtime, body: Mapping[str, Any], event: Any) -> None:
+    """A changed wake or activity annotation runs the lifecycle reconcile at once (kopf's
+    update handler does not see them). The first sight of an object is left to the create and
+    resume handlers; a stamp in the same event as a spec change to the update handler, which
+    gets this very body."""
+    meta = body.get("metadata") or {}
+    uid = meta.get("uid") or ""
+    if event == "DELETED":
+        rt.marks.pop(uid, None)
+        return
+    annotations = meta.get("annotations") or {}
+    mark = (annotations.get(ANNOTATION_WAKE), annotations.get(ANNOTATION_ACTIVITY),
+            meta.get("generation"))
+    seen = rt.marks.get(uid)
+    rt.marks[uid] = mark
+    if seen is None or seen[:2] == mark[:2] or seen[2] != mark[2]:
+        return
+    if meta.get("deletionTimestamp"):
+        return
+    try:
+        await run_reconcile(rt, body, "wake", fresh=False, retry=0, mode="lifecycle")
+    except kopf.TemporaryError as error:  # an event handler is not retried by kopf: refresh
+        logging.getLogger(__name__).info("%s/%s wake: %s", meta.get("namespace"),
+                                         meta.get("name"), error)
+        later(rt, (meta.get("namespace") or "", meta.get("name") or ""), error.delay or 1.0)
+
+
+def later(rt: Runtime, key: Key, delay: float) -> None:
+    """A lifecycle refresh of `key` after `delay` seconds (a retry outside kopf's handlers)."""
+    async def run() -> None:
+        await asyncio.sleep(delay)
+        await refresh(rt, key, "retry")
+
+    task = asyncio.get_running_loop().create_task(run())
+    rt.tasks.add(task)
+    task.add_done_callback(rt.tasks.discard)
 
 
 def schedule(rt: Runtime, body: Mapping[str, Any], outcome: Outcome) -> None:
@@ -289,6 +351,7 @@ async def child_changed(rt: Runtime, kind: str, body: Mapping[str, Any], event: 
     meta = body.get("metadata") or {}
     seen_key = (kind, meta.get("namespace") or "", meta.get("name") or "")
     note_version(rt, kind, body, event)
+    rt.observed.seen(kind, body, deleted=event == "DELETED")
     if event == "DELETED":
         rt.child_seen.pop(seen_key, None)
     else:
@@ -359,6 +422,7 @@ async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None
     rt.locks.pop(owner.uid, None)
     rt.last_done.pop(owner.uid, None)
     rt.starting.pop(owner.uid, None)
+    rt.marks.pop(owner.uid, None)
     rt.deleting.discard(owner.uid)
 
 
@@ -432,6 +496,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
 
     @kopf.on.cleanup(registry=registry)
     async def _cleanup(**_: Any) -> None:
+        for task in rt.tasks:
+            task.cancel()
         if rt.deadlines is not None:
             rt.deadlines.close()
         if rt.sleepers is not None:
@@ -439,6 +505,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
         if rt.kube is not None:
             await rt.kube.close()
         rt.sqs.close()
+        await rt.sqs.probe.close()
         if rt.eks is not None:
             rt.eks.close()
 
@@ -458,6 +525,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
     @kopf.on.resume(*RESOURCE, registry=registry, id="reconcile-resume")
     async def _resume(body: kopf.Body, retry: int, **_: Any) -> None:
         await run_reconcile(rt, body, "resume", fresh=False, retry=retry)
+        await migrate_bookkeeping(rt, body)
 
     @kopf.timer(*RESOURCE, registry=registry, id="drift",
                 interval=settings.drift_interval_seconds,
@@ -499,6 +567,10 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
     @kopf.on.event("", "v1", "pods", registry=registry, id="editor-pods", labels=EDITOR_PODS)
     async def _pod(body: kopf.Body, type: Any, **_: Any) -> None:
         await child_changed(rt, "Pod", body, type)
+
+    @kopf.on.event(*RESOURCE, registry=registry, id="lifecycle")
+    async def _lifecycle(body: kopf.Body, type: Any, **_: Any) -> None:
+        await lifecycle_event(rt, body, type)
 
     @kopf.on.delete(*RESOURCE, registry=registry, id="cleanup")
     async def _delete(body: kopf.Body, retry: int, logger: Any, **_: Any) -> None:

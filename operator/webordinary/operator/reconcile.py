@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -30,6 +30,7 @@ from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
 from webordinary.operator.metrics import Metrics
+from webordinary.operator.observed import Observed
 from webordinary.operator.settings import OperatorSettings
 from webordinary.operator.status import (
     STARTING,
@@ -80,6 +81,10 @@ class Runtime:
     refreshing: set[tuple[str, str]] = field(default_factory=set)
     refresh_again: set[tuple[str, str]] = field(default_factory=set)
     deleting: set[str] = field(default_factory=set)  # uids whose cleanup has begun
+    observed: Observed = field(default_factory=Observed)  # children as the watches show them
+    # uid -> the wake and activity annotations and the generation last seen
+    marks: dict[str, tuple[str | None, str | None, Any]] = field(default_factory=dict)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # delayed refreshes
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -291,16 +296,21 @@ async def observe_children(
     replicas: int,
     previous: EditEnvironmentStatus,
     now: datetime,
+    *,
+    watched_pods: bool = False,
 ) -> dict[ConditionType, Part]:
     """StorageReady and WorkloadReady from the live PVC, Deployment and (when the editor is
-    not available) its pods."""
+    not available) its pods: as the pod watch shows them (`watched_pods`), else listed."""
     settings = rt.settings
     since = starting_for(rt, owner.uid, previous, now)
-    pods: list[dict[str, Any]] = []
+    pods: Sequence[Mapping[str, Any]] = []
     workload = workload_part(deployment, pods, replicas, since, settings.start_timeout_seconds)
     if workload.ok is not True and workload.reason == STARTING and deployment is not None:
-        selector = ",".join(f"{k}={v}" for k, v in builders.selector_labels(owner).items())
-        pods = await rt.client().list(POD, owner.namespace, selector)
+        if watched_pods:
+            pods = rt.observed.pods(owner.namespace, builders.instance_label(owner.name))
+        else:
+            selector = ",".join(f"{k}={v}" for k, v in builders.selector_labels(owner).items())
+            pods = await rt.client().list(POD, owner.namespace, selector)
         workload = workload_part(deployment, pods, replicas, since,
                                  settings.start_timeout_seconds)
     storage = storage_part(pvc, now, settings.storage_bind_timeout_seconds,
@@ -429,7 +439,7 @@ async def reconcile(
     if light:  # a drift tick: children that must not exist were removed by a full reconcile
         plan = [(kind, name, manifest) for kind, name, manifest in plan if manifest is not None]
     results = await asyncio.gather(*(
-        _lifecycle_child(kube, kind, owner, name, manifest, decision.replicas)
+        _lifecycle_child(rt, kind, owner, name, manifest, decision.replicas)
         if mode == "lifecycle" else
         apply_child(kube, kind, owner, name, manifest, fresh=fresh)
         for kind, name, manifest in plan
@@ -479,7 +489,8 @@ async def reconcile(
         rt.verified.pop(owner.uid, None)
     observed = await observe_children(
         rt, owner, live_children.get(builders.DEPLOYMENT.kind),
-        live_children.get(builders.PVC.kind), decision.replicas, previous, now)
+        live_children.get(builders.PVC.kind), decision.replicas, previous, now,
+        watched_pods=mode == "lifecycle")
     for part_kind, part in observed.items():
         kept = parts.get(part_kind)
         if kept is None or kept.ok is True:  # an apply problem says more than an observation
@@ -527,21 +538,34 @@ async def _ensure_identity(rt: Runtime, owner: builders.Owner, outcome: Outcome,
 
 
 async def _lifecycle_child(
-    kube: KubeClient,
+    rt: Runtime,
     kind: builders.Kind,
     owner: builders.Owner,
     name: str,
     manifest: builders.Manifest | None,
     replicas: int,
 ) -> tuple[Mapping[str, Any] | None, int]:
-    """Read one child; for the Deployment, set only spec.replicas when it differs (a missing
-    child is left to the full reconcile's drift tick, which recreates it)."""
-    live = await kube.get(kind, owner.namespace, name)
+    """One child as the watch last showed it (read only when the watch has not shown it); for
+    the Deployment, set only spec.replicas when it differs (a missing child is left to the full
+    reconcile's drift tick, which recreates it)."""
+    live: Mapping[str, Any] | None = rt.observed.get(kind.kind, owner.namespace, name)
+    if live is None:
+        live = await rt.client().get(kind, owner.namespace, name)
+        if live is not None:
+            rt.observed.seen(kind.kind, live)
     if kind is not builders.DEPLOYMENT or live is None or manifest is None:
         return live, 0
     if int((live.get("spec") or {}).get("replicas", 1)) == replicas:
         return live, 0
-    patched = await kube.patch(kind, owner.namespace, name, {"spec": {"replicas": replicas}})
+    try:
+        patched = await rt.client().patch(kind, owner.namespace, name,
+                                          {"spec": {"replicas": replicas}})
+    except KubeError as error:
+        if error.status == 404:  # deleted since the watch showed it: the drift tick recreates
+            rt.observed.seen(kind.kind, live, deleted=True)
+            return None, 0
+        raise
+    rt.observed.wrote(kind.kind, patched)
     return patched, 1
 
 
@@ -601,7 +625,11 @@ async def _report(rt: Runtime, owner: builders.Owner, outcome: Outcome) -> Outco
         if error.status != 404:
             raise
     change = transition(outcome.previous, outcome.status)
-    if change is not None:
+    scaled = next((e for e in outcome.events if e.reason in ("Woke", "Slept")), None)
+    if change is not None and scaled is not None and outcome.status.phase in (
+            Phase.STARTING, Phase.SLEEPING):
+        scaled.message += f"; {change}"  # one Event per wake or sleep, not two
+    elif change is not None:
         warning = outcome.status.phase == Phase.FAILED
         outcome.events.append(Event("Warning" if warning else "Normal", str(outcome.status.phase),
                                     f"{change}: {outcome.status.message or 'ok'}"))

@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
@@ -79,7 +80,7 @@ class _Sleeper:
 
 class SleepingQueues:
     """Looks at each sleeping environment's input queue once per `interval` seconds (one
-    GetQueueAttributes; SQS has no batch form of it), spread over time, and calls `wake` for
+    GetQueueAttributes; SQS has no batch form of it), evenly spread over time, and calls `wake` for
     those with messages (busy True) or whose queue is gone (None). Environments join when they
     fall asleep and leave when they wake.
     """
@@ -102,12 +103,14 @@ class SleepingQueues:
         self.probes = 0  # SQS calls made (for the benchmark and tests)
 
     def add(self, key: Key, url: str) -> None:
-        """Watch `key`'s queue; its first look is one interval from now."""
+        """Watch `key`'s queue; its first look is at a random point of the next interval, so
+        that environments falling asleep together are looked at evenly spread (a burst of
+        looks would delay the wakes handled meanwhile), never more than one interval apart."""
         sleeper = self._sleepers.get(key)
         if sleeper is not None:
             sleeper.url = url
             return
-        due = time.monotonic() + self.interval
+        due = time.monotonic() + self.interval * random.uniform(0.05, 1.0)
         self._sleepers[key] = _Sleeper(url, due)
         heapq.heappush(self._heap, (due, key))
         self._changed.set()

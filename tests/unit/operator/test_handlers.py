@@ -49,16 +49,28 @@ def test_old_bookkeeping_is_read_once_and_removed_and_hides_nothing() -> None:
     legacy = body({
         "webordinary.dev/kopf-managed": "yes",
         "webordinary.dev/last-handled-configuration": '{"spec": {"clientId": "c"}}',
-        ANNOTATION_WAKE: "2026-11-28T15:00:00Z",
+        "webordinary.dev/release-finalizer": "true",
     })
-    # kopf's marker of the old prefix would hide the wake annotation from the essence.
+    # kopf's marker of the old prefix would hide every webordinary.dev/ annotation.
     built = storage.build(body=legacy)
-    assert built["metadata"]["annotations"] == {ANNOTATION_WAKE: "2026-11-28T15:00:00Z"}
+    assert built["metadata"]["annotations"] == {"webordinary.dev/release-finalizer": "true"}
     assert storage.fetch(body=legacy) == {"spec": {"clientId": "c"}}
-    assert built != old, "the wake annotation is a change kopf must act on"
+    assert built != old, "our annotations are changes kopf must see"
     patch = kopf.Patch()
     storage.store(body=legacy, patch=patch, essence=built)
     annotations = patch["metadata"]["annotations"]
     assert annotations["webordinary.dev/kopf-managed"] is None
     assert annotations["webordinary.dev/last-handled-configuration"] is None
     assert "kopf.webordinary.dev/last-handled-configuration" in annotations
+
+
+def test_wake_and_activity_stamps_are_not_spec_changes() -> None:
+    """They are left out of kopf's essence (no update handler, no bookkeeping write per stamp);
+    the lifecycle event handler reacts to them."""
+    storage = DiffBaseStorage()
+    plain = storage.build(body=body({}))
+    stamped = storage.build(body=body({ANNOTATION_WAKE: "2026-11-28T15:00:00Z",
+                                       ANNOTATION_ACTIVITY: "2026-11-28T15:00:01Z"}))
+    assert stamped == plain
+    other = storage.build(body=body({ANNOTATION_WAKE: "t", "example.com/x": "y"}))
+    assert other["metadata"]["annotations"] == {"example.com/x": "y"}

@@ -58,9 +58,9 @@ async def test_sleeping_queues_are_looked_at_once_per_interval_and_wake_on_messa
     sleepers.add(("ns", "a"), "q-a")
     sleepers.add(("ns", "b"), "q-b")
     sleepers.add(("ns", "gone"), "q-gone")
-    await asyncio.sleep(0.5)  # two intervals: two looks each
-    assert looks.count("q-a") == 2
-    assert looks.count("q-b") == 2
+    await asyncio.sleep(0.5)  # first look within one interval, then one per interval
+    assert 2 <= looks.count("q-a") <= 3
+    assert 2 <= looks.count("q-b") <= 3
     assert woken == [(("ns", "gone"), None)]  # a vanished queue is reported once
     busy["q-b"] = True
     await asyncio.sleep(0.25)

@@ -23,6 +23,7 @@ from webordinary.contracts import ownership
 from webordinary.contracts.environment import GROUP, QueueUrls
 from webordinary.contracts.environment import Queues as QueuesSpec
 from webordinary.contracts.naming import QUEUE_PREFIX
+from webordinary.operator.adapters.sqsprobe import ProbeError, QueueProbe
 from webordinary.operator.settings import OperatorSettings
 
 T = TypeVar("T")
@@ -171,7 +172,8 @@ class SqsAdapter:
 
     def __init__(self, settings: OperatorSettings) -> None:
         self.region = settings.aws_region
-        self.client: Any = boto3.client(
+        session = boto3.session.Session()
+        self.client: Any = session.client(
             "sqs",
             region_name=settings.aws_region,
             endpoint_url=settings.sqs_endpoint_url,
@@ -185,6 +187,9 @@ class SqsAdapter:
         self._pool = ThreadPoolExecutor(
             max_workers=settings.aws_concurrency, thread_name_prefix="sqs"
         )
+        # The wake poller's call, light (same endpoint and credentials as the client).
+        self.probe = QueueProbe(self.client.meta.endpoint_url, self.client.meta.region_name,
+                                session.get_credentials(), connections=settings.aws_concurrency)
         self._listing: tuple[float, frozenset[str]] | None = None
         self._listing_lock = threading.Lock()
         self._created_since: set[str] = set()
@@ -340,18 +345,18 @@ class SqsAdapter:
     async def input_busy(self, url: str) -> bool | None:
         """One GetQueueAttributes: messages waiting, delayed or in flight (a job running)?
         None when the queue is gone (a reconcile recreates it)."""
-        return await self._run(self.input_busy_sync, url)
-
-    def input_busy_sync(self, url: str) -> bool | None:
         try:
-            result = self.client.get_queue_attributes(QueueUrl=url, AttributeNames=list(COUNTS))
-        except ClientError as error:
-            if _code(error) in NOT_FOUND:
-                return None
-            raise classify(error, "GetQueueAttributes") from error
-        except BotoCoreError as error:
-            raise classify(error, "GetQueueAttributes") from error
-        return is_busy(result.get("Attributes", {}))
+            attributes = await self.probe.attributes(url, list(COUNTS))
+        except ProbeError as error:
+            text = str(error)
+            if error.code in THROTTLED:
+                raise SqsFailure("AWSThrottled", text, transient=True) from error
+            if error.status == 0:
+                raise SqsFailure("AWSUnreachable", text, transient=True) from error
+            if error.status >= 500:
+                raise SqsFailure("AWSUnavailable", text, transient=True) from error
+            raise SqsFailure("AWSError", text, transient=False) from error
+        return None if attributes is None else is_busy(attributes)
 
     def delete_queues_sync(self, names: dict[str, str], owner: Owner) -> list[str]:
         """Delete the queues this environment owns; foreign or missing ones are left alone."""

@@ -1,0 +1,69 @@
+"""What the operator's watches last showed of each environment's Deployment, PVC and editor
+pods, so that a lifecycle reconcile (a wake, a sleep deadline, a child's status) needs no
+reads: at a thousand simultaneous wakes, every GET is a request the API server serves.
+
+Only the fields status and the lifecycle decision use are kept (small at 5,000 environments).
+A watch is eventually consistent; the lifecycle reconcile only sets spec.replicas (idempotent)
+and observes status, and each child's next event triggers another look.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+Slim = dict[str, Any]
+
+_META = ("name", "namespace", "generation", "resourceVersion", "labels", "ownerReferences",
+         "deletionTimestamp")
+
+
+def slim(body: Mapping[str, Any]) -> Slim:
+    """metadata (identity, generation, labels, owners), spec.replicas and status."""
+    meta = body.get("metadata") or {}
+    kept: Slim = {"metadata": {k: meta[k] for k in _META if k in meta},
+                  "status": body.get("status") or {}}
+    replicas = (body.get("spec") or {}).get("replicas")
+    if replicas is not None:
+        kept["spec"] = {"replicas": replicas}
+    return kept
+
+
+class Observed:
+    """Latest slim Deployments and PVCs by (namespace, name); editor pods by (namespace,
+    instance label) then pod name."""
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[str, str, str], Slim] = {}
+        self._pods: dict[tuple[str, str], dict[str, Slim]] = {}
+
+    def seen(self, kind: str, body: Mapping[str, Any], deleted: bool = False) -> None:
+        meta = body.get("metadata") or {}
+        namespace, name = meta.get("namespace") or "", meta.get("name") or ""
+        if kind == "Pod":
+            instance = (meta.get("labels") or {}).get("app.kubernetes.io/instance") or ""
+            pods = self._pods.setdefault((namespace, instance), {})
+            if deleted:
+                pods.pop(name, None)
+                if not pods:
+                    self._pods.pop((namespace, instance), None)
+            else:
+                pods[name] = slim(body)
+            return
+        if deleted:
+            self._objects.pop((kind, namespace, name), None)
+        else:
+            self._objects[(kind, namespace, name)] = slim(body)
+
+    def wrote(self, kind: str, body: Mapping[str, Any]) -> None:
+        """Our own write's answer (its watch event follows and says the same)."""
+        self.seen(kind, body)
+
+    def get(self, kind: str, namespace: str, name: str) -> Slim | None:
+        return self._objects.get((kind, namespace, name))
+
+    def has(self, kind: str, namespace: str, name: str) -> bool:
+        return (kind, namespace, name) in self._objects
+
+    def pods(self, namespace: str, instance: str) -> list[Slim]:
+        return list(self._pods.get((namespace, instance), {}).values())
