@@ -43,6 +43,7 @@ from webordinary.operator.reconcile import (
     stuck_count,
 )
 from webordinary.operator.settings import OperatorSettings
+from webordinary.operator.standby import Standby
 from webordinary.operator.status import Part, with_condition
 from webordinary.operator.wakeups import Deadlines, Key, SleepingQueues
 
@@ -87,7 +88,13 @@ class DiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
         self._legacy = kopf.AnnotationsDiffBaseStorage(prefix=LEGACY_PREFIX, key=DIFFBASE_KEY)
 
     def build(self, *, body: kopf.Body, extra_fields: Any = None) -> Any:
-        return super().build(body=_without_legacy(body), extra_fields=extra_fields)
+        # kopf deep-copies the body per event and then drops status: drop it first (the
+        # essence is built for every event, status writes included).
+        body = _without_legacy(body)
+        if not extra_fields:
+            body = kopf.Body({k: v for k, v in dict(body).items()  # type: ignore[arg-type]
+                              if k != "status"})
+        return super().build(body=body, extra_fields=extra_fields)
 
     def fetch(self, *, body: kopf.Body) -> Any:
         found = super().fetch(body=body)
@@ -235,6 +242,25 @@ async def lifecycle_event(rt: Runtime, body: Mapping[str, Any], event: Any) -> N
         logging.getLogger(__name__).info("%s/%s wake: %s", meta.get("namespace"),
                                          meta.get("name"), error)
         later(rt, (meta.get("namespace") or "", meta.get("name") or ""), error.delay or 1.0)
+
+
+async def reawaken(rt: Runtime, after_pause: bool) -> None:
+    """This replica became the active one: run the deadlines parked while it was paused and,
+    after a pause, look again at every environment it has a clock for (the active peer may
+    have woken or put them to sleep meanwhile)."""
+    if rt.deadlines is None or rt.sleepers is None:
+        return
+    keys = set(rt.deadlines.parked)
+    rt.deadlines.parked.clear()
+    if after_pause:
+        keys |= rt.deadlines.keys() | rt.sleepers.keys()
+    limit = asyncio.Semaphore(16)
+
+    async def one(key: Key) -> None:
+        async with limit:
+            await refresh(rt, key, "active", probe_queue=True)
+
+    await asyncio.gather(*(one(key) for key in keys))
 
 
 def later(rt: Runtime, key: Key, delay: float) -> None:
@@ -470,18 +496,23 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
     """Register every handler on `registry` (a fresh one per test) and return the runtime."""
     rt = Runtime(settings=settings, sqs=SqsAdapter(settings), metrics=Metrics(),
                  eks=EksAdapter(settings) if settings.aws_identity() == "pod-identity" else None)
+    standby = Standby(settings.peering_name, settings.watch_namespaces(),
+                      min(5.0, settings.peering_lifetime_seconds / 6),
+                      lambda after_pause: reawaken(rt, after_pause))
 
     @kopf.on.startup(registry=registry)
     async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, rt.settings)
         rt.deadlines = Deadlines(
-            lambda key: refresh(rt, key, "deadline", probe_queue=True))
+            lambda key: refresh(rt, key, "deadline", probe_queue=True),
+            may_act=lambda: standby.active)
         rt.sleepers = SleepingQueues(
             rt.settings.wake_poll_interval_seconds, rt.sqs.input_busy,
             lambda key, busy: refresh(rt, key, "message", queue_busy=True) if busy
             else refresh(rt, key, "queue-gone", mode="full"),
-            concurrency=rt.settings.aws_concurrency)
+            concurrency=rt.settings.aws_concurrency, may_act=lambda: standby.active)
         rt.sleepers.start()
+        standby.start(rt.client, lambda: settings.peering.priority)
         rt.metrics.stuck.set_function(lambda: stuck_count(rt))
         if rt.settings.metrics_port is not None:
             rt.metrics.serve(rt.settings.metrics_host, rt.settings.metrics_port)
@@ -498,6 +529,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
     async def _cleanup(**_: Any) -> None:
         for task in rt.tasks:
             task.cancel()
+        await standby.stop()
         if rt.deadlines is not None:
             rt.deadlines.close()
         if rt.sleepers is not None:

@@ -423,16 +423,20 @@ async def reconcile(
                                     f"({decision.cause if woke else decision.reason})"))
     _note_scale(rt, owner, previous, decision, annotations)
 
-    plan = builders.children(owner, spec, queues, decision.replicas, settings)
-    if mode == "lifecycle":
-        plan = [(kind, name, manifest) for kind, name, manifest in plan
-                if kind is builders.DEPLOYMENT or kind is builders.PVC]
-    elif parts[ConditionType.IDENTITY_READY].ok is not True:
-        # EKS gives a pod its identity when the pod is created: no editor pod before the
-        # association exists (one already running keeps its identity once it is back).
-        plan = [child for child in plan if child[0] is not builders.DEPLOYMENT]
-        parts[ConditionType.WORKLOAD_READY] = Part(
-            None, "WaitingForIdentity", "the editor needs its AWS identity (IdentityReady)")
+    plan: list[tuple[builders.Kind, str, builders.Manifest | None]]
+    if mode == "lifecycle":  # only whether they should exist: no manifests built
+        plan = [(builders.PVC, naming.child_name(owner.name, builders.ROLE_WORKSPACE), {})]
+        if queues.input and queues.output and queues.dlq:
+            plan.append((builders.DEPLOYMENT,
+                         naming.child_name(owner.name, builders.ROLE_EDITOR), {}))
+    else:
+        plan = builders.children(owner, spec, queues, decision.replicas, settings)
+        if parts[ConditionType.IDENTITY_READY].ok is not True:
+            # EKS gives a pod its identity when the pod is created: no editor pod before the
+            # association exists (one already running keeps its identity once it is back).
+            plan = [child for child in plan if child[0] is not builders.DEPLOYMENT]
+            parts[ConditionType.WORKLOAD_READY] = Part(
+                None, "WaitingForIdentity", "the editor needs its AWS identity (IdentityReady)")
     if not any(kind is builders.DEPLOYMENT for kind, _, _ in plan):
         parts.setdefault(ConditionType.WORKLOAD_READY, Part(None, "WaitingForQueues",
                                                             "the editor needs its queue URLs"))

@@ -26,11 +26,14 @@ Key = tuple[str, str]  # (namespace, name)
 class Deadlines:
     """One pending call per environment, at a wall-clock time (re-arming replaces it)."""
 
-    def __init__(self, fire: Callable[[Key], Coroutine[Any, Any, None]]) -> None:
+    def __init__(self, fire: Callable[[Key], Coroutine[Any, Any, None]],
+                 may_act: Callable[[], bool] = lambda: True) -> None:
         self._fire = fire
+        self._may_act = may_act  # False on a paused standby: the deadline is parked
         self._handles: dict[Key, asyncio.TimerHandle] = {}
         self._at: dict[Key, datetime] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self.parked: set[Key] = set()
 
     def arm(self, key: Key, at: datetime) -> None:
         if self._at.get(key) == at and key in self._handles:
@@ -42,6 +45,7 @@ class Deadlines:
         self._handles[key] = loop.call_at(loop.time() + delay, self._run, key)
 
     def cancel(self, key: Key) -> None:
+        self.parked.discard(key)
         handle = self._handles.pop(key, None)
         self._at.pop(key, None)
         if handle is not None:
@@ -50,9 +54,15 @@ class Deadlines:
     def when(self, key: Key) -> datetime | None:
         return self._at.get(key)
 
+    def keys(self) -> set[Key]:
+        return set(self._handles) | self.parked
+
     def _run(self, key: Key) -> None:
         self._handles.pop(key, None)
         self._at.pop(key, None)
+        if not self._may_act():
+            self.parked.add(key)
+            return
         task = asyncio.get_running_loop().create_task(self._fire(key))
         self._tasks.add(task)
         task.add_done_callback(self._done)
@@ -91,10 +101,12 @@ class SleepingQueues:
         probe: Callable[[str], Awaitable[bool | None]],
         wake: Callable[[Key, bool | None], Awaitable[None]],
         concurrency: int = 8,
+        may_act: Callable[[], bool] = lambda: True,
     ) -> None:
         self.interval = interval
         self._probe = probe
         self._wake = wake
+        self._may_act = may_act  # False on a paused standby: no looks
         self._sleepers: dict[Key, _Sleeper] = {}
         self._heap: list[tuple[float, Key]] = []
         self._task: asyncio.Task[None] | None = None
@@ -120,6 +132,9 @@ class SleepingQueues:
 
     def __contains__(self, key: Key) -> bool:
         return key in self._sleepers
+
+    def keys(self) -> set[Key]:
+        return set(self._sleepers)
 
     def __len__(self) -> int:
         return len(self._sleepers)
@@ -147,7 +162,7 @@ class SleepingQueues:
                 due.append((key, sleeper))
                 sleeper.due = at + self.interval
                 heapq.heappush(self._heap, (sleeper.due, key))
-            if due:
+            if due and self._may_act():
                 await asyncio.gather(*(self._look(key, sleeper.url) for key, sleeper in due))
             self._changed.clear()
             wait = self._heap[0][0] - time.monotonic() if self._heap else self.interval

@@ -6,11 +6,14 @@ wake-poll interval, 60 s, so the other cases share that time).
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from tests.integration.operator.conftest import (
+    NAMESPACE,
     Harness,
     condition,
     is_ready,
@@ -22,6 +25,16 @@ from webordinary.devkit.kubelet import LocalKubelet
 from webordinary.hermes import environments as hermes_envs
 
 PRODUCTION = {"drift_interval_seconds": 300.0, "drift_initial_delay_seconds": None}
+KUBECTL = shutil.which("kubectl")
+
+
+def kubectl_wait(harness: Harness, name: str, timeout: str) -> subprocess.CompletedProcess[str]:
+    """The real kubectl, as an SRE or a deploy script waits for an environment."""
+    return subprocess.run(
+        [KUBECTL or "kubectl", f"--server={harness.kube_api.url}", "--kubeconfig=/dev/null",
+         "wait", "--for=condition=Ready", f"ee/{name}", "-n", NAMESPACE,
+         f"--timeout={timeout}"],
+        capture_output=True, text=True, timeout=60, check=False)
 
 
 def replicas(harness: Harness, name: str) -> int | None:
@@ -71,11 +84,21 @@ def test_sleep_and_wake_keep_their_promise(harness: Harness, kubelet: LocalKubel
 
         # A wake annotation (kubectl, the gateway, Hermes) wakes at once, not at a tick.
         asleep_at(harness, names["annot"], timeout=1)
+        if KUBECTL:  # `kubectl wait --for=condition=Ready` does not pass a sleeping editor
+            slept_wait = kubectl_wait(harness, names["annot"], "1s")
+            assert slept_wait.returncode != 0, slept_wait.stdout
+            assert "timed out" in slept_wait.stderr
         requested = time.time()
         api.patch_ee(names["annot"], wake_patch(datetime.now(UTC)))
         wait_for(lambda: replicas(harness, names["annot"]) == 1, timeout=2, what="woken")
         assert time.time() - requested < 2.0
         assert not is_ready(api.ee(names["annot"])), "Starting is not Ready"
+        if KUBECTL:  # ... and returns once the editor serves, not while it starts
+            waited = kubectl_wait(harness, names["annot"], "30s")
+            assert waited.returncode == 0, waited.stderr
+            assert is_ready(api.ee(names["annot"]))
+            assert (harness.api.child("/apis/apps/v1", "deployments", f"{names['annot']}-editor")
+                    or {}).get("status", {}).get("availableReplicas") == 1
         wait_for(lambda: is_ready(api.ee(names["annot"])), timeout=20, what="Ready after wake")
 
         # Hermes' new thread (sessions patch + wake annotation) wakes at once too.
