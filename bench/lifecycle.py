@@ -200,8 +200,9 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1000)
     parser.add_argument("--idle-timeout", type=int, default=60,
                         help="spec.idleTimeout of the environments (s)")
-    parser.add_argument("--asleep-window", type=float, default=130.0,
-                        help="seconds all sleep while SQS calls and CPU are counted")
+    parser.add_argument("--asleep-window", type=float, default=300.0,
+                        help="seconds all sleep while SQS calls and CPU are counted (one "
+                             "drift interval: every environment's drift tick is in it)")
     parser.add_argument("--singles", type=int, default=50, help="sequential single wakes")
     parser.add_argument("--available", type=int, default=10,
                         help="single wakes measured up to an available pod (kubelet)")
