@@ -449,6 +449,7 @@ async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None
     rt.last_done.pop(owner.uid, None)
     rt.starting.pop(owner.uid, None)
     rt.marks.pop(owner.uid, None)
+    rt.admitted.pop(owner.uid, None)
     rt.deleting.discard(owner.uid)
 
 

@@ -85,6 +85,7 @@ class Runtime:
     # uid -> the wake and activity annotations and the generation last seen
     marks: dict[str, tuple[str | None, str | None, Any]] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)  # delayed refreshes
+    admitted: dict[str, Any] = field(default_factory=dict)  # uid -> generation whose spec passed
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -343,7 +344,15 @@ async def reconcile(
     previous = previous_status(body.get("status"))
     spec, invalid = parse_spec(body.get("spec"))
     if spec is not None:
-        invalid = await admission.problem(rt.client(), owner.namespace, spec, rt.settings)
+        admitted = rt.admitted.get(owner.uid)
+        if mode == "lifecycle" and admitted is not None and admitted == generation:
+            invalid = None  # this generation passed in a full reconcile: no Secret read again
+        else:
+            invalid = await admission.problem(rt.client(), owner.namespace, spec, rt.settings)
+            if invalid:
+                rt.admitted.pop(owner.uid, None)
+            else:
+                rt.admitted[owner.uid] = generation
         spec = None if invalid else spec
     settings = rt.settings
     if spec is None:
