@@ -1,6 +1,6 @@
 """Benchmark: N EditEnvironments created at once, the real operator as a subprocess.
 
-    ./dev bench operator_scale --n 5000 --idle 300
+    ./dev bench operator_scale --n 5000
 
 Prints one table: time until all are Ready, create->Ready percentiles, Kubernetes API writes
 per environment (creates, status patches, kopf's own patches, Events), SQS calls, the
@@ -155,8 +155,10 @@ def main() -> None:
     parser.add_argument("--idle", type=float, default=None,
                         help="idle CPU window in s (default: one production drift interval, so "
                              "every environment's drift tick falls inside it)")
-    parser.add_argument("--settle", type=float, default=10.0,
-                        help="wait this long after all are Ready before the idle window")
+    parser.add_argument("--settle", type=float, default=None,
+                        help="wait this long after all are Ready before the idle window "
+                             "(default: one drift interval, so that each environment's first "
+                             "drift tick, which checks every child once, is behind it)")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--drift-interval", type=float, default=None,
                         help="override the operator's drift timer (default: its production "
@@ -165,6 +167,7 @@ def main() -> None:
     default_interval = float(OperatorSettings.model_fields["drift_interval_seconds"].default)
     interval = args.drift_interval or default_interval
     idle_window = args.idle if args.idle is not None else interval
+    settle = args.settle if args.settle is not None else interval
     # Turn SIGTERM (e.g. from `timeout`) into SystemExit so the `finally` below still stops
     # the operator and moto subprocesses instead of leaving them behind.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
@@ -242,7 +245,7 @@ def main() -> None:
         burst_cpu = {name: cpu_seconds(p) - cpu_start[name] for name, p in parts.items()}
         settle_started = time.monotonic()
         # let queued Events (posted asynchronously by kopf) land, and the burst's stragglers
-        while time.monotonic() - settle_started < max(args.settle, 5.0):
+        while time.monotonic() - settle_started < max(settle, 5.0):
             peak_rss = max(peak_rss, proc.memory_info().rss)
             time.sleep(0.5)
         writes = kube.write_counts()
