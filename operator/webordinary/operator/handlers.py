@@ -178,6 +178,7 @@ def lifecycle_only(old: Any, new: Any) -> bool:
 async def run_reconcile(
     rt: Runtime, body: Mapping[str, Any], trigger: str, *, fresh: bool, retry: int,
     mode: Mode = "full", queue_busy: bool | None = None, probe_queue: bool = False,
+    current: bool = False,
 ) -> None:
     """Serialize per environment, measure, post events, turn transient trouble into a retry,
     and arm the next sleep deadline or queue look."""
@@ -196,7 +197,8 @@ async def run_reconcile(
         try:
             outcome = await reconcile(rt, body, fresh=fresh, now=now(), retry=retry,
                                       light=trigger == "timer", mode=mode,
-                                      queue_busy=queue_busy, probe_queue=probe_queue)
+                                      queue_busy=queue_busy, probe_queue=probe_queue,
+                                      current=current)
             if mode == "full":
                 rt.last_done[uid] = loop.time()
         except KubeError as error:
@@ -323,7 +325,8 @@ async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | Non
                 return
             try:
                 await run_reconcile(rt, body, trigger, fresh=False, retry=0, mode=mode,
-                                    queue_busy=queue_busy, probe_queue=probe_queue)
+                                    queue_busy=queue_busy, probe_queue=probe_queue,
+                                    current=True)
             except kopf.TemporaryError as error:  # kopf's own triggers retry; note it here
                 logging.getLogger(__name__).info("%s/%s %s: %s", *key, trigger, error)
             if key not in rt.refresh_again:

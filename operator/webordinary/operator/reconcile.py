@@ -330,6 +330,7 @@ async def reconcile(
     mode: Mode = "full",
     queue_busy: bool | None = None,
     probe_queue: bool = False,
+    current: bool = False,
 ) -> Outcome:
     """Bring one environment to its desired state and write its status once if it changed.
 
@@ -337,6 +338,7 @@ async def reconcile(
     message on a sleeping queue) only decides replicas and observes the Deployment and PVC; it
     falls back to the full reconcile unless the spec was reconciled and queues and routing
     were fine. `probe_queue` reads the input queue's counts (one SQS call) in that mode.
+    `current`: the body was just read from the API server (else a decision to sleep reads it).
     """
     meta = body["metadata"]
     owner = builders.Owner(meta["namespace"], meta["name"], meta["uid"])
@@ -413,17 +415,15 @@ async def reconcile(
         parts[ConditionType.IDENTITY_READY] = await identity_task
 
     annotations = meta.get("annotations") or {}
-    decision = lifecycle.decide(
-        spec,
-        lifecycle.Signals(
-            created=lifecycle.parse_timestamp(meta.get("creationTimestamp")) or now,
-            last_activity=previous.last_activity,
-            wake_requested=lifecycle.parse_timestamp(annotations.get(ANNOTATION_WAKE)),
-            activity=lifecycle.parse_timestamp(annotations.get(ANNOTATION_ACTIVITY)),
-            queue_busy=busy,
-        ),
-        now,
-    )
+    decision = _decide(spec, meta, previous, busy, now)
+    if decision.reason == "Idle" and previous.replicas != 0 and not current:
+        # About to sleep on kopf's copy of the object, which may be older than the newest
+        # stamp when kopf's queue runs behind (thousands of events): decide on the stored one.
+        latest = await kube.get(builders.EDIT_ENVIRONMENT, owner.namespace, owner.name)
+        if latest is not None:
+            meta = latest["metadata"]
+            annotations = meta.get("annotations") or {}
+            decision = _decide(spec, meta, previous_status(latest.get("status")), busy, now)
     outcome.decision = decision
     if previous.replicas != decision.replicas and previous.observed_generation is not None:
         woke = decision.replicas == 1
@@ -548,6 +548,22 @@ async def _ensure_identity(rt: Runtime, owner: builders.Owner, outcome: Outcome,
     elif result.action == "update":
         outcome.events.append(Event("Normal", "IdentityUpdated", result.part.message))
     return result.part
+
+
+def _decide(spec: EditEnvironmentSpec, meta: Mapping[str, Any], status: EditEnvironmentStatus,
+            busy: bool | None, now: datetime) -> lifecycle.Decision:
+    annotations = meta.get("annotations") or {}
+    return lifecycle.decide(
+        spec,
+        lifecycle.Signals(
+            created=lifecycle.parse_timestamp(meta.get("creationTimestamp")) or now,
+            last_activity=status.last_activity,
+            wake_requested=lifecycle.parse_timestamp(annotations.get(ANNOTATION_WAKE)),
+            activity=lifecycle.parse_timestamp(annotations.get(ANNOTATION_ACTIVITY)),
+            queue_busy=busy,
+        ),
+        now,
+    )
 
 
 async def _lifecycle_child(
