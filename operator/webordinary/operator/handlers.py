@@ -573,8 +573,11 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
         if not steady(rt, body):  # kopf's copy may predate our last status write: read it
             current = await rt.client().get(builders.EDIT_ENVIRONMENT, body.metadata.namespace
                                             or "", body.metadata.name or "")
-        if current is not None and not current["metadata"].get("deletionTimestamp"):
-            await run_reconcile(rt, current, "timer", fresh=False, retry=0)
+        if current is None or current["metadata"].get("deletionTimestamp"):
+            return
+        if (current.get("status") or {}).get("observedGeneration") is None:
+            return  # never reconciled yet: the create handler's first (a burst's backlog)
+        await run_reconcile(rt, current, "timer", fresh=False, retry=0)
 
     @kopf.on.event("apps", "v1", "deployments", registry=registry, id="deployments",
                    labels=MANAGED)

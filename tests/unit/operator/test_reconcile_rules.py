@@ -167,6 +167,10 @@ def test_a_drift_tick_is_free_while_the_watches_show_no_change() -> None:
     assert not steady(rt, {**body, "status": {**body["status"], "phase": "Starting"}})
     rt.sqs._listing = (time.monotonic(), frozenset(names[1:]))
     assert not steady(rt, body), "a queue is gone"
+    rt.sqs._listing = (time.monotonic() - settings.drift_interval_seconds * 0.6,
+                       frozenset(names))
+    assert not steady(rt, body), "a stale listing: the first tick checks (and refreshes it)"
+    assert steady(rt, body), "the others go on while that refresh runs"
     rt.sqs._listing = (time.monotonic() - settings.drift_interval_seconds, frozenset(names))
-    assert not steady(rt, body), "a stale listing: the tick checks (and refreshes it)"
+    assert not steady(rt, body), "a listing a drift interval old: every tick checks"
     rt.sqs.close()

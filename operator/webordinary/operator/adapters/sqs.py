@@ -193,6 +193,7 @@ class SqsAdapter:
         self._listing: tuple[float, frozenset[str]] | None = None
         self._listing_lock = threading.Lock()
         self._created_since: set[str] = set()
+        self._refresh_claimed = False  # a stale listing's refresh is someone's (listed)
         self.listing_max_age = settings.drift_interval_seconds / 2
         self.burst_threshold = settings.sqs_burst_threshold
         self._creating = 0
@@ -227,23 +228,28 @@ class SqsAdapter:
             if self._listing is None or now - self._listing[0] >= limit:
                 self._listing = (now, self._list_names())
                 self._created_since.clear()
+                self._refresh_claimed = False
             listed = self._listing[1]
             return frozenset(name for name in wanted
                              if name in listed or name in self._created_since)
 
     def listed(self, names: Iterable[str]) -> bool | None:
-        """Whether the shared listing shows all `names`; None when it is stale or being
-        refreshed (never waits: this runs on the event loop)."""
-        if not self._listing_lock.acquire(blocking=False):
+        """Whether the shared listing shows all `names`; None when the caller should check
+        for itself. Past `listing_max_age` the first caller gets None (its check refreshes the
+        listing) and the others keep using it, up to twice that age: at thousands of drift
+        ticks in a few seconds, one refresh, not a check per tick while it runs. Never waits
+        (this runs on the event loop)."""
+        listing = self._listing
+        if listing is None:
             return None
-        try:
-            if self._listing is None or (
-                    time.monotonic() - self._listing[0] >= self.listing_max_age):
-                return None
-            listed = self._listing[1]
-            return all(name in listed or name in self._created_since for name in names)
-        finally:
-            self._listing_lock.release()
+        age = time.monotonic() - listing[0]
+        if age >= 2 * self.listing_max_age:
+            return None
+        if age >= self.listing_max_age and not self._refresh_claimed:
+            self._refresh_claimed = True
+            return None
+        created = self._created_since
+        return all(name in listing[1] or name in created for name in names)
 
     def _list_names(self) -> frozenset[str]:
         names: set[str] = set()
