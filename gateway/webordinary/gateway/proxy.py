@@ -87,10 +87,15 @@ async def forward_http(
     except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
         raise UpstreamTimeout(str(exc)) from exc
     async with upstream:
+        waited = time.perf_counter() - began
         if on_headers is not None:
-            on_headers(time.perf_counter() - began)
+            on_headers(waited)
+        headers = downstream_headers(upstream.headers)
+        # The time the editor took to answer, so that a browser's devtools (and the bench)
+        # can tell the gateway's own share of a slow page from the editor's.
+        headers.add("Server-Timing", f"upstream;dur={waited * 1000:.3f}")
         response = web.StreamResponse(status=upstream.status, reason=upstream.reason,
-                                      headers=downstream_headers(upstream.headers))
+                                      headers=headers)
         await response.prepare(request)
         if request.method != "HEAD":
             try:

@@ -96,6 +96,10 @@ async def test_two_environments_serve_pages_assets_uploads_and_hmr(world: World)
             async with world.client.get(base, headers={**cookie, **BROWSER}) as page:
                 assert page.status == 200
                 assert f"{name} session {thread}" in await page.text()
+                # The editor's own share of the time, for devtools and the bench.
+                timing = page.headers["Server-Timing"]
+                assert timing.startswith("upstream;dur=")
+                assert float(timing.split("=")[1]) > 0
             async with world.client.get(base + "assets/big.bin", headers=cookie) as asset:
                 assert asset.status == 200
                 assert await asset.read() == asset_bytes()
