@@ -17,6 +17,7 @@ from typing import Final, Literal, Protocol
 
 from webordinary.contracts import ownership
 from webordinary.contracts.environment import GROUP
+from webordinary.operator.failures import AwsFailure
 from webordinary.operator.settings import OperatorSettings
 from webordinary.operator.status import Part
 
@@ -24,14 +25,8 @@ TAG_NAME: Final = f"{GROUP}/name"
 TAG_UID: Final = f"{GROUP}/uid"
 
 
-class IdentityFailure(Exception):
+class IdentityFailure(AwsFailure):
     """An EKS problem with a condition reason; `transient` ones are retried with backoff."""
-
-    def __init__(self, reason: str, message: str, *, transient: bool, delay: float | None = None):
-        super().__init__(message)
-        self.reason = reason
-        self.transient = transient
-        self.delay = delay
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
+from webordinary.operator.adapters.aws import client_config
 from webordinary.operator.identity import Association, Desired, IdentityFailure
 from webordinary.operator.settings import OperatorSettings
 
@@ -63,12 +63,7 @@ class EksAdapter:
             "eks",
             region_name=settings.aws_region,
             endpoint_url=settings.eks_endpoint_url,
-            config=Config(
-                retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
-                max_pool_connections=settings.aws_concurrency,
-                connect_timeout=5,
-                read_timeout=20,
-            ),
+            config=client_config(settings),
         )
         self._pool = ThreadPoolExecutor(max_workers=settings.aws_concurrency,
                                         thread_name_prefix="eks")

@@ -16,14 +16,15 @@ from typing import Any, Final, TypeVar
 from urllib.parse import urlparse
 
 import boto3
-from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError
 
 from webordinary.contracts import ownership
 from webordinary.contracts.environment import GROUP, QueueUrls
 from webordinary.contracts.environment import Queues as QueuesSpec
 from webordinary.contracts.naming import QUEUE_PREFIX
+from webordinary.operator.adapters.aws import client_config
 from webordinary.operator.adapters.sqsprobe import ProbeError, QueueProbe
+from webordinary.operator.failures import AwsFailure
 from webordinary.operator.settings import OperatorSettings
 
 T = TypeVar("T")
@@ -47,14 +48,8 @@ THROTTLED: Final = {
 DELETED_RECENTLY: Final = {"AWS.SimpleQueueService.QueueDeletedRecently", "QueueDeletedRecently"}
 
 
-class SqsFailure(Exception):
+class SqsFailure(AwsFailure):
     """An SQS problem with a condition reason; `transient` ones are retried with backoff."""
-
-    def __init__(self, reason: str, message: str, *, transient: bool, delay: float | None = None):
-        super().__init__(message)
-        self.reason = reason
-        self.transient = transient
-        self.delay = delay
 
 
 @dataclass(frozen=True)
@@ -177,12 +172,7 @@ class SqsAdapter:
             "sqs",
             region_name=settings.aws_region,
             endpoint_url=settings.sqs_endpoint_url,
-            config=Config(
-                retries={"mode": "standard", "max_attempts": settings.aws_max_attempts},
-                max_pool_connections=settings.aws_concurrency,
-                connect_timeout=5,
-                read_timeout=20,
-            ),
+            config=client_config(settings),
         )
         self._pool = ThreadPoolExecutor(
             max_workers=settings.aws_concurrency, thread_name_prefix="sqs"
