@@ -5,15 +5,12 @@ boto3 is synchronous; every call runs on a small thread pool so the event loop n
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Final, TypeVar
 
 import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
-from webordinary.operator.adapters.aws import client_config
+from webordinary.operator.adapters.aws import BotoAdapter, client_config
 from webordinary.operator.identity import Association, Desired, IdentityFailure
 from webordinary.operator.settings import OperatorSettings
 
@@ -55,32 +52,15 @@ def classify(error: Exception, action: str) -> IdentityFailure:
     raise error
 
 
-class EksAdapter:
+class EksAdapter(BotoAdapter):
     """The operator's EKS client (thread-safe boto3 client, bounded worker pool)."""
 
     def __init__(self, settings: OperatorSettings) -> None:
-        self.client: Any = boto3.client(
-            "eks",
-            region_name=settings.aws_region,
-            endpoint_url=settings.eks_endpoint_url,
-            config=client_config(settings),
-        )
-        self._pool = ThreadPoolExecutor(max_workers=settings.aws_concurrency,
-                                        thread_name_prefix="eks")
-
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
-
-    def _call(self, action: str, **kwargs: Any) -> dict[str, Any]:
-        method = getattr(self.client, _snake(action))
-        try:
-            result: dict[str, Any] = method(**kwargs)
-        except (ClientError, BotoCoreError) as error:
-            raise classify(error, action) from error
-        return result
+        session = boto3.session.Session()
+        client = session.client("eks", region_name=settings.aws_region,
+                                endpoint_url=settings.eks_endpoint_url,
+                                config=client_config(settings))
+        super().__init__(session, client, settings, classify)
 
     async def find(self, cluster: str, namespace: str, service_account: str
                    ) -> list[Association]:
@@ -147,6 +127,3 @@ def _association(raw: dict[str, Any]) -> Association:
         disable_session_tags=bool(raw.get("disableSessionTags", False)),
     )
 
-
-def _snake(action: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in action).lstrip("_")

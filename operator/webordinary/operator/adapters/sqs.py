@@ -5,12 +5,10 @@ boto3 is synchronous; every call runs on a bounded thread pool so the event loop
 
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, Final, TypeVar
 from urllib.parse import urlparse
@@ -22,7 +20,7 @@ from webordinary.contracts import ownership
 from webordinary.contracts.environment import GROUP, QueueUrls
 from webordinary.contracts.environment import Queues as QueuesSpec
 from webordinary.contracts.naming import QUEUE_PREFIX
-from webordinary.operator.adapters.aws import client_config
+from webordinary.operator.adapters.aws import BotoAdapter, client_config
 from webordinary.operator.adapters.sqsprobe import ProbeError, QueueProbe
 from webordinary.operator.failures import AwsFailure
 from webordinary.operator.settings import OperatorSettings
@@ -162,24 +160,20 @@ def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-class SqsAdapter:
+class SqsAdapter(BotoAdapter):
     """The operator's SQS client (thread-safe boto3 client, bounded worker pool)."""
 
     def __init__(self, settings: OperatorSettings) -> None:
-        self.region = settings.aws_region
         session = boto3.session.Session()
-        self.client: Any = session.client(
-            "sqs",
-            region_name=settings.aws_region,
-            endpoint_url=settings.sqs_endpoint_url,
-            config=client_config(settings),
-        )
-        self._pool = ThreadPoolExecutor(
-            max_workers=settings.aws_concurrency, thread_name_prefix="sqs"
-        )
+        client = session.client("sqs", region_name=settings.aws_region,
+                                endpoint_url=settings.sqs_endpoint_url,
+                                config=client_config(settings))
+        super().__init__(session, client, settings, classify)
+        self.region = settings.aws_region
         # The wake poller's call, light (same endpoint and credentials as the client).
         self.probe = QueueProbe(self.client.meta.endpoint_url, self.client.meta.region_name,
-                                session.get_credentials(), connections=settings.aws_concurrency)
+                                self.session.get_credentials(),
+                                connections=settings.aws_concurrency)
         self._listing: tuple[float, frozenset[str]] | None = None
         self._listing_lock = threading.Lock()
         self._created_since: set[str] = set()
@@ -189,11 +183,6 @@ class SqsAdapter:
         self._creating = 0
         self._creating_lock = threading.Lock()
 
-    def close(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
-
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.get_running_loop().run_in_executor(self._pool, fn, *args)
 
     async def ensure_queues(
         self,
@@ -372,14 +361,6 @@ class SqsAdapter:
             deleted.append(names[role])
         return deleted
 
-    def _call(self, action: str, **kwargs: Any) -> dict[str, Any]:
-        method = getattr(self.client, _snake(action))
-        try:
-            result: dict[str, Any] = method(**kwargs)
-        except (ClientError, BotoCoreError) as error:
-            raise classify(error, action) from error
-        return result
-
     def _url(self, name: str) -> str | None:
         try:
             return str(self.client.get_queue_url(QueueName=name)["QueueUrl"])
@@ -451,6 +432,3 @@ class SqsAdapter:
                              delay=1.0)
         return url, observed
 
-
-def _snake(action: str) -> str:
-    return "".join(f"_{c.lower()}" if c.isupper() else c for c in action).lstrip("_")
