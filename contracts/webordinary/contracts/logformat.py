@@ -11,6 +11,9 @@ from typing import Any, Final, Literal
 
 LogFormat = Literal["text", "json"]
 TEXT_FORMAT: Final = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+# At DEBUG these print every AWS request with its signature and body (queue messages carry the
+# customers' mail): the platform's DEBUG does not switch them on.
+CHATTY: Final = ("botocore", "boto3", "s3transfer", "urllib3")
 _STANDARD: Final = frozenset(vars(logging.LogRecord("", 0, "", 0, "", None, None))) | {
     "message", "asctime", "taskName"}
 
@@ -42,4 +45,12 @@ def configure(level: str, fmt: LogFormat = "text") -> None:
     for old in list(root.handlers):
         root.removeHandler(old)
     root.addHandler(handler)
-    root.setLevel(level.upper())
+    set_level(level)
+
+
+def set_level(level: str) -> None:
+    """The root logger at `level`; the AWS SDK's loggers no lower than INFO."""
+    logging.getLogger().setLevel(level.upper())
+    floor = max(logging.getLevelNamesMapping().get(level.upper(), logging.INFO), logging.INFO)
+    for name in CHATTY:
+        logging.getLogger(name).setLevel(floor)

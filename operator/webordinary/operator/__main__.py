@@ -19,7 +19,7 @@ def main() -> None:
     if settings.log_format == "json":
         # kopf's JSON records carry the object they are about (k8s_ref)
         kopf.configure(log_format=kopf.LogFormat.JSON, log_refkey="object")
-        logging.getLogger().setLevel(settings.log_level.upper())
+        logformat.set_level(settings.log_level)
     else:
         logformat.configure(settings.log_level, "text")
     registry = kopf.OperatorRegistry()

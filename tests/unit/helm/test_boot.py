@@ -67,8 +67,7 @@ def wait_http(url: str, process: subprocess.Popen[bytes], timeout: float = 45.0,
     last: Any = None
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            out = process.stdout.read().decode() if process.stdout else ""
-            pytest.fail(f"the process exited with {process.returncode}:\n{out[-3000:]}")
+            pytest.fail(f"the process exited with {process.returncode}:\n{output(process)}")
         try:
             status, text = http(url)
             if status == want:
@@ -103,11 +102,23 @@ def chart_kube_api() -> Iterator[KubeAPI]:
 
 
 def launch(module: str, env: dict[str, str], tmp_path: Path) -> subprocess.Popen[bytes]:
+    """Output goes to a file: a pipe nobody reads stops the process once 64 KiB are written
+    (the chart's kind values log at DEBUG)."""
     base = {key: os.environ[key] for key in ("PATH", "LANG") if key in os.environ}
     base.update(HOME=str(tmp_path), AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
                 PYTHONPATH=str(ROOT))
-    return subprocess.Popen([sys.executable, "-m", module], env={**base, **env}, cwd=tmp_path,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    with (tmp_path / f"{module}.log").open("wb") as log:
+        process = subprocess.Popen([sys.executable, "-m", module], env={**base, **env},
+                                   cwd=tmp_path, stdout=log, stderr=subprocess.STDOUT)
+    LOGS[process.pid] = tmp_path / f"{module}.log"
+    return process
+
+
+LOGS: dict[int, Path] = {}
+
+
+def output(process: subprocess.Popen[bytes], tail: int = 4000) -> str:
+    return LOGS[process.pid].read_text(errors="replace")[-tail:]
 
 
 def stop(process: subprocess.Popen[bytes]) -> None:
@@ -160,7 +171,8 @@ def test_the_chart_configured_operator_boots_and_reconciles(
         deadline = time.monotonic() + 30
         while '"phase":"Sleeping"' not in http(environments + "/chart-boot-john")[1].replace(
                 " ", ""):
-            assert time.monotonic() < deadline, "the chart-configured operator never reconciled"
+            assert time.monotonic() < deadline, (
+                f"the chart-configured operator never reconciled:\n{output(process)}")
             assert process.poll() is None
             time.sleep(0.2)
         metrics = wait_http(f"http://127.0.0.1:{metrics_port}/metrics", process)

@@ -298,3 +298,17 @@ def test_dockerfile_and_tiltfile_build_the_stand_in() -> None:
     dockerfile = (ROOT / "images" / "Dockerfile").read_text()
     assert "--package webordinary-devkit" in dockerfile
     assert "'webordinary/devkit'" in Path(ROOT / "Tiltfile").read_text()
+
+
+def test_debug_logs_leave_the_aws_sdk_at_info() -> None:
+    """botocore at DEBUG prints every request's body (queue messages carry customers' mail)."""
+    script = ("import logging; from webordinary.contracts import logformat; "
+              "logformat.configure('DEBUG'); "
+              "logging.getLogger('webordinary.x').debug('mine'); "
+              "logging.getLogger('botocore.endpoint').debug('Sending http request: body'); "
+              "logging.getLogger('botocore.credentials').info('Found credentials')")
+    err = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         check=True, timeout=30).stderr
+    assert "mine" in err
+    assert "Found credentials" in err
+    assert "Sending http request" not in err
