@@ -1,7 +1,8 @@
 """Real-cluster fixtures (kind or EKS): install the chart once per session, clean up after.
 
-Runs only with WEBORDINARY_E2E=1, a reachable kubeconfig context and `helm` on PATH; everything
-else is skipped with the reason. Knobs (environment variables):
+Runs only with WEBORDINARY_E2E=1, a reachable kubeconfig context and `helm` and `kubectl` on
+PATH; everything else is skipped with the reason. The tests talk to the cluster with kubectl (it
+speaks every kubeconfig, including EKS's exec plugin). Knobs (environment variables):
 
 - WEBORDINARY_E2E_VALUES: values file (default: helm/webordinary/ci/kind-values.yaml, which needs
   the images built and loaded: `kind load docker-image webordinary/{operator,hermes,editor}:dev`)
@@ -13,6 +14,7 @@ else is skipped with the reason. Knobs (environment variables):
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -25,6 +27,8 @@ from typing import Any
 
 import pytest
 
+from webordinary.contracts import environment as env
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "helm" / "webordinary"
 RELEASE = "webordinary"
@@ -34,16 +38,25 @@ def _why_not() -> str | None:
     """None when a real cluster is available, else why the suite is skipped."""
     if os.environ.get("WEBORDINARY_E2E") != "1":
         return "real-cluster suite: set WEBORDINARY_E2E=1 with a kind/EKS kubeconfig to run it"
-    if shutil.which("helm") is None:
-        return "real-cluster suite: the helm binary is not on PATH"
-    try:
-        from kubernetes import client, config
-
-        config.load_kube_config(context=os.environ.get("WEBORDINARY_E2E_CONTEXT"))
-        client.VersionApi().get_code(_request_timeout=5)
-    except Exception as error:
-        return f"real-cluster suite: no reachable Kubernetes cluster ({error})"
+    for tool in ("helm", "kubectl"):
+        if shutil.which(tool) is None:
+            return f"real-cluster suite: the {tool} binary is not on PATH"
+    reached = kubectl("version", "-o", "json", "--request-timeout=5s", check=False)
+    if reached.returncode != 0 or "serverVersion" not in json.loads(reached.stdout or "{}"):
+        return f"real-cluster suite: no reachable Kubernetes cluster ({reached.stderr.strip()})"
     return None
+
+
+def kubectl(*args: str, stdin: str | None = None, timeout: float = 60, check: bool = True
+            ) -> subprocess.CompletedProcess[str]:
+    """kubectl in WEBORDINARY_E2E_CONTEXT (default: the current context)."""
+    context = os.environ.get("WEBORDINARY_E2E_CONTEXT")
+    command = ["kubectl", *(["--context", context] if context else []), *args]
+    done = subprocess.run(command, capture_output=True, text=True, input=stdin,
+                          timeout=timeout, check=False)
+    if check:
+        assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr}"
+    return done
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -74,30 +87,31 @@ def wait_for[T](what: str, probe: Callable[[], T | None], timeout: float = 180.0
 class Install:
     namespace: str
     release: str
-    api: Any  # kubernetes.client.ApiClient
 
-    def kubectl(self, *args: str, timeout: float = 60) -> str:
-        context = os.environ.get("WEBORDINARY_E2E_CONTEXT")
-        command = ["kubectl", *(["--context", context] if context else []), "-n",
-                   self.namespace, *args]
-        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout,
-                              check=False)
-        assert done.returncode == 0, f"{' '.join(command)}\n{done.stderr}"
-        return done.stdout
+    def kubectl(self, *args: str, stdin: str | None = None, timeout: float = 60) -> str:
+        """kubectl in the install's namespace; fails the test when it fails."""
+        return kubectl("-n", self.namespace, *args, stdin=stdin, timeout=timeout).stdout
+
+    def get(self, kind: str, name: str) -> dict[str, Any] | None:
+        """The object, or None when it does not exist."""
+        found = self.kubectl("get", kind, name, "--ignore-not-found", "-o", "json")
+        return json.loads(found) if found.strip() else None
+
+    def create(self, obj: dict[str, Any]) -> None:
+        self.kubectl("create", "-f", "-", stdin=json.dumps(obj))
+
+
+ENVIRONMENTS = f"{env.PLURAL}.{env.GROUP}"
 
 
 @pytest.fixture(scope="session")
 def install() -> Iterator[Install]:
-    from kubernetes import client, config
-
     context = os.environ.get("WEBORDINARY_E2E_CONTEXT")
-    api = config.new_client_from_config(context=context)
     namespace = f"webordinary-e2e-{uuid.uuid4().hex[:6]}"
-    core = client.CoreV1Api(api)
-    core.create_namespace({"metadata": {"name": namespace}})
+    kubectl("create", "namespace", namespace)
     # The editors read the Anthropic key from this Secret (a dummy is enough to schedule them).
-    core.create_namespaced_secret(namespace, {
-        "metadata": {"name": "anthropic-api-key"}, "stringData": {"api-key": "e2e-dummy"}})
+    kubectl("-n", namespace, "create", "secret", "generic", "anthropic-api-key",
+            "--from-literal=api-key=e2e-dummy")
     values = os.environ.get("WEBORDINARY_E2E_VALUES", str(CHART / "ci" / "kind-values.yaml"))
     command = [
         "helm", "upgrade", "--install", RELEASE, str(CHART), "-n", namespace,
@@ -108,26 +122,23 @@ def install() -> Iterator[Install]:
         "--wait", "--timeout", "5m",
     ]
     done = subprocess.run(command, capture_output=True, text=True, timeout=400, check=False)
+    install = Install(namespace, RELEASE)
     try:
         assert done.returncode == 0, f"helm install failed:\n{done.stdout}\n{done.stderr}"
-        yield Install(namespace, RELEASE, api)
+        yield install
     finally:
         if os.environ.get("WEBORDINARY_E2E_KEEP") != "1":
             # Environments first, while the operator still runs their finalizers.
-            custom = client.CustomObjectsApi(api)
-            scope = ("webordinary.dev", "v1alpha1", namespace, "editenvironments")
-            for item in custom.list_namespaced_custom_object(*scope)["items"]:
-                custom.delete_namespaced_custom_object(*scope, item["metadata"]["name"])
+            install.kubectl("delete", ENVIRONMENTS, "--all", "--wait=false")
             deadline = time.monotonic() + 120
-            while custom.list_namespaced_custom_object(*scope)["items"]:
+            while names := install.kubectl("get", ENVIRONMENTS, "-o", "name").split():
                 if time.monotonic() > deadline:
-                    for item in custom.list_namespaced_custom_object(*scope)["items"]:
-                        custom.patch_namespaced_custom_object(*scope, item["metadata"]["name"], {
-                            "metadata": {"annotations": {
-                                "webordinary.dev/release-finalizer": "true"}}})
+                    for name in names:
+                        install.kubectl("annotate", name,
+                                        "webordinary.dev/release-finalizer=true")
                     break
                 time.sleep(2)
             subprocess.run(["helm", "uninstall", RELEASE, "-n", namespace, "--wait",
                             *(["--kube-context", context] if context else [])],
                            capture_output=True, timeout=300, check=False)
-            core.delete_namespace(namespace)
+            kubectl("delete", "namespace", namespace, "--wait=false")

@@ -10,32 +10,15 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import Install, wait_for
+from tests.e2e.conftest import ENVIRONMENTS, Install, wait_for
 from webordinary.contracts import environment as env
 from webordinary.contracts import naming
 
 pytestmark = pytest.mark.cluster
 
-SCOPE = (env.GROUP, env.VERSION)
-
-
-def custom(install: Install) -> Any:
-    from kubernetes import client
-
-    return client.CustomObjectsApi(install.api)
-
 
 def get_environment(install: Install, name: str) -> dict[str, Any] | None:
-    from kubernetes.client.exceptions import ApiException
-
-    try:
-        obj: dict[str, Any] = custom(install).get_namespaced_custom_object(
-            *SCOPE, install.namespace, env.PLURAL, name)
-    except ApiException as error:
-        if error.status == 404:
-            return None
-        raise
-    return obj
+    return install.get(ENVIRONMENTS, name)
 
 
 def condition(obj: dict[str, Any] | None, kind: str) -> dict[str, Any] | None:
@@ -50,7 +33,7 @@ def create_environment(install: Install, client_id: str, thread: str, *,
     name = naming.environment_name(client_id, "website", "john")
     storage = {"deletionPolicy": "Retain",
                "storageClassName": os.environ.get("WEBORDINARY_E2E_STORAGE_CLASS", "standard")}
-    custom(install).create_namespaced_custom_object(*SCOPE, install.namespace, env.PLURAL, {
+    install.create({
         "apiVersion": env.API_VERSION,
         "kind": env.KIND,
         "metadata": {"name": name},
@@ -66,18 +49,14 @@ def create_environment(install: Install, client_id: str, thread: str, *,
 
 
 def test_operator_and_hermes_are_available(install: Install) -> None:
-    from kubernetes import client
-
-    apps = client.AppsV1Api(install.api)
     for component in ("operator", "hermes"):
-        deployment = apps.read_namespaced_deployment(f"{install.release}-{component}",
-                                                     install.namespace)
-        assert deployment.status.available_replicas == 1, component
-        pod = deployment.spec.template.spec
-        assert pod.security_context.run_as_non_root is True
-    crd = client.ApiextensionsV1Api(install.api).read_custom_resource_definition(
-        f"{env.PLURAL}.{env.GROUP}")
-    assert any(c.type == "Established" and c.status == "True" for c in crd.status.conditions)
+        deployment = install.get("deployment", f"{install.release}-{component}") or {}
+        assert deployment["status"].get("availableReplicas") == 1, component
+        pod = deployment["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+    crd = install.get("customresourcedefinition", ENVIRONMENTS) or {}
+    assert any(c["type"] == "Established" and c["status"] == "True"
+               for c in crd["status"]["conditions"])
 
 
 def test_metrics_are_served(install: Install) -> None:
@@ -137,7 +116,7 @@ def test_deletion_runs_the_finalizer_and_keeps_the_workspace(install: Install) -
                                        or {}).get("status") == "True")
     live = get_environment(install, name) or {}
     assert env.FINALIZER in live["metadata"]["finalizers"]
-    custom(install).delete_namespaced_custom_object(*SCOPE, install.namespace, env.PLURAL, name)
+    install.kubectl("delete", ENVIRONMENTS, name, "--wait=false")
     wait_for(f"{name} gone", lambda: get_environment(install, name) is None, timeout=180)
     pvcs = install.kubectl("get", "pvc", "-o", "name")
     assert naming.child_name(name, "workspace") in pvcs, "storage.deletionPolicy Retain"

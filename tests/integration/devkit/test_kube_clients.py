@@ -1,4 +1,7 @@
-"""Real clients against the emulator: kubectl, the kubernetes and kubernetes_asyncio clients."""
+"""A real client against the emulator: kubectl (client-go, the reference client).
+
+webordinary.kube, the product's own client, has its tests in tests/integration/kube.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +12,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import kubernetes
-import kubernetes_asyncio
 import pytest
 import requests
 import yaml
@@ -121,64 +121,78 @@ def test_kubectl_create_generators_send_protobuf(api: KubeAPI) -> None:
     assert "send JSON" in refused.stderr
 
 
-def test_kubernetes_client(api: KubeAPI) -> None:
-    config = kubernetes.client.Configuration(host=api.url)
-    with kubernetes.client.ApiClient(config) as client:
-        core = kubernetes.client.CoreV1Api(client)
-        body = kubernetes.client.V1ConfigMap(
-            metadata=kubernetes.client.V1ObjectMeta(name="c1", labels={"a": "b"}),
-            data={"k": "v"})
-        made = core.create_namespaced_config_map("shop", body)
-        assert made.metadata.resource_version
-        listed = core.list_namespaced_config_map("shop", label_selector="a=b")
-        assert [c.metadata.name for c in listed.items] == ["c1"]
-        with pytest.raises(kubernetes.client.ApiException) as conflict:
-            core.create_namespaced_config_map("shop", body)
-        assert conflict.value.status == 409
-        custom = kubernetes.client.CustomObjectsApi(client)
-        widget: dict[str, Any] = {"apiVersion": "test.webordinary.dev/v1", "kind": "Widget",
-                                  "metadata": {"name": "w1"}, "spec": {"owner": "bob"}}
-        custom.create_namespaced_custom_object("test.webordinary.dev", "v1", "shop",
-                                               "widgets", widget)
-        patched = custom.patch_namespaced_custom_object_status(
-            "test.webordinary.dev", "v1", "shop", "widgets", "w1",
-            {"status": {"phase": "Ready"}})
-        assert patched["status"] == {"phase": "Ready"}
-        core.delete_namespaced_config_map("c1", "shop")
-        with pytest.raises(kubernetes.client.ApiException) as missing:
-            core.read_namespaced_config_map("c1", "shop")
-        assert missing.value.status == 404
-        watch = kubernetes.watch.Watch()
-        events = list(watch.stream(core.list_namespaced_config_map, "shop",
-                                   timeout_seconds=1))
-        assert [e["type"] for e in events] == []
+@pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
+def test_kubectl_create_list_conflict_status_and_delete(api: KubeAPI) -> None:
+    config_map = {"apiVersion": "v1", "kind": "ConfigMap",
+                  "metadata": {"name": "c1", "labels": {"a": "b"}}, "data": {"k": "v"}}
+    made = json.loads(kubectl(api, "-n", "shop", "create", "-f", "-", "-o", "json",
+                              stdin=json.dumps(config_map)).stdout)
+    assert made["metadata"]["resourceVersion"]
+    assert kubectl(api, "-n", "shop", "get", "cm", "-l", "a=b", "-o", "name").stdout.split() == [
+        "configmap/c1"]
+    assert kubectl(api, "-n", "shop", "get", "cm", "-l", "a=c", "-o", "name").stdout == ""
+    again = kubectl(api, "-n", "shop", "create", "-f", "-", stdin=json.dumps(config_map),
+                    ok=False)
+    assert "(AlreadyExists)" in again.stderr
+    widget = {"apiVersion": "test.webordinary.dev/v1", "kind": "Widget",
+              "metadata": {"name": "w1"}, "spec": {"owner": "bob"}}
+    kubectl(api, "-n", "shop", "create", "-f", "-", stdin=json.dumps(widget))
+    patched = json.loads(kubectl(
+        api, "-n", "shop", "patch", "widget", "w1", "--subresource=status", "--type=merge",
+        "-p", '{"status":{"phase":"Ready"},"spec":{"size":7}}', "-o", "json").stdout)
+    assert patched["status"] == {"phase": "Ready"}
+    assert patched["spec"]["size"] == 3, "the status subresource ignores spec"
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]}}},
+    }
+    made = json.loads(kubectl(api, "-n", "shop", "create", "-f", "-", "-o", "json",
+                              stdin=json.dumps(deployment)).stdout)
+    assert (made["metadata"]["generation"], made["spec"]["replicas"]) == (1, 1)
+    scaled = json.loads(kubectl(api, "-n", "shop", "patch", "deploy", "web", "--type=merge",
+                                "-p", '{"spec":{"replicas":0}}', "-o", "json").stdout)
+    assert scaled["metadata"]["generation"] == 2
+    status = json.loads(kubectl(
+        api, "-n", "shop", "patch", "deploy", "web", "--subresource=status", "--type=merge",
+        "-p", '{"status":{"observedGeneration":2,"replicas":0}}', "-o", "json").stdout)
+    assert status["status"]["observedGeneration"] == 2
+    assert status["metadata"]["generation"] == 2, "a status write is no new generation"
+    kubectl(api, "-n", "shop", "delete", "cm", "c1")
+    missing = kubectl(api, "-n", "shop", "get", "cm", "c1", ok=False)
+    assert "(NotFound)" in missing.stderr
 
 
-async def test_kubernetes_asyncio_client(api: KubeAPI) -> None:
-    config = kubernetes_asyncio.client.Configuration(host=api.url)
-    async with kubernetes_asyncio.client.ApiClient(config) as client:
-        apps = kubernetes_asyncio.client.AppsV1Api(client)
-        deployment = {
-            "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
-            "spec": {"selector": {"matchLabels": {"app": "web"}}, "template": {
-                "metadata": {"labels": {"app": "web"}},
-                "spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]}}},
-        }
-        made = await apps.create_namespaced_deployment("shop", deployment)
-        assert made.metadata.generation == 1
-        assert made.spec.replicas == 1
-        scaled = await apps.patch_namespaced_deployment("web", "shop", {"spec": {"replicas": 0}})
-        assert scaled.metadata.generation == 2
-        status = await apps.patch_namespaced_deployment_status(
-            "web", "shop", {"status": {"observedGeneration": 2, "replicas": 0}})
-        assert status.status.observed_generation == 2
-        watch = kubernetes_asyncio.watch.Watch()
-        seen = []
-        async with watch.stream(apps.list_namespaced_deployment, "shop",
-                                timeout_seconds=1) as stream:
-            async for event in stream:
-                seen.append((event["type"], event["object"].metadata.name))
-        assert seen == [("ADDED", "web")]
+@pytest.mark.skipif(not Path(KUBECTL).exists(), reason="kubectl is not installed")
+def test_kubectl_watch_sees_changes_and_the_server_ends_it(api: KubeAPI) -> None:
+    deployment = {
+        "apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"replicas": 0, "selector": {"matchLabels": {"app": "web"}}, "template": {
+            "metadata": {"labels": {"app": "web"}},
+            "spec": {"containers": [{"name": "main", "image": "nginx:1.27"}]}}},
+    }
+    kubectl(api, "-n", "shop", "create", "-f", "-", stdin=json.dumps(deployment))
+    # A list, then a watch from its resourceVersion (client-go's reflector); one line per event.
+    watcher = subprocess.Popen(
+        [KUBECTL, f"--server={api.url}", "--kubeconfig=/dev/null", "-n", "shop", "get",
+         "deploy", "-w", "--output-watch-events", "-o", "json", "--request-timeout=30s"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert watcher.stdout is not None
+        events = [json.loads(watcher.stdout.readline())]
+        kubectl(api, "-n", "shop", "scale", "deploy", "web", "--replicas=1")
+        kubectl(api, "-n", "shop", "delete", "deploy", "web")
+        events += [json.loads(watcher.stdout.readline()) for _ in range(2)]
+    finally:
+        watcher.kill()
+        watcher.wait(timeout=15)
+    assert [(e["type"], e["object"]["spec"]["replicas"]) for e in events] == [
+        ("ADDED", 0), ("MODIFIED", 1), ("DELETED", 1)]
+    # timeoutSeconds: the server closes the watch (an empty one: nothing left to replay)
+    ended = kubectl(api, "get", "--raw",
+                    "/apis/apps/v1/namespaces/shop/deployments?watch=1&timeoutSeconds=1")
+    assert ended.stdout == ""
 
 
 def test_command_line_server(tmp_path: Path) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import importlib.metadata
+import importlib.util
 import re
 import subprocess
 import sys
@@ -115,6 +116,16 @@ def test_console_scripts_belong_to_their_component() -> None:
     for member in MEMBERS:
         for name, target in project(member)["project"].get("scripts", {}).items():
             assert target.startswith(f"webordinary.{member}."), (name, target)
+
+
+def test_the_dev_environment_leaves_out_what_kopf_imports_when_installed() -> None:
+    """`import kopf` imports these whenever they are installed: 1-8 s of CPU per operator start
+    in the tests, which production images (without them) do not pay."""
+    for module in ("kubernetes", "kubernetes_asyncio", "pykube"):
+        assert importlib.util.find_spec(module) is None, f"{module} is in the dev environment"
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    dev = {requirement_name(d) for d in root["dependency-groups"]["dev"]}
+    assert not dev & {"kubernetes", "kubernetes-asyncio", "pykube-ng"}
 
 
 def test_the_lock_file_is_current_and_from_pypi() -> None:
