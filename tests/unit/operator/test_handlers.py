@@ -8,7 +8,15 @@ from typing import Any
 import kopf
 
 from webordinary.contracts.environment import ANNOTATION_ACTIVITY, ANNOTATION_WAKE
-from webordinary.operator.handlers import DiffBaseStorage, fingerprint, lifecycle_only
+from webordinary.operator.handlers import (
+    DIFFBASE_KEY,
+    KOPF_PREFIX,
+    LIFECYCLE_FIELDS,
+    DiffBaseStorage,
+    ProgressStorage,
+    fingerprint,
+    lifecycle_only,
+)
 
 
 def essence(**annotations: str) -> dict[str, Any]:
@@ -74,3 +82,45 @@ def test_wake_and_activity_stamps_are_not_spec_changes() -> None:
     assert stamped == plain
     other = storage.build(body=body({ANNOTATION_WAKE: "t", "example.com/x": "y"}))
     assert other["metadata"]["annotations"] == {"example.com/x": "y"}
+
+
+def test_the_lean_essence_is_the_one_kopf_builds() -> None:
+    """Our essence skips kopf's deep copy of the whole body; it must stay equal to kopf's own,
+    or every environment would look changed to kopf (an update handler run each) after an
+    upgrade."""
+    kopfs = kopf.AnnotationsDiffBaseStorage(prefix=KOPF_PREFIX, key=DIFFBASE_KEY,
+                                            ignored_fields=LIFECYCLE_FIELDS)
+    ours = DiffBaseStorage()
+    full = {
+        "apiVersion": "webordinary.dev/v1alpha1", "kind": "EditEnvironment",
+        "metadata": {
+            "name": "x", "namespace": "ns", "uid": "u", "generation": 3, "resourceVersion": "9",
+            "finalizers": ["webordinary.dev/cleanup"], "labels": {"team": "a"},
+            "annotations": {
+                f"{KOPF_PREFIX}/{DIFFBASE_KEY}": '{"spec": {}}',
+                f"{KOPF_PREFIX}/reconcile-update": '{"retries": 1}',
+                "kopf.example.org/kopf-managed": "yes", "kopf.example.org/x": "y",
+                "kubectl.kubernetes.io/last-applied-configuration": "{}",
+                ANNOTATION_WAKE: "t", ANNOTATION_ACTIVITY: "u", "example.com/keep": "z"}},
+        "spec": {"clientId": "c", "sessions": [{"threadId": "t1", "paths": ["/a"]}],
+                 "repository": {"url": "https://example.com/r.git"}},
+        "status": {"phase": "Ready", "conditions": [{"type": "Ready", "status": "True"}]},
+    }
+    bodies = [
+        full,
+        {**full, "metadata": {"name": "x", "annotations": {ANNOTATION_WAKE: "t"}}},
+        {**full, "metadata": {"name": "x", "labels": {}}, "spec": {}},
+        {"metadata": {"name": "x"}, "spec": {"clientId": "c"}, "data": {"k": [1, {"a": None}]}},
+    ]
+    for raw in bodies:
+        built = ours.build(body=kopf.Body(raw))
+        assert built == kopfs.build(body=kopf.Body(raw)), raw
+    built = ours.build(body=kopf.Body(full))
+    built["spec"]["sessions"][0]["paths"].append("/b")
+    assert full["spec"]["sessions"][0]["paths"] == ["/a"], "a copy, not a view"
+    progress = ProgressStorage()
+    kopfs_progress = kopf.AnnotationsProgressStorage(prefix=KOPF_PREFIX)
+    for raw in bodies:
+        essence = kopf.AnnotationsDiffBaseStorage(prefix="other.example").build(
+            body=kopf.Body(raw))
+        assert progress.clear(essence=essence) == kopfs_progress.clear(essence=essence)
