@@ -1,15 +1,32 @@
-"""moto server over real HTTP: SQS, SES and S3 for tests and local runs."""
+"""moto server over real HTTP: SQS, SES and S3 for tests and local runs.
+
+Two differences between moto's own server and the real services are fixed here (the substrate,
+not the code under test): moto's SQS backend is not thread-safe (a CreateQueue with a
+RedrivePolicy walks every queue while concurrent creates add to the same dict, so it answers
+500 "dictionary changed size during iteration" under load, and that walk makes each redriven
+create O(queues)); and werkzeug's dev server closes the connection after every answer, so every
+boto3 call paid a new TCP connection and a new server thread, which real AWS endpoints do not
+make clients do.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
+import threading
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
 
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import (
+    DomainDispatcherApplication,
+    MotoRequestHandler,
+    create_backend_app,
+)
+from moto.sqs import models as sqs_models
+from werkzeug.serving import BaseWSGIServer, make_server
 
 REGION = "us-east-1"
 # moto accepts any credentials; fixed ones keep boto3 from looking for real ones.
@@ -22,11 +39,119 @@ FAKE_CREDENTIALS = {
 }
 
 
+class _QueueTable(dict[str, Any]):
+    """moto's per-region queue dict whose iterations walk a snapshot: a request listing or
+    scanning queues while another thread creates one no longer fails with a RuntimeError."""
+
+    def values(self) -> list[Any]:  # type: ignore[override]
+        return list(super().values())
+
+    def items(self) -> list[tuple[str, Any]]:  # type: ignore[override]
+        return list(super().items())
+
+    def keys(self) -> list[str]:  # type: ignore[override]
+        return list(super().keys())
+
+    def __iter__(self) -> Any:
+        return iter(list(super().keys()))
+
+
+def _fix_sqs_backend() -> None:
+    """Make moto's SQS backend safe under concurrent requests and its redriven creates O(1);
+    every error answer still comes from moto's own code."""
+    backend_class: Any = sqs_models.SQSBackend
+    if getattr(backend_class, "_webordinary_fixed", False):
+        return
+    original_init = backend_class.__init__
+    queue_class: Any = sqs_models.Queue
+    original_setup_dlq = queue_class._setup_dlq
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original_init(self, *args, **kwargs)
+        self.queues = _QueueTable(self.queues)
+
+    def setup_dlq(self: Any, policy: Any) -> None:
+        # The DLQ is named by its ARN, whose last part is the queue's name: one dict lookup
+        # instead of a walk over every queue. Anything unusual takes moto's own path (and error).
+        try:
+            parsed = json.loads(policy) if isinstance(policy, str) else policy
+            arn = parsed["deadLetterTargetArn"]
+            count = int(parsed["maxReceiveCount"])
+        except (ValueError, TypeError, KeyError):
+            return original_setup_dlq(self, policy)  # type: ignore[no-any-return]
+        backend = sqs_models.sqs_backends[self.account_id][self.region]
+        dlq = backend.queues.get(str(arn).rsplit(":", 1)[-1]) if isinstance(arn, str) else None
+        if dlq is None or dlq.queue_arn != arn or (self.fifo_queue and not dlq.fifo_queue):
+            return original_setup_dlq(self, policy)  # type: ignore[no-any-return]
+        self.redrive_policy = {**parsed, "maxReceiveCount": count}
+        self.dead_letter_queue = dlq
+        return None
+
+    backend_class.__init__ = init
+    queue_class._setup_dlq = setup_dlq
+    backend_class._webordinary_fixed = True
+
+
+class _KeepAliveHandler(MotoRequestHandler):
+    """moto's request handler, keeping HTTP/1.1 connections open like AWS endpoints do.
+
+    werkzeug closes every connection because it cannot tell where an unread request body ends
+    (it drains the socket after each answer); here the body (Content-Length) is read in full
+    before moto sees it and the answer is sent with its length, so the next request line is
+    always where the server looks for it. A chunked request body still closes its connection.
+    """
+
+    def run_wsgi(self) -> None:
+        if self.headers.get("Expect", "").lower() == "100-continue":
+            self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+        environ = self.make_environ()
+        length = self.headers.get("Content-Length")
+        chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
+        if length is not None and not chunked:
+            environ["wsgi.input"] = io.BytesIO(self.rfile.read(int(length)))
+        elif not chunked:
+            environ["wsgi.input"] = io.BytesIO(b"")
+        answer: dict[str, Any] = {}
+
+        def start_response(status: str, headers: list[tuple[str, str]],
+                           exc_info: Any = None) -> Any:
+            answer["status"], answer["headers"] = status, headers
+            return lambda data: answer.setdefault("written", []).append(data)
+
+        try:
+            result = self.server.app(environ, start_response)
+            try:
+                body = b"".join([*answer.get("written", []), *result])
+            finally:
+                if hasattr(result, "close"):
+                    result.close()
+        except Exception:  # moto's own bug: a 500 like werkzeug's, logged
+            logging.getLogger("werkzeug").exception("moto failed on %s %s", self.command,
+                                                    self.path)
+            self.send_error(500)
+            self.close_connection = True
+            return
+        code, _, reason = answer["status"].partition(" ")
+        self.send_response(int(code), reason)
+        head = self.command == "HEAD"  # its Content-Length is the object's, not the body's
+        for key, value in answer["headers"]:
+            if key.lower() not in ("connection", "transfer-encoding") and not (
+                    key.lower() == "content-length" and not head):
+                self.send_header(key, value)
+        if not head:
+            self.send_header("Content-Length", str(len(body)))
+        if chunked:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if not head and int(code) not in (204, 304):
+            self.wfile.write(body)
+
+
 @dataclass
 class MotoServer:
     """A running moto server and its endpoint URL."""
 
-    server: ThreadedMotoServer
+    server: BaseWSGIServer
     endpoint_url: str
 
     def reset(self) -> None:
@@ -43,7 +168,8 @@ class MotoServer:
         return list(ses.get("Message", [])) + list(ses.get("RawMessage", []))
 
     def stop(self) -> None:
-        self.server.stop()
+        self.server.shutdown()
+        self.server.server_close()
 
 
 def start_moto(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
@@ -51,7 +177,11 @@ def start_moto(host: str = "127.0.0.1", port: int = 0) -> MotoServer:
     for key, value in FAKE_CREDENTIALS.items():
         os.environ.setdefault(key, value)
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no access log line per request
-    server = ThreadedMotoServer(ip_address=host, port=port, verbose=False)
-    server.start()
-    bound_host, bound_port = server.get_host_and_port()
-    return MotoServer(server=server, endpoint_url=f"http://{bound_host}:{bound_port}")
+    _fix_sqs_backend()
+    server = make_server(host, port, DomainDispatcherApplication(create_backend_app),
+                         threaded=True, request_handler=_KeepAliveHandler)
+    # Kept-alive idle connections must not hold the process or make server_close() wait.
+    server.daemon_threads = True  # type: ignore[attr-defined]
+    threading.Thread(target=server.serve_forever, daemon=True, name="moto").start()
+    bound_host, bound_port = server.server_address[:2]
+    return MotoServer(server=server, endpoint_url=f"http://{bound_host!s}:{bound_port}")

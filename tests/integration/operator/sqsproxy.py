@@ -68,6 +68,32 @@ class SqsProxy:
             def log_message(self, format: str, *args: object) -> None:
                 return
 
+            upstream: http.client.HTTPConnection | None = None
+
+            def _forward(self, body: bytes, headers: dict[str, str]
+                         ) -> tuple[http.client.HTTPResponse, bytes]:
+                """One kept-alive upstream connection per client connection (a new one if
+                the kept one was closed meanwhile)."""
+                while True:
+                    reused = self.upstream is not None
+                    if self.upstream is None:
+                        self.upstream = http.client.HTTPConnection(
+                            target.hostname or "127.0.0.1", target.port, timeout=30)
+                    try:
+                        self.upstream.request("POST", self.path, body=body, headers=headers)
+                        response = self.upstream.getresponse()
+                        return response, response.read()
+                    except (ConnectionError, http.client.HTTPException):
+                        self.upstream.close()
+                        self.upstream = None
+                        if not reused:
+                            raise
+
+            def finish(self) -> None:
+                if self.upstream is not None:
+                    self.upstream.close()
+                super().finish()
+
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length)
@@ -86,12 +112,8 @@ class SqsProxy:
                     self.end_headers()
                     self.wfile.write(payload)
                     return
-                conn = http.client.HTTPConnection(target.hostname, target.port, timeout=30)
                 headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
-                conn.request("POST", self.path, body=body, headers=headers)
-                response = conn.getresponse()
-                data = response.read()
-                conn.close()
+                response, data = self._forward(body, headers)
                 if response.status >= 400:
                     with proxy.lock:
                         proxy.errors[f"{action} {response.status}"] += 1
