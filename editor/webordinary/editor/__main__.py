@@ -3,14 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
-import signal
 import sys
 
-from pydantic import ValidationError
-
+from webordinary.editor.process import log_to_stderr, on_stop, settings_or_exit
 from webordinary.editor.settings import Config, load_config
 from webordinary.editor.sqs import Queues
 from webordinary.editor.worker import Editor, PreviewsLike
@@ -45,28 +42,17 @@ def make_previews(config: Config) -> PreviewsLike | None:
 
 async def serve(config: Config) -> None:
     editor = Editor(config, Queues(config.env), make_previews(config))
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        with contextlib.suppress(NotImplementedError):
-            loop.add_signal_handler(signum, editor.shutdown)
+    on_stop(editor.shutdown)
     await editor.run()
 
 
 def main() -> None:
-    try:
-        config = load_config()
-    except ValidationError as exc:
-        print(f"invalid editor configuration (WEBORDINARY_* variables):\n{exc}", file=sys.stderr)
-        sys.exit(2)
+    config = settings_or_exit(load_config, "editor configuration (WEBORDINARY_* variables)")
     # Files the editor writes are readable by the volume's group (the preview container reads
     # the worktrees) and by nobody else.
     os.umask(0o027)
-    logging.basicConfig(
-        level=config.settings.log_level.upper(), stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    for noisy in ("botocore", "urllib3", "claude_agent_sdk", "asyncio", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    log_to_stderr(config.settings.log_level,
+                  quiet=("botocore", "urllib3", "claude_agent_sdk", "asyncio", "aiohttp.access"))
     try:
         asyncio.run(serve(config))
     except Exception:

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import signal
-import sys
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from webordinary.editor.credentials.proxy import CredentialProxy, load_or_create_token
 from webordinary.editor.credentials.settings import ProxySettings
 from webordinary.editor.previews.metrics import health_app
+from webordinary.editor.process import log_to_stderr, settings_or_exit, until_stopped
 
 log = logging.getLogger("webordinary.editor.credentials")
 
@@ -35,23 +33,14 @@ async def serve(settings: ProxySettings) -> None:
              settings.host, port, settings.api_base_url, settings.git_host() or "-",
              "set" if settings.api_key else "missing",
              "set" if settings.git_token else "none")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    await until_stopped()
     for each in reversed(runners):
         await each.cleanup()
 
 
 def main() -> None:
-    try:
-        settings = ProxySettings()
-    except ValidationError as exc:
-        print(f"invalid credential proxy configuration:\n{exc}", file=sys.stderr)
-        sys.exit(2)
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = settings_or_exit(ProxySettings, "credential proxy configuration")
+    log_to_stderr(settings.log_level)
     asyncio.run(serve(settings))
 
 

@@ -5,13 +5,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import signal
-import sys
 
 from aiohttp import web
-from pydantic import ValidationError
 
 from webordinary.editor.previews import Previews
+from webordinary.editor.process import log_to_stderr, settings_or_exit, until_stopped
 from webordinary.editor.supervisor.app import Supervisor
 from webordinary.editor.supervisor.settings import SupervisorSettings
 
@@ -35,27 +33,16 @@ async def serve(settings: SupervisorSettings) -> None:
     log.info("previews on port %s, control on port %s, health and metrics on port %s "
              "(%d known session(s), uid %d)", previews.port, control.addresses[0][1],
              previews.metrics_port, known, os.getuid())
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop.set)
-    await stop.wait()
+    await until_stopped()
     previews.set_ready(False)
     await control.cleanup()
     await previews.close()
 
 
 def main() -> None:
-    try:
-        settings = SupervisorSettings()
-    except ValidationError as exc:
-        print(f"invalid preview supervisor configuration:\n{exc}", file=sys.stderr)
-        sys.exit(2)
+    settings = settings_or_exit(SupervisorSettings, "preview supervisor configuration")
     os.umask(0o007)
-    logging.basicConfig(level=settings.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("asyncio", "aiohttp.access"):
-        logging.getLogger(noisy).setLevel(logging.WARNING)
+    log_to_stderr(settings.log_level, quiet=("asyncio", "aiohttp.access"))
     asyncio.run(serve(settings))
 
 
