@@ -12,31 +12,26 @@ pod is ready.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import sys
-import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import boto3
 import pytest
 
 from tests.integration.gateway.harness import Gateway, make_keys, token
 from tests.integration.operator.conftest import (
     NAMESPACE,
-    STORAGE_CLASS,
-    Api,
-    ApiError,
     Harness,
-    operator_settings,
+    ensure_storage_class,
+    make_harness,
     spec_for,
     wait_for,
 )
 from tests.plugins.astro_site import make_astro_workspace
+from tests.plugins.kubelet import kubelet_running
 from webordinary.contracts.environment import ANNOTATION_WAKE
 from webordinary.contracts.links import COOKIE_NAME
 from webordinary.contracts.naming import child_name
@@ -83,35 +78,7 @@ def prepare_workspace(root: Path) -> None:
 
 @pytest.fixture
 def harness(kube_api: KubeAPI, moto: MotoServer) -> Harness:
-    """The operator's test harness (its real handlers, in process) on this test's substrate."""
-    api = Api(kube_api.url)
-    api.ensure_namespace()
-    sqs = boto3.client("sqs", endpoint_url=moto.endpoint_url, region_name="us-east-1")
-    return Harness(api, sqs, operator_settings(kube_api, moto), kube_api, moto)
-
-
-@contextlib.contextmanager
-def running(node: LocalKubelet) -> Iterator[LocalKubelet]:
-    loop = asyncio.new_event_loop()
-    task: list[asyncio.Task[None]] = []
-
-    async def main() -> None:
-        task.append(asyncio.current_task())  # type: ignore[arg-type]
-        await node.run()
-
-    def run() -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            loop.run_until_complete(main())
-
-    thread = threading.Thread(target=run, name="kubelet", daemon=True)
-    thread.start()
-    try:
-        yield node
-    finally:
-        while not task:
-            time.sleep(0.01)
-        loop.call_soon_threadsafe(task[0].cancel)
-        thread.join(timeout=60)
+    return make_harness(kube_api, moto)
 
 
 def slice_of(harness: Harness) -> dict[str, Any] | None:
@@ -135,8 +102,7 @@ def replicas(harness: Harness) -> int | None:
 async def test_a_visit_wakes_a_sleeping_environment_through_the_real_chain(
         harness: Harness, tmp_path: Path) -> None:
     prepare_workspace(tmp_path / "node")
-    with contextlib.suppress(ApiError):
-        harness.api.call("POST", "/apis/storage.k8s.io/v1/storageclasses", STORAGE_CLASS)
+    ensure_storage_class(harness.api)
     keys = make_keys(tmp_path / "keys")
     kubelet = LocalKubelet(harness.kube_api.url, tmp_path / "node", extra_env={
         "WEBORDINARY_EDITOR_PREVIEW_HOST": "127.0.0.1", "WEBORDINARY_PREVIEW_HOST": "127.0.0.1",
@@ -145,7 +111,7 @@ async def test_a_visit_wakes_a_sleeping_environment_through_the_real_chain(
     gateway = Gateway(harness.kube_api.url, tmp_path / "keys", tmp_path / "gateway.log")
     timings: list[str] = []
     try:
-        with running(kubelet), harness.run_operator(**PRODUCTION) as runner:
+        with kubelet_running(kubelet), harness.run_operator(**PRODUCTION) as runner:
             gateway.start()
             try:
                 await gateway.ready()

@@ -11,14 +11,11 @@ of the request does not contain them either).
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import os
 import secrets
 import shutil
 import subprocess
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -31,6 +28,7 @@ import boto3
 import pytest
 
 from tests.integration.editor.harness import command
+from tests.plugins.kubelet import kubelet_running
 from webordinary.contracts import environment as env
 from webordinary.contracts.environment import EditEnvironmentSpec, QueueUrls
 from webordinary.devkit import containers
@@ -409,34 +407,19 @@ def world(tmp_path_factory: pytest.TempPathFactory, moto_session: MotoServer,
         "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC": "1", "WEBORDINARY_EDITOR_CLI_MAX_RETRIES": "0",
         "WEBORDINARY_EDITOR_MODEL": "claude-sonnet-4-5",
         "WEBORDINARY_EDITOR_POLL_WAIT_SECONDS": "2"})
-    loop = asyncio.new_event_loop()
-    task: list[asyncio.Task[None]] = []
-
-    async def main() -> None:
-        task.append(asyncio.current_task())  # type: ignore[arg-type]
-        await kubelet.run()
-
-    def run() -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            loop.run_until_complete(main())
-
-    thread = threading.Thread(target=run, name="kubelet", daemon=True)
-    thread.start()
     world = World(root, kubelet, api, sqs, tenants[0], tenants[1])
     try:
-        deadline = time.monotonic() + 180
-        while time.monotonic() < deadline:
-            pods = [kubelet.pods.get(t.key) for t in tenants]
-            if all(p is not None and p.ready for p in pods):
-                break
-            time.sleep(0.5)
-        else:
-            raise AssertionError("\n".join(world.log(t) for t in tenants))
-        yield world
+        with kubelet_running(kubelet):
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline:
+                pods = [kubelet.pods.get(t.key) for t in tenants]
+                if all(p is not None and p.ready for p in pods):
+                    break
+                time.sleep(0.5)
+            else:
+                raise AssertionError("\n".join(world.log(t) for t in tenants))
+            yield world
     finally:
-        if task:
-            loop.call_soon_threadsafe(task[0].cancel)
-        thread.join(60)
         kube.stop()
         api.release()
 
@@ -497,12 +480,16 @@ def test_proc_environ_page_and_probes_get_nothing(world: World) -> None:
         assert body[at:at + 60].split("&quot;:&quot;")[1].startswith("401"), body[at:at + 200]
 
 
-def spend(world: World) -> dict[str, Any]:
-    body = world.page(world.a, f"/session/{SESSION}/spend")
-    start = body.index("{", body.index('id="spend"'))
+def shown(body: str, pre: str) -> dict[str, Any]:
+    """The JSON a page shows in its `<pre id=...>` (Astro escapes the quotes)."""
+    start = body.index("{", body.index(f'id="{pre}"'))
     result: dict[str, Any] = json.loads(
         body[start:body.index("</pre>", start)].replace("&quot;", '"'))
     return result
+
+
+def spend(world: World) -> dict[str, Any]:
+    return shown(world.page(world.a, f"/session/{SESSION}/spend"), "spend")
 
 
 def test_customer_code_cannot_spend_the_model_key(world: World) -> None:
@@ -561,9 +548,7 @@ def test_postinstall_of_another_tenant_gets_nothing(world: World) -> None:
 def test_a_page_reading_every_file_finds_no_secret(world: World) -> None:
     needles = (*SECRETS, PRIVATE_B, PRIVATE_A)
     world.put(world.a, "walk-input.json", [hidden(s) for s in needles])
-    body = world.page(world.a, f"/session/{SESSION}/walk", within=180)
-    start = body.index("{", body.index('id="walk"'))
-    data = json.loads(body[start:body.index("</pre>", start)].replace("&quot;", '"'))
+    data = shown(world.page(world.a, f"/session/{SESSION}/walk", within=180), "walk")
     assert data["files"] > 500, data
     found = {needles[at] for at, _ in data["hits"]}
     # It does find what it may read (the tenant's own file), and nothing else.

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import json
 import sys
-import threading
 import time
 import urllib.error
 import urllib.request
@@ -21,6 +18,7 @@ import pytest
 from kopf.testing import KopfRunner
 
 from tests.integration.operator.sqsproxy import SqsProxy
+from tests.plugins.kubelet import kubelet_running
 from webordinary.contracts.environment import API_VERSION, KIND, PLURAL
 from webordinary.devkit.aws import MotoServer
 from webordinary.devkit.kubeapi import KubeAPI
@@ -167,12 +165,17 @@ class Harness:
         return sorted(url.rsplit("/", 1)[-1] for url in urls)
 
 
-@pytest.fixture
-def harness(kube_api: KubeAPI, moto: MotoServer) -> Harness:
+def make_harness(kube_api: KubeAPI, moto: MotoServer) -> Harness:
+    """The operator's real handlers (run in process) on this emulator and moto."""
     api = Api(kube_api.url)
     api.ensure_namespace()
     sqs = boto3.client("sqs", endpoint_url=moto.endpoint_url, region_name="us-east-1")
     return Harness(api, sqs, operator_settings(kube_api, moto), kube_api, moto)
+
+
+@pytest.fixture
+def harness(kube_api: KubeAPI, moto: MotoServer) -> Harness:
+    return make_harness(kube_api, moto)
 
 
 @pytest.fixture
@@ -188,33 +191,21 @@ STORAGE_CLASS = {"apiVersion": "storage.k8s.io/v1", "kind": "StorageClass",
                  "metadata": {"name": "efs-sc"}, "provisioner": "efs.csi.aws.com"}
 
 
+def ensure_storage_class(api: Api) -> None:
+    """The default StorageClass of the chart (efs-sc), once."""
+    try:
+        api.call("POST", "/apis/storage.k8s.io/v1/storageclasses", STORAGE_CLASS)
+    except ApiError as error:
+        if error.status != 409:
+            raise
+
+
 @pytest.fixture
 def kubelet(harness: Harness, tmp_path: Path) -> Iterator[LocalKubelet]:
     """The devkit kubelet with a pause-like container instead of the editor, and the default
     StorageClass (so workspace PVCs bind as on a cluster with the EFS provisioner)."""
-    try:
-        harness.api.call("POST", "/apis/storage.k8s.io/v1/storageclasses", STORAGE_CLASS)
-    except ApiError as error:
-        if error.status != 409:
-            raise
+    ensure_storage_class(harness.api)
     node = LocalKubelet(harness.kube_api.url, tmp_path,
                         command=[sys.executable, "-m", "webordinary.devkit.pause"])
-    loop = asyncio.new_event_loop()
-    task: asyncio.Task[None] | None = None
-
-    async def main() -> None:
-        nonlocal task
-        task = asyncio.current_task()
-        await node.run()
-
-    def run() -> None:
-        with contextlib.suppress(asyncio.CancelledError):
-            loop.run_until_complete(main())
-
-    thread = threading.Thread(target=run, name="kubelet", daemon=True)
-    thread.start()
-    yield node
-    while task is None:
-        time.sleep(0.01)
-    loop.call_soon_threadsafe(task.cancel)
-    thread.join(timeout=30)
+    with kubelet_running(node, stop_within=30):
+        yield node
