@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from webordinary.contracts.envlists import COMMA_SEPARATED
+
 
 class GatewaySettings(BaseSettings):
     """Everything one gateway replica needs; it keeps no state of its own."""
@@ -17,7 +19,7 @@ class GatewaySettings(BaseSettings):
     )
 
     # Where EditEnvironments live: empty watches every namespace, else a comma-separated list.
-    namespaces: Annotated[list[str], NoDecode] = Field(default_factory=list)
+    namespaces: Annotated[list[str], NoDecode, COMMA_SEPARATED] = Field(default_factory=list)
     # Local runs against the emulator: http://127.0.0.1:PORT (no TLS). Unset: in-cluster
     # ServiceAccount credentials.
     kube_api_url: str | None = None
@@ -56,13 +58,6 @@ class GatewaySettings(BaseSettings):
     starting_retry_seconds: Annotated[int, Field(ge=1, le=60)] = 3
 
     log_level: str = "INFO"
-
-    @field_validator("namespaces", mode="before")
-    @classmethod
-    def _split(cls, value: object) -> object:
-        if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
-        return value
 
     @field_validator("kube_api_url", mode="before")
     @classmethod
