@@ -82,13 +82,35 @@ for (const [name, target] of Object.entries(ask.proxy || {})) {
 <pre id="leak">{JSON.stringify(out)}</pre>
 """
 
+# Both sweeping pages walk folders depth first: `enter(path, name)` says which folders to go
+# into, `visit(path, entry)` sees everything else, `more()` bounds the sweep; true when done.
+WALK = """
+const walk = (roots, more, enter, visit) => {
+  const stack = [...roots];
+  while (stack.length && more()) {
+    const dir = stack.pop();
+    let entries;
+    try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { continue; }
+    for (const entry of entries) {
+      const full = path.join(dir, entry.name);
+      if (entry.isDirectory()) {
+        if (enter(full, entry.name)) stack.push(full);
+      } else {
+        visit(full, entry);
+      }
+    }
+  }
+  return stack.length === 0;
+};
+"""
+
 # Customer code trying to spend the platform's model key through the pod's credential proxy:
 # every key-like value it can read (its environment, every readable /proc/*/environ and cmdline,
 # the proxies' key files, the files of the sessions folder) and the usual placeholders,
 # each presented to both tenants' proxies. With spend-control.json: only the key it holds.
 SPEND_PAGE = """---
 import fs from 'node:fs';
-import path from 'node:path';
+import path from 'node:path';""" + WALK + """
 let ask = {};
 try { ask = JSON.parse(fs.readFileSync('spend-input.json', 'utf8')); } catch {}
 const read = (p) => { try { return fs.readFileSync(p, 'latin1').slice(0, 200000); }
@@ -105,22 +127,15 @@ for (const pid of fs.readdirSync('/proc').filter((n) => /^[0-9]+$/.test(n))) {
   add(read(`/proc/${pid}/cmdline`));
 }
 for (const p of ask.paths || []) add(read(p));
-const stack = [path.dirname(process.cwd())];
 let files = 0;
-while (stack.length && files < 5000) {
-  const dir = stack.pop();
-  let entries;
-  try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { continue; }
-  for (const entry of entries) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) {
-      if (!['node_modules', '.astro', 'dist'].includes(entry.name)) stack.push(full);
-    } else if (entry.isFile() && entry.name !== 'spend-control.json') {
-      files += 1;
-      add(read(full));
-    }
-  }
-}
+walk([path.dirname(process.cwd())], () => files < 5000,
+     (_, name) => !['node_modules', '.astro', 'dist'].includes(name),
+     (full, entry) => {
+       if (entry.isFile() && entry.name !== 'spend-control.json') {
+         files += 1;
+         add(read(full));
+       }
+     });
 const control = fs.existsSync('spend-control.json');
 const keys = control ? [JSON.parse(read('spend-control.json')).key] : [...values];
 const spent = [];
@@ -146,7 +161,7 @@ for (const target of ask.proxies || []) {
 
 WALK_PAGE = """---
 import fs from 'node:fs';
-import path from 'node:path';
+import path from 'node:path';""" + WALK + """
 let hexes = [];
 try { hexes = JSON.parse(fs.readFileSync('walk-input.json', 'utf8')); } catch {}
 const needles = hexes.map((h) => Buffer.from(h, 'hex').toString().split('').reverse().join(''));
@@ -156,30 +171,22 @@ const skipNames = new Set(['node_modules', '.venv', 'site-packages', '.pyenv']);
 let files = 0;
 const hits = [];
 const began = Date.now();
-const stack = ['/', process.cwd()];
 const buf = Buffer.alloc(262144);
-while (stack.length && Date.now() - began < 25000) {
-  const dir = stack.pop();
-  let entries;
-  try { entries = fs.readdirSync(dir, { withFileTypes: true }); } catch { continue; }
-  for (const entry of entries) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) {
-      if (!skipPaths.has(full) && !skipNames.has(entry.name)) stack.push(full);
-    } else if (entry.isFile() || entry.isSymbolicLink()) {
-      try {
-        const fd = fs.openSync(full, 'r');
-        const n = fs.readSync(fd, buf, 0, buf.length, 0);
-        fs.closeSync(fd);
-        files += 1;
-        const body = buf.subarray(0, n).toString('latin1');
-        needles.forEach((needle, at) => { if (body.includes(needle)) hits.push([at, full]); });
-      } catch {}
-    }
-  }
-}
+const finished = walk(['/', process.cwd()], () => Date.now() - began < 25000,
+                      (full, name) => !skipPaths.has(full) && !skipNames.has(name),
+                      (full, entry) => {
+  if (!entry.isFile() && !entry.isSymbolicLink()) return;
+  try {
+    const fd = fs.openSync(full, 'r');
+    const n = fs.readSync(fd, buf, 0, buf.length, 0);
+    fs.closeSync(fd);
+    files += 1;
+    const body = buf.subarray(0, n).toString('latin1');
+    needles.forEach((needle, at) => { if (body.includes(needle)) hits.push([at, full]); });
+  } catch {}
+});
 ---
-<pre id="walk">{JSON.stringify({ files, hits, finished: stack.length === 0 })}</pre>
+<pre id="walk">{JSON.stringify({ files, hits, finished })}</pre>
 """
 
 # One line, double quotes only (it runs as `node -e '...'` from package.json).
