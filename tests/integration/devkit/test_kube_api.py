@@ -12,11 +12,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.plugins.kube import KubeHTTP
+from tests.integration.devkit.conftest import FIXTURES
+from tests.plugins.kube import REPO_CRDS, KubeHTTP
 from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
 
-FIXTURES = Path(__file__).parent / "fixtures"
-REPO_CRDS = Path(__file__).resolve().parents[3] / "crds"
 WIDGETS = "/apis/test.webordinary.dev/v1/namespaces/shop/widgets"
 DEPLOYMENTS = "/apis/apps/v1/namespaces/shop/deployments"
 CONFIGMAPS = "/api/v1/namespaces/shop/configmaps"
@@ -28,11 +27,6 @@ def api() -> Iterator[KubeAPI]:
     api.create_namespaces("shop", "other", "team-a", "temp", "webordinary")
     yield api
     api.stop()
-
-
-@pytest.fixture
-def http(api: KubeAPI) -> KubeHTTP:
-    return KubeHTTP(api.url)
 
 
 def widget(name: str = "w1", **spec: Any) -> dict[str, Any]:

@@ -10,25 +10,16 @@ import shutil
 import signal
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import requests
 import yaml
 
-from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
+from tests.integration.devkit.conftest import FIXTURES
+from webordinary.devkit.kubeapi import KubeAPI
 
-FIXTURES = Path(__file__).parent / "fixtures"
 KUBECTL = shutil.which("kubectl") or "/usr/bin/kubectl"
-
-
-@pytest.fixture
-def api() -> Iterator[KubeAPI]:
-    api = start_kube_api([FIXTURES])
-    api.create_namespaces("shop")
-    yield api
-    api.stop()
 
 
 def kubectl(api: KubeAPI, *args: str, stdin: str | None = None, ok: bool = True

@@ -11,7 +11,6 @@ import re
 import subprocess
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,29 +19,15 @@ import pytest
 import requests
 from kopf.testing import KopfRunner
 
+from tests.integration.devkit.conftest import FIXTURES
 from tests.integration.devkit.test_kube_clients import KUBECTL, kubectl
 from tests.plugins.kube import KubeHTTP
 from tests.plugins.tcpproxy import TcpProxy
 from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
 
-FIXTURES = Path(__file__).parent / "fixtures"
-REPO_CRDS = Path(__file__).resolve().parents[3] / "crds"
 WIDGETS = "/apis/test.webordinary.dev/v1/namespaces/shop/widgets"
 EES = "/apis/webordinary.dev/v1alpha1/namespaces/shop/editenvironments"
 TABLE = {"Accept": "application/json;as=Table;v=v1;g=meta.k8s.io"}
-
-
-@pytest.fixture
-def api() -> Iterator[KubeAPI]:
-    api = start_kube_api([FIXTURES, REPO_CRDS])
-    api.create_namespaces("shop")
-    yield api
-    api.stop()
-
-
-@pytest.fixture
-def http(api: KubeAPI) -> KubeHTTP:
-    return KubeHTTP(api.url)
 
 
 def ok(response: requests.Response, code: int = 201) -> dict[str, Any]:

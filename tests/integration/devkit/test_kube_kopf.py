@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import kopf
@@ -14,19 +13,10 @@ import pytest
 import requests
 from kopf.testing import KopfRunner
 
-from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
+from webordinary.devkit.kubeapi import KubeAPI
 
-FIXTURES = Path(__file__).parent / "fixtures"
 WIDGETS = "/apis/test.webordinary.dev/v1/namespaces/shop/widgets"
 FINALIZER = "test.webordinary.dev/finalizer"
-
-
-@pytest.fixture
-def api() -> Iterator[KubeAPI]:
-    api = start_kube_api([FIXTURES])
-    api.create_namespaces("shop")
-    yield api
-    api.stop()
 
 
 def wait_for(check: Callable[[], Any], timeout: float = 10.0) -> Any:
