@@ -257,14 +257,19 @@ def test_json_logs_are_selectable() -> None:
             prefix + "LOG_FORMAT"] == "json"
 
 
+def stderr_of(script: str) -> str:
+    """What a fresh interpreter running `script` writes to stderr (where the logs go)."""
+    return subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=True, timeout=30).stderr
+
+
 def test_json_formatter_writes_one_object_per_line() -> None:
     script = ("import logging; from webordinary.contracts import logformat; "
               "logformat.configure('INFO', 'json'); "
               "logging.getLogger('x').info('hello %s', 'world', extra={'environment': 'e1'})\n"
               "try:\n    1/0\nexcept ZeroDivisionError:\n"
               "    logging.getLogger('x').exception('boom')")
-    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, timeout=30).stderr.splitlines()
+    out = stderr_of(script).splitlines()
     first, second = (json.loads(line) for line in out)
     assert first["message"] == "hello world"
     assert first["severity"] == "info"  # kopf's JSON keys: message, timestamp, severity
@@ -307,8 +312,7 @@ def test_debug_logs_leave_the_aws_sdk_at_info() -> None:
               "logging.getLogger('webordinary.x').debug('mine'); "
               "logging.getLogger('botocore.endpoint').debug('Sending http request: body'); "
               "logging.getLogger('botocore.credentials').info('Found credentials')")
-    err = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         check=True, timeout=30).stderr
+    err = stderr_of(script)
     assert "mine" in err
     assert "Found credentials" in err
     assert "Sending http request" not in err
