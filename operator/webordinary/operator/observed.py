@@ -29,6 +29,20 @@ def slim(body: Mapping[str, Any]) -> Slim:
     return kept
 
 
+def _older(body: Mapping[str, Any], kept: Slim | None) -> bool:
+    """Whether `body` is an older version than `kept`: a watch event still in the operator's
+    queue after a full reconcile read the object fresh. Without this, a lifecycle reconcile
+    went back in time (a workspace Bound, then Pending from the late event: Ready -> Starting
+    -> Ready, two status writes and two Events; 40 % of environments in a loaded burst).
+    resourceVersions are compared as numbers when both are (etcd revisions); otherwise the
+    latest arrival wins, as before."""
+    if kept is None:
+        return False
+    new = str((body.get("metadata") or {}).get("resourceVersion") or "")
+    old = str((kept.get("metadata") or {}).get("resourceVersion") or "")
+    return new.isdigit() and old.isdigit() and int(new) < int(old)
+
+
 class Observed:
     """Latest slim Deployments and PVCs by (namespace, name); editor pods by (namespace,
     instance label) then pod name."""
@@ -52,11 +66,12 @@ class Observed:
             return
         if deleted:
             self._objects.pop((kind, namespace, name), None)
-        else:
+        elif not _older(body, self._objects.get((kind, namespace, name))):
             self._objects[(kind, namespace, name)] = slim(body)
 
     def wrote(self, kind: str, body: Mapping[str, Any]) -> None:
-        """Our own write's answer (its watch event follows and says the same)."""
+        """Our own write's answer, or a full reconcile's fresh read (its watch event follows
+        and says the same, or something older that `seen` then ignores)."""
         self.seen(kind, body)
 
     def get(self, kind: str, namespace: str, name: str) -> Slim | None:

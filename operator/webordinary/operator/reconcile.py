@@ -483,6 +483,8 @@ async def reconcile(
             live_children[kind.kind] = live
             if live is not None:  # seen here: its watch event (e.g. our own create) is no news
                 rt.child_seen[(kind.kind, owner.namespace, name)] = fingerprint(kind.kind, live)
+                if mode == "full":  # lifecycle reconciles must not see an older one after this
+                    rt.observed.wrote(kind.kind, live)
             continue
         if parts.get(part_kind, Part(True, "")).ok is not True:
             continue
