@@ -128,6 +128,16 @@ def test_the_dev_environment_leaves_out_what_kopf_imports_when_installed() -> No
     assert not dev & {"kubernetes", "kubernetes-asyncio", "pykube-ng"}
 
 
+def test_bench_groups_belong_to_a_bench_and_stay_out_of_the_dev_environment() -> None:
+    """`./dev bench NAME` installs a `bench-NAME` group in an environment of its own."""
+    root = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for group in root["dependency-groups"]:
+        if group.startswith("bench-"):
+            assert (ROOT / "bench" / f"{group.removeprefix('bench-')}.py").is_file(), group
+    assert root["tool"]["uv"].get("default-groups", ["dev"]) == ["dev"]
+    assert 'grep -q "^bench-$name = " pyproject.toml' in (ROOT / "dev").read_text()
+
+
 def test_the_lock_file_is_current_and_from_pypi() -> None:
     lock = tomllib.loads((ROOT / "uv.lock").read_text())
     registries = {p["source"]["registry"] for p in lock["package"] if "registry" in p["source"]}
