@@ -494,6 +494,7 @@ async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None
     rt.starting.pop(owner.uid, None)
     rt.marks.pop(owner.uid, None)
     rt.admitted.pop(owner.uid, None)
+    rt.identity_checked.pop(owner.uid, None)
     rt.deleting.discard(owner.uid)
 
 

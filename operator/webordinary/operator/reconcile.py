@@ -86,6 +86,7 @@ class Runtime:
     marks: dict[str, tuple[str | None, str | None, Any]] = field(default_factory=dict)
     tasks: set[asyncio.Task[None]] = field(default_factory=set)  # delayed refreshes
     admitted: dict[str, Any] = field(default_factory=dict)  # uid -> generation whose spec passed
+    identity_checked: dict[str, float] = field(default_factory=dict)  # uid -> loop time in sync
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
@@ -233,10 +234,14 @@ def steady(rt: Runtime, body: Mapping[str, Any]) -> bool:
     and no watch has shown a change to any of them since, and the shared queue listing (fresh)
     still shows its queues. Like a controller reading its informers' cache: an unchanged
     environment costs no API or SQS call per tick. (Pod Identity associations live outside
-    the cluster's watches: with them, every tick checks.)"""
+    the cluster's watches: with them, a tick checks when the last check that found the
+    association in sync is older than `identity_check_interval`.)"""
     meta = body["metadata"]
-    verified = rt.verified.get(meta.get("uid") or "")
-    if not verified or rt.eks is not None:
+    uid = meta.get("uid") or ""
+    verified = rt.verified.get(uid)
+    if not verified:
+        return False
+    if identity_due(rt, uid):
         return False
     if any(rt.child_versions.get(key) != version for key, version in verified.items()):
         return False
@@ -249,6 +254,18 @@ def steady(rt: Runtime, body: Mapping[str, Any]) -> bool:
         return False
     return rt.sqs.listed(url.rsplit("/", 1)[-1] for url in (queues.input, queues.output,
                                                              queues.dlq)) is True
+
+
+def identity_due(rt: Runtime, uid: str) -> bool:
+    """Whether a drift tick must re-read the environment's EKS association (pod-identity mode
+    only): the last check that found it in sync is `identity_check_interval` old, or none did.
+    An association changed or deleted outside the operator is restored within that interval
+    instead of one drift interval; spec changes and failed checks always re-check."""
+    if rt.eks is None:
+        return False
+    last = rt.identity_checked.get(uid)
+    return last is None or (asyncio.get_running_loop().time() - last
+                            >= rt.settings.identity_check_interval())
 
 
 def _kept_part(previous: EditEnvironmentStatus, kind: ConditionType) -> Part | None:
@@ -390,7 +407,12 @@ async def reconcile(
             except SqsFailure as failure:  # unknown: decide on the other signals
                 outcome.error_reason = failure.reason
     else:
-        identity_task = asyncio.ensure_future(_ensure_identity(rt, owner, outcome, transient))
+        kept_identity = _kept_part(previous, ConditionType.IDENTITY_READY)
+        if light and kept_identity is not None and not identity_due(rt, owner.uid):
+            identity_task = asyncio.ensure_future(asyncio.sleep(0, kept_identity))
+        else:
+            identity_task = asyncio.ensure_future(
+                _ensure_identity(rt, owner, outcome, transient))
         try:
             queue_report = await rt.sqs.ensure_queues(
                 names, previous.queues, spec.queues,
@@ -539,6 +561,10 @@ async def _ensure_identity(rt: Runtime, owner: builders.Owner, outcome: Outcome,
     if want is None or rt.eks is None:
         return identity.unmanaged(rt.settings, owner.namespace, owner.name)
     result = await identity.ensure(rt.eks, want)
+    if result.failure is None and result.part.ok is True:
+        rt.identity_checked[owner.uid] = asyncio.get_running_loop().time()
+    else:
+        rt.identity_checked.pop(owner.uid, None)
     if result.failure is not None:
         outcome.error_reason = outcome.error_reason or result.failure.reason
         if result.failure.transient:

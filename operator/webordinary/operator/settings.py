@@ -147,6 +147,10 @@ class OperatorSettings(BaseSettings):
     drift_interval_seconds: Annotated[float, Field(gt=0)] = 300.0
     # First tick after an environment is seen; None: one interval (create/resume just ran).
     drift_initial_delay_seconds: Annotated[float, Field(ge=0)] | None = None
+    # editor_aws_identity pod-identity: no watch covers an EKS association, so a tick of an
+    # otherwise unchanged environment re-reads it (2 EKS reads, and the children) only when the
+    # last check that found it in sync is this old; None: six drift intervals (30 min).
+    identity_check_interval_seconds: Annotated[float, Field(gt=0)] | None = None
     # Sleep and wake. Each awake environment has a timer at last activity + idleTimeout; each
     # sleeping one's input queue is looked at once per wake_poll_interval (one SQS call).
     wake_poll_interval_seconds: Annotated[float, Field(gt=0)] = 60.0
@@ -216,6 +220,11 @@ class OperatorSettings(BaseSettings):
         if self.drift_initial_delay_seconds is None:
             return self.drift_interval_seconds
         return self.drift_initial_delay_seconds
+
+    def identity_check_interval(self) -> float:
+        if self.identity_check_interval_seconds is None:
+            return 6 * self.drift_interval_seconds
+        return self.identity_check_interval_seconds
 
     def liveness_endpoint(self) -> str | None:
         if self.liveness_port is None:
