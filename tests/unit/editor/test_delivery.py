@@ -11,6 +11,7 @@ from tests.unit.editor.test_sessions import sessions_for
 from webordinary.contracts.messages import PushState
 from webordinary.editor import delivery
 from webordinary.editor.delivery import PushFailure
+from webordinary.editor.sessions import Sessions
 
 
 @pytest.mark.parametrize(("output", "expected"), [
@@ -64,14 +65,20 @@ def _teammate(tmp_path: Path, remote: Path, name: str, branch: str, path: str,
     return git("rev-parse", "HEAD", cwd=clone).strip()
 
 
-async def test_a_moved_remote_is_rebased_onto_and_a_conflict_goes_to_a_side_branch(
-        tmp_path: Path) -> None:
+async def committed(tmp_path: Path, text: str, message: str) -> tuple[Path, Sessions, Path]:
+    """Session `x` of a fresh remote, its worktree one commit (a.md) ahead, not pushed yet."""
     remote = make_remote(tmp_path)
     sessions = sessions_for(tmp_path, remote)
     await sessions.prepare()
     tree = await sessions.worktree("x")
-    (tree / "a.md").write_text("mine\n")
-    await sessions.commit(tree, "A\n")
+    (tree / "a.md").write_text(text)
+    await sessions.commit(tree, message)
+    return remote, sessions, tree
+
+
+async def test_a_moved_remote_is_rebased_onto_and_a_conflict_goes_to_a_side_branch(
+        tmp_path: Path) -> None:
+    remote, sessions, tree = await committed(tmp_path, "mine\n", "A\n")
     assert (await sessions.publish("x")).state is PushState.PUSHED
 
     theirs = _teammate(tmp_path, remote, "t1", "thread-x", "b.md", "theirs\n")
@@ -108,12 +115,7 @@ async def test_a_moved_remote_is_rebased_onto_and_a_conflict_goes_to_a_side_bran
 
 async def test_a_conflicting_rebase_falls_back_to_a_merge_when_that_is_clean(
         tmp_path: Path) -> None:
-    remote = make_remote(tmp_path)
-    sessions = sessions_for(tmp_path, remote)
-    await sessions.prepare()
-    tree = await sessions.worktree("x")
-    (tree / "a.md").write_text("1\n")
-    await sessions.commit(tree, "one\n")
+    remote, sessions, tree = await committed(tmp_path, "1\n", "one\n")
     assert (await sessions.publish("x")).state is PushState.PUSHED
     # Ours: change a.md, then change it back; theirs: change a.md the same way as our first.
     (tree / "a.md").write_text("2\n")
@@ -130,12 +132,7 @@ async def test_a_conflicting_rebase_falls_back_to_a_merge_when_that_is_clean(
 
 async def test_an_unreachable_remote_is_retried_with_backoff_then_reported(
         tmp_path: Path) -> None:
-    remote = make_remote(tmp_path)
-    sessions = sessions_for(tmp_path, remote)
-    await sessions.prepare()
-    tree = await sessions.worktree("x")
-    (tree / "a.md").write_text("1\n")
-    await sessions.commit(tree, "one\n")
+    _, sessions, _ = await committed(tmp_path, "1\n", "one\n")
     git("remote", "set-url", "origin", "http://127.0.0.1:9/remote.git", cwd=sessions.workspace.repo)
     failed = await sessions.publish("x", attempts=3, backoff=0.05)
     assert failed.state is PushState.FAILED
@@ -156,12 +153,7 @@ def test_the_customer_reads_plain_words_not_git_output() -> None:
 
 async def test_a_half_done_rebase_and_stale_locks_are_cleaned_up_at_start(
         tmp_path: Path) -> None:
-    remote = make_remote(tmp_path)
-    sessions = sessions_for(tmp_path, remote)
-    await sessions.prepare()
-    tree = await sessions.worktree("x")
-    (tree / "a.md").write_text("1\n")
-    await sessions.commit(tree, "one\n")
+    remote, sessions, tree = await committed(tmp_path, "1\n", "one\n")
     await sessions.publish("x")
     _teammate(tmp_path, remote, "t1", "thread-x", "a.md", "theirs\n")
     (tree / "a.md").write_text("mine\n")
