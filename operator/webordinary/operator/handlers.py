@@ -32,6 +32,7 @@ from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
 from webordinary.operator.metrics import Metrics
+from webordinary.operator.observed import child_version
 from webordinary.operator.reconcile import (
     Mode,
     Outcome,
@@ -404,7 +405,7 @@ def owner_key(rt: Runtime, body: Mapping[str, Any]) -> Key | None:
 
 
 def note_version(rt: Runtime, kind: str, body: Mapping[str, Any], event: Any) -> None:
-    """Remember each child's resourceVersion as its watch shows it (see reconcile.steady)."""
+    """Remember each child's version as its watch shows it (see reconcile.steady)."""
     if kind == "Pod":
         return
     meta = body.get("metadata") or {}
@@ -412,7 +413,7 @@ def note_version(rt: Runtime, kind: str, body: Mapping[str, Any], event: Any) ->
     if event == "DELETED":
         rt.child_versions.pop(key, None)
     elif meta.get("resourceVersion"):
-        rt.child_versions[key] = str(meta["resourceVersion"])
+        rt.child_versions[key] = child_version(kind, body)
 
 
 async def child_changed(rt: Runtime, kind: str, body: Mapping[str, Any], event: Any) -> None:

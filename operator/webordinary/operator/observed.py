@@ -14,8 +14,11 @@ from typing import Any
 
 Slim = dict[str, Any]
 
-_META = ("name", "namespace", "generation", "resourceVersion", "labels", "ownerReferences",
-         "deletionTimestamp")
+_META = ("name", "namespace", "generation", "resourceVersion", "labels", "annotations",
+         "ownerReferences", "deletionTimestamp")
+# Kinds whose metadata.generation counts every spec change (the API server bumps it; status
+# writes do not): their version is that and the metadata the operator sets.
+_GENERATION_KINDS = frozenset({"Deployment"})
 
 
 def slim(body: Mapping[str, Any]) -> Slim:
@@ -41,6 +44,21 @@ def _older(body: Mapping[str, Any], kept: Slim | None) -> bool:
     new = str((body.get("metadata") or {}).get("resourceVersion") or "")
     old = str((kept.get("metadata") or {}).get("resourceVersion") or "")
     return new.isdigit() and old.isdigit() and int(new) < int(old)
+
+
+def child_version(kind: str, body: Mapping[str, Any]) -> str:
+    """What says a child may have drifted since a full reconcile found it in sync: its
+    resourceVersion, or for a Deployment its generation and the metadata the operator sets.
+    A Deployment's status changes with every wake and sleep (the controller's replica counts);
+    that is no drift, and a drift tick after each would re-read every child of the
+    environment (at a thousand environments falling asleep, most of the idle operator's
+    CPU for the next drift interval)."""
+    meta = body.get("metadata") or {}
+    if kind not in _GENERATION_KINDS or meta.get("generation") is None:
+        return str(meta.get("resourceVersion") or "")
+    return repr((meta["generation"], sorted((meta.get("labels") or {}).items()),
+                 sorted((meta.get("annotations") or {}).items()),
+                 meta.get("ownerReferences") or []))
 
 
 class Observed:

@@ -30,7 +30,7 @@ from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
 from webordinary.operator.metrics import Metrics
-from webordinary.operator.observed import Observed
+from webordinary.operator.observed import Observed, child_version
 from webordinary.operator.settings import OperatorSettings
 from webordinary.operator.status import (
     STARTING,
@@ -74,9 +74,9 @@ class Runtime:
     sleepers: SleepingQueues | None = None
     names: dict[tuple[str, str], str] = field(default_factory=dict)  # (ns, label) -> name
     child_seen: dict[tuple[str, str, str], tuple[Any, ...]] = field(default_factory=dict)
-    # (kind, namespace, name) -> resourceVersion of each child as its watch last showed it
+    # (kind, namespace, name) -> version of each child as its watch last showed it
     child_versions: dict[tuple[str, str, str], str] = field(default_factory=dict)
-    # uid -> the children a full reconcile found (or made) in sync, at these resourceVersions
+    # uid -> the children a full reconcile found (or made) in sync, at these versions
     verified: dict[str, dict[tuple[str, str, str], str]] = field(default_factory=dict)
     refreshing: set[tuple[str, str]] = field(default_factory=set)
     refresh_again: set[tuple[str, str]] = field(default_factory=set)
@@ -496,7 +496,7 @@ async def reconcile(
         if isinstance(result, BaseException):
             raise result
         live, _ = result
-        version = ((live or {}).get("metadata") or {}).get("resourceVersion")
+        version = child_version(kind.kind, live) if live is not None else None
         if verified is not None and version:
             verified[(kind.kind, owner.namespace, name)] = str(version)
         elif live is not None:
@@ -623,6 +623,10 @@ async def _lifecycle_child(
             return None, 0
         raise
     rt.observed.wrote(kind.kind, patched)
+    verified = rt.verified.get(owner.uid)
+    key = (kind.kind, owner.namespace, name)
+    if verified is not None and verified.get(key) == child_version(kind.kind, live):
+        verified[key] = child_version(kind.kind, patched)  # in sync before; only scaled now
     return patched, 1
 
 

@@ -20,6 +20,7 @@ from webordinary.operator import builders
 from webordinary.operator.adapters.sqs import SqsAdapter
 from webordinary.operator.handlers import configure, login
 from webordinary.operator.metrics import Metrics
+from webordinary.operator.observed import child_version, slim
 from webordinary.operator.reconcile import (
     Runtime,
     input_watched,
@@ -174,3 +175,25 @@ def test_a_drift_tick_is_free_while_the_watches_show_no_change() -> None:
     rt.sqs._listing = (time.monotonic() - settings.drift_interval_seconds, frozenset(names))
     assert not steady(rt, body), "a listing a drift interval old: every tick checks"
     rt.sqs.close()
+
+
+def test_a_deployments_status_is_no_drift_but_its_spec_and_metadata_are() -> None:
+    """The controller rewrites a Deployment's status at every wake and sleep: that must not
+    make the next drift tick re-read every child (see reconcile.steady)."""
+    deployment: dict[str, Any] = {"metadata": {
+        "name": "d", "generation": 4, "resourceVersion": "10", "labels": {"a": "b"},
+        "annotations": {"x": "y"}, "ownerReferences": [{"kind": "EditEnvironment"}]},
+        "spec": {"replicas": 1}, "status": {"replicas": 1}}
+    version = child_version("Deployment", deployment)
+    restated = {**deployment, "metadata": {**deployment["metadata"], "resourceVersion": "11"},
+                "status": {"replicas": 1, "availableReplicas": 1}}
+    assert child_version("Deployment", restated) == version
+    assert child_version("Deployment", slim(restated)) == version, "the watch's slim copy"
+    for change in ({"generation": 5}, {"labels": {"a": "c"}}, {"annotations": {}},
+                   {"ownerReferences": []}):
+        changed = {**deployment, "metadata": {**deployment["metadata"], **change}}
+        assert child_version("Deployment", changed) != version, change
+    service = {"metadata": {"generation": 1, "resourceVersion": "10"}}
+    assert child_version("Service", service) == "10"
+    assert child_version("Service", {"metadata": {"generation": 1, "resourceVersion": "11"}}) \
+        != "10", "kinds without a spec generation: every change counts"
