@@ -319,18 +319,25 @@ def test_journal_skips_a_torn_last_line(tmp_path: Path) -> None:
     assert again.threads == {"mid:a@b": "0123456789abcdef"}
 
 
+async def kept_then_answered(hermes: Hermes, mailer: FakeMailer, body: str, early: int) -> Any:
+    """A notification Hermes cannot act on yet: at receive `early` it stays queued (no mail);
+    at the last receive (6) it is done with, and the user gets exactly one reply (returned)."""
+    first = QueueMessage(body=body, receipt_handle="r", message_id="m", receive_count=early)
+    assert await hermes.handle_sqs_notification(first) is False
+    assert mailer.sent == []
+    last = QueueMessage(body=body, receipt_handle="r", message_id="m", receive_count=6)
+    assert await hermes.handle_sqs_notification(last) is True
+    [reply] = mailer.sent
+    return reply
+
+
 async def test_last_attempt_answers_the_user_instead_of_retrying(parts: Any) -> None:
     from tests.plugins.hermes import ses_notification
 
     hermes, kube, queues, mailer = parts
     kube.status = None  # the operator never publishes the input queue
-    body = ses_notification(corpus("gmail_new.eml"))
-    early = QueueMessage(body=body, receipt_handle="r", message_id="m", receive_count=2)
-    assert await hermes.handle_sqs_notification(early) is False
-    assert mailer.sent == []
-    last = QueueMessage(body=body, receipt_handle="r", message_id="m", receive_count=6)
-    assert await hermes.handle_sqs_notification(last) is True
-    [reply] = mailer.sent
+    reply = await kept_then_answered(hermes, mailer, ses_notification(corpus("gmail_new.eml")),
+                                     early=2)
     assert reply["X-Webordinary-Kind"] == "reject-unavailable"
     assert "send your request again" in reply.get_body(("plain",)).get_content()
     assert queues.sent == []

@@ -12,7 +12,14 @@ from typing import Any
 import pytest
 
 from tests.plugins.hermes import FROM_ADDRESS, ROUTING_YAML, corpus, ses_notification
-from tests.unit.hermes.test_service import NOW, PASSING, FakeKube, FakeMailer, FakeQueues
+from tests.unit.hermes.test_service import (
+    NOW,
+    PASSING,
+    FakeKube,
+    FakeMailer,
+    FakeQueues,
+    kept_then_answered,
+)
 from webordinary.contracts.messages import Command, Result, ResultStatus
 from webordinary.hermes.adapters.aws import QueueMessage
 from webordinary.hermes.decisions import Inbound
@@ -202,13 +209,8 @@ async def test_no_exception_leaves_the_inbound_handler(parts: Any) -> None:
     kept for another try, and on the last try the user hears back; nothing propagates."""
     hermes, kube, queues, mailer = parts
     kube.fail = RuntimeError("unexpected")
-    body = ses_notification(raw_mail("boom@ameliastamps.com"))
-    early = QueueMessage(body=body, receipt_handle="h", message_id="m", receive_count=1)
-    assert await hermes.handle_sqs_notification(early) is False
-    assert mailer.sent == []
-    last = QueueMessage(body=body, receipt_handle="h", message_id="m", receive_count=6)
-    assert await hermes.handle_sqs_notification(last) is True
-    [reply] = mailer.sent
+    reply = await kept_then_answered(hermes, mailer, ses_notification(
+        raw_mail("boom@ameliastamps.com")), early=1)
     assert reply["X-Webordinary-Kind"] == "reject-unavailable"
     assert queues.attributes[-1]["cause"] == "crash"  # and it is in the inbound DLQ
     await hermes.close()
