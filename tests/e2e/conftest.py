@@ -128,14 +128,17 @@ def install() -> Iterator[Install]:
         yield install
     finally:
         if os.environ.get("WEBORDINARY_E2E_KEEP") != "1":
-            # Environments first, while the operator still runs their finalizers.
-            install.kubectl("delete", ENVIRONMENTS, "--all", "--wait=false")
+            # Environments first, while the operator still runs their finalizers (best effort:
+            # after a failed install there may be no CRD to list).
+            kubectl("-n", namespace, "delete", ENVIRONMENTS, "--all", "--wait=false",
+                    check=False)
             deadline = time.monotonic() + 120
-            while names := install.kubectl("get", ENVIRONMENTS, "-o", "name").split():
+            while names := kubectl("-n", namespace, "get", ENVIRONMENTS, "-o", "name",
+                                   check=False).stdout.split():
                 if time.monotonic() > deadline:
                     for name in names:
-                        install.kubectl("annotate", name,
-                                        "webordinary.dev/release-finalizer=true")
+                        kubectl("-n", namespace, "annotate", "--overwrite", name,
+                                "webordinary.dev/release-finalizer=true", check=False)
                     break
                 time.sleep(2)
             subprocess.run(["helm", "uninstall", RELEASE, "-n", namespace, "--wait",
