@@ -147,18 +147,10 @@ class Client:
         params: Mapping[str, str] | None = None,
     ) -> dict[str, Any] | None:
         """One call; None for 404 on GET and DELETE, KubeError for every other failure."""
-        session = await self._open()
         data = None if body is None else json.dumps(body, separators=(",", ":"))
         for attempt in range(2):
-            try:
-                async with session.request(
-                    method, self.server + path, data=data, params=params,
-                    headers=self._headers(content_type if data is not None else None),
-                ) as response:
-                    payload = await response.read()
-                    status = response.status
-            except (aiohttp.ClientError, TimeoutError) as error:
-                raise KubeError(0, "Unreachable", f"{method} {path}: {error!r}") from error
+            status, payload = await self._send(
+                method, path, data, content_type if data is not None else None, params)
             if status == 401 and attempt == 0 and self._read_token(force=True):
                 continue
             if status == 404 and method in ("GET", "DELETE"):
@@ -171,6 +163,17 @@ class Client:
                 raise KubeError(0, "InvalidResponse", f"{method} {path}: {error}") from error
             return result if isinstance(result, dict) else {}
         raise AssertionError("unreachable")
+
+    async def _send(self, method: str, path: str, data: str | None, content_type: str | None,
+                    params: Mapping[str, str] | None) -> tuple[int, bytes]:
+        """One HTTP exchange: the status and the body; KubeError when there is no answer."""
+        session = await self._open()
+        try:
+            async with session.request(method, self.server + path, data=data, params=params,
+                                       headers=self._headers(content_type)) as response:
+                return response.status, await response.read()
+        except (aiohttp.ClientError, TimeoutError) as error:
+            raise KubeError(0, "Unreachable", f"{method} {path}: {error!r}") from error
 
     # --- verbs over kinds ---------------------------------------------------------------------
 

@@ -1,16 +1,22 @@
 """The operator's Kubernetes client: the shared `webordinary.kube` client, logged in the way
 kopf logged in (kopf owns the watch; this client gets, creates, patches and deletes children
-and writes status)."""
+and writes status). Its requests go over the operator's lean HTTP/1.1 pool (`http1`): at a
+thousand simultaneous wakes or sleep deadlines, aiohttp's client CPU per call was a
+third of the operator's."""
 
 from __future__ import annotations
 
 import os
+import ssl
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Final
+from urllib.parse import urlencode
 
 import kopf
 
 from webordinary.kube import Client, Config, KubeError
+from webordinary.operator.adapters.http1 import Pool, Unreachable
 
 __all__ = ["SERVICE_ACCOUNT_TOKEN", "KubeClient", "KubeError", "config_from"]
 
@@ -45,3 +51,33 @@ class KubeClient(Client):
     def __init__(self, info: kopf.ConnectionInfo, *, connections: int = 64,
                  token_file: str | None = SERVICE_ACCOUNT_TOKEN) -> None:
         super().__init__(config_from(info, token_file), connections=connections)
+        verify = self.config.ssl_context()
+        context: ssl.SSLContext | None = verify if isinstance(verify, ssl.SSLContext) else None
+        if verify is False and self.server.startswith("https:"):
+            context = ssl.create_default_context()
+            context.check_hostname = False
+            context.verify_mode = ssl.CERT_NONE
+        # aiohttp's per-socket read timeout, here per answer.
+        self._pool = Pool(self.server, limit=connections, ssl_context=context,
+                          timeout=self._timeout)
+
+    async def _send(self, method: str, path: str, data: str | None, content_type: str | None,
+                    params: Mapping[str, str] | None) -> tuple[int, bytes]:
+        if self._closed:
+            raise KubeError(0, "Closed", "the client is closed (shutting down)")
+        target = self._pool.prefix + path + (f"?{urlencode(params)}" if params else "")
+        body = data.encode() if data is not None else b""
+        headers = self._headers(content_type)
+        head = "".join((f"{method} {target} HTTP/1.1\r\nhost: {self._pool.host}\r\n",
+                        *(f"{name}: {value}\r\n" for name, value in headers.items()),
+                        f"content-length: {len(body)}\r\n\r\n"
+                        if data is not None or method in ("POST", "PUT", "PATCH") else "\r\n"))
+        try:
+            answer = await self._pool.request(head.encode(), body)
+        except Unreachable as error:
+            raise KubeError(0, "Unreachable", f"{method} {path}: {error}") from error
+        return answer.status, answer.body
+
+    async def close(self) -> None:
+        await super().close()
+        await self._pool.close()

@@ -6,31 +6,28 @@ serializers, parsers, a thread hop), through aiohttp with botocore's signer stil
 (aiohttp's request and response objects, botocore re-deriving the signing key and re-parsing
 the URL per call). Here: the AWS JSON 1.0 request botocore itself sends to SQS, signed with
 SigV4 (the signing key derived once a day per secret), written as bytes on a pooled keep-alive
-HTTP/1.1 connection (TLS for https endpoints), with the same credential chain (IRSA, Pod
+HTTP/1.1 connection (`http1`; TLS for https endpoints), with the same credential chain (IRSA, Pod
 Identity, environment) and endpoint as the boto3 client, so the IAM policy is the same.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 import hmac
 import json
-import ssl
 import time
-from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
-from urllib.parse import urlsplit
 
 from botocore.credentials import ReadOnlyCredentials
+
+from webordinary.operator.adapters.http1 import Pool, Unreachable
 
 CONTENT_TYPE: Final = "application/x-amz-json-1.0"
 TARGET: Final = "AmazonSQS.GetQueueAttributes"
 SERVICE: Final = "sqs"
 CREDENTIALS_MAX_AGE: Final = 60.0  # seconds; botocore refreshes expiring ones when asked
-MAX_HEAD: Final = 64 * 1024  # bytes of status line and headers
 MAX_BODY: Final = 1024 * 1024
 
 
@@ -85,77 +82,15 @@ class Signer:
         return headers
 
 
-class _Answer:
-    def __init__(self, status: int, headers: Mapping[str, str], body: bytes,
-                 reusable: bool) -> None:
-        self.status = status
-        self.headers = headers
-        self.body = body
-        self.reusable = reusable
-
-
-async def _read_answer(reader: asyncio.StreamReader) -> _Answer:
-    """One HTTP/1.1 response: status, headers, and a body by Content-Length, chunks or EOF."""
-    head = await reader.readuntil(b"\r\n\r\n")
-    if len(head) > MAX_HEAD:
-        raise ValueError("response head too large")
-    lines = head.decode("latin-1").split("\r\n")
-    version, _, rest = lines[0].partition(" ")
-    status = int(rest.split(" ", 1)[0])
-    headers: dict[str, str] = {}
-    for line in lines[1:]:
-        name, sep, value = line.partition(":")
-        if sep:
-            headers[name.strip().lower()] = value.strip()
-    connection = headers.get("connection", "").lower()
-    reusable = version == "HTTP/1.1" and "close" not in connection
-    if "chunked" in headers.get("transfer-encoding", "").lower():
-        parts: list[bytes] = []
-        while True:
-            size = int((await reader.readuntil(b"\r\n")).split(b";", 1)[0].strip(), 16)
-            if size == 0:
-                while (await reader.readuntil(b"\r\n")) != b"\r\n":  # trailers
-                    pass
-                break
-            parts.append(await reader.readexactly(size))
-            await reader.readexactly(2)
-            if sum(map(len, parts)) > MAX_BODY:
-                raise ValueError("response body too large")
-        body = b"".join(parts)
-    elif "content-length" in headers:
-        length = int(headers["content-length"])
-        if length > MAX_BODY:
-            raise ValueError("response body too large")
-        body = await reader.readexactly(length)
-    elif status in (204, 304) or 100 <= status < 200:
-        body = b""
-    else:
-        body = await reader.read(MAX_BODY)
-        reusable = False
-    return _Answer(status, headers, body, reusable)
-
-
 class QueueProbe:
     """Message counts of one queue per call, over a pool of keep-alive connections."""
 
     def __init__(self, endpoint_url: str, region: str, credentials: Any,
                  *, connections: int = 16, timeout: float = 20.0) -> None:
-        url = urlsplit(endpoint_url)
-        self._tls = url.scheme == "https"
-        self._address = (url.hostname or "localhost", url.port or (443 if self._tls else 80))
-        default = url.port is None or url.port == (443 if self._tls else 80)
-        host = url.hostname or "localhost"
-        host = f"[{host}]" if ":" in host else host
-        self._signer = Signer(host if default else f"{host}:{url.port}", region,
-                              url.path.rstrip("/") + "/")
+        self._pool = Pool(endpoint_url, limit=connections, timeout=timeout)
+        self._signer = Signer(self._pool.host, region, self._pool.prefix + "/")
         self._credentials = credentials  # botocore Credentials (refreshable) or None
         self._frozen: tuple[float, ReadOnlyCredentials | None] | None = None
-        self._timeout = timeout
-        self._ssl: ssl.SSLContext | None = ssl.create_default_context() if self._tls else None
-        self._connections = connections
-        self._idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
-        self._limit: asyncio.Semaphore | None = None
-        self._loop: asyncio.AbstractEventLoop | None = None  # the pool's (a test may run more)
 
     async def _signing_credentials(self) -> ReadOnlyCredentials | None:
         now = time.monotonic()
@@ -165,37 +100,6 @@ class QueueProbe:
             ).run_in_executor(None, source.get_frozen_credentials)  # may fetch (I/O)
             self._frozen = (now, frozen)
         return self._frozen[1]
-
-    async def _request(self, head: bytes, payload: bytes) -> _Answer:
-        """POST on an idle keep-alive connection (once more on a new one if the server had
-        closed it: the call only reads) or a new one."""
-        while self._idle:
-            reader, writer = self._idle.pop()
-            if reader.at_eof() or writer.is_closing():
-                writer.close()
-                continue
-            try:
-                return await self._exchange(reader, writer, head, payload)
-            except (OSError, asyncio.IncompleteReadError):
-                continue  # closed by the server while idle
-        host, port = self._address
-        reader, writer = await asyncio.open_connection(
-            host, port, ssl=self._ssl, server_hostname=host if self._ssl else None)
-        return await self._exchange(reader, writer, head, payload)
-
-    async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
-                        head: bytes, payload: bytes) -> _Answer:
-        try:
-            writer.write(head + payload)
-            answer = await _read_answer(reader)
-        except BaseException:
-            writer.close()
-            raise
-        if answer.reusable:
-            self._idle.append((reader, writer))
-        else:
-            writer.close()
-        return answer
 
     async def attributes(self, queue_url: str, names: list[str]) -> dict[str, str] | None:
         """The queue's attributes; None when the queue does not exist."""
@@ -209,16 +113,10 @@ class QueueProbe:
         head = "".join((f"POST {self._signer.path} HTTP/1.1\r\n",
                         *(f"{name}: {value}\r\n" for name, value in headers.items()),
                         f"content-length: {len(payload)}\r\n\r\n")).encode()
-        loop = asyncio.get_running_loop()
-        if self._loop is not loop or self._limit is None:
-            self._loop, self._idle = loop, []
-            self._limit = asyncio.Semaphore(self._connections)
         try:
-            async with self._limit, asyncio.timeout(self._timeout):
-                answer = await self._request(head, payload)
-        except (OSError, TimeoutError, ValueError, asyncio.IncompleteReadError,
-                asyncio.LimitOverrunError) as error:
-            raise ProbeError(0, "Unreachable", repr(error)) from error
+            answer = await self._pool.request(head, payload, MAX_BODY)
+        except Unreachable as error:
+            raise ProbeError(0, "Unreachable", str(error)) from error
         try:
             parsed = json.loads(answer.body or b"{}")
         except ValueError:
@@ -233,8 +131,4 @@ class QueueProbe:
                          str(parsed.get("message") or parsed.get("Message") or ""))
 
     async def close(self) -> None:
-        while self._idle:
-            _, writer = self._idle.pop()
-            writer.close()
-            with contextlib.suppress(OSError, ssl.SSLError):
-                await writer.wait_closed()
+        await self._pool.close()
