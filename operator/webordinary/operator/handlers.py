@@ -135,18 +135,25 @@ class DiffBaseStorage(kopf.AnnotationsDiffBaseStorage):
 
 class ProgressStorage(kopf.AnnotationsProgressStorage):
     """kopf's per-handler progress under KOPF_PREFIX; its essence clean-up (run for every event)
-    copies with plain_copy instead of copy.deepcopy."""
+    without kopf's deep copy."""
 
     def __init__(self) -> None:
         super().__init__(prefix=KOPF_PREFIX)
 
     def clear(self, *, essence: Any) -> Any:
-        essence = plain_copy(essence)
-        annotations = essence.get("metadata", {}).get("annotations", {})
-        self.remove_annotations(essence, {k for k in annotations
-                                          if k.startswith(f"{KOPF_PREFIX}/")})
-        self.remove_empty_stanzas(essence)
-        return essence
+        # A new essence sharing the unchanged parts: kopf builds `essence` fresh per event
+        # (DiffBaseStorage.build) and only reads both.
+        meta = essence.get("metadata") or {}
+        annotations = meta.get("annotations") or {}
+        ours = [k for k in annotations if k.startswith(f"{KOPF_PREFIX}/")]
+        if not ours:
+            return dict(essence)
+        kept = {k: v for k, v in annotations.items() if k not in ours}
+        meta = {k: v for k, v in {**meta, "annotations": kept}.items() if v}
+        cleared = {k: v for k, v in essence.items() if k != "metadata"}
+        if meta:
+            cleared["metadata"] = meta
+        return cleared
 
 
 async def migrate_bookkeeping(rt: Runtime, body: Mapping[str, Any]) -> None:
