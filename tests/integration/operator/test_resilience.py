@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -83,6 +84,10 @@ def test_killed_mid_creation_and_restarted(
             url = ee["status"]["queues"][role]
             tags = harness.sqs.list_queue_tags(QueueUrl=url)["Tags"]
             assert (tags[TAG_NAME], tags[TAG_UID]) == (name, uid)
+        redrive = harness.sqs.get_queue_attributes(
+            QueueUrl=ee["status"]["queues"]["input"], AttributeNames=["RedrivePolicy"])
+        assert json.loads(redrive["Attributes"]["RedrivePolicy"])["deadLetterTargetArn"].endswith(
+            f":webordinary-dlq-{name}")
 
 
 def test_throttling_and_5xx_are_retried(proxied: tuple[Harness, SqsProxy]) -> None:

@@ -15,8 +15,10 @@ from webordinary.operator.adapters.sqs import (
     desired_attributes,
     differing,
     ownership_problem,
+    probe_failure,
     queue_arn,
 )
+from webordinary.operator.adapters.sqsprobe import ProbeError
 
 OWNER = Owner("tenants", "ameliastamps-website-john", "uid-1")
 ARN = "arn:aws:sqs:us-east-1:123456789012:webordinary-dlq-x"
@@ -111,3 +113,19 @@ def test_classify(error: Exception, reason: str, transient: bool) -> None:
 
 def test_deleted_recently_waits_a_minute() -> None:
     assert (classify(client_error("QueueDeletedRecently", 400), "x").delay or 0) >= 60
+
+
+@pytest.mark.parametrize(("status", "code", "action", "reason", "transient"), [
+    (400, "RequestThrottled", "CreateQueue", "AWSThrottled", True),
+    (0, "Unreachable", "CreateQueue", "AWSUnreachable", True),
+    (503, "ServiceUnavailable", "CreateQueue", "AWSUnavailable", True),
+    (400, "QueueAlreadyExists", "CreateQueue", "QueueRace", True),
+    (400, "QueueDeletedRecently", "CreateQueue", "QueueDeletedRecently", True),
+    (400, "InvalidAttributeValue", "CreateQueue", "AWSError", False),
+    (403, "AccessDenied", "GetQueueAttributes", "AWSError", False),
+])
+def test_light_client_answers_map_like_boto3_errors(
+        status: int, code: str, action: str, reason: str, transient: bool) -> None:
+    failure = probe_failure(ProbeError(status, code, "m", action), action)
+    assert (failure.reason, failure.transient) == (reason, transient)
+    assert action in str(failure)

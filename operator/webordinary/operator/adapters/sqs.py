@@ -1,11 +1,15 @@
 """SQS for the operator: create-or-adopt an environment's three queues, check them, delete them.
 
 boto3 is synchronous; every call runs on a bounded thread pool so the event loop never blocks.
+The wake poller's GetQueueAttributes and the CreateQueue calls of a creation burst go over the
+light client (`sqsprobe`), same endpoint, credentials and IAM actions.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
+import random
 import threading
 import time
 from collections.abc import Iterable
@@ -156,6 +160,26 @@ def classify(error: Exception, action: str) -> SqsFailure:
     raise error
 
 
+RETRIED: Final = frozenset({"AWSThrottled", "AWSUnreachable", "AWSUnavailable"})
+
+
+def probe_failure(error: ProbeError, action: str) -> SqsFailure:
+    """An answer of the light client as a condition reason (as `classify` does for boto3's)."""
+    text = str(error)
+    if error.code in THROTTLED:
+        return SqsFailure("AWSThrottled", text, transient=True)
+    if error.code in DELETED_RECENTLY:
+        return SqsFailure("QueueDeletedRecently", text, transient=True, delay=61.0)
+    if action == "CreateQueue" and error.code in ("QueueAlreadyExists", "QueueNameExists"):
+        return SqsFailure("QueueRace", f"appeared while creating it: {text}", transient=True,
+                          delay=1.0)
+    if error.status == 0:
+        return SqsFailure("AWSUnreachable", text, transient=True)
+    if error.status >= 500:
+        return SqsFailure("AWSUnavailable", text, transient=True)
+    return SqsFailure("AWSError", text, transient=False)
+
+
 def _code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
@@ -180,6 +204,7 @@ class SqsAdapter(BotoAdapter):
         self._refresh_claimed = False  # a stale listing's refresh is someone's (listed)
         self.listing_max_age = settings.drift_interval_seconds / 2
         self.burst_threshold = settings.sqs_burst_threshold
+        self.max_attempts = settings.aws_max_attempts
         self._creating = 0
         self._creating_lock = threading.Lock()
 
@@ -194,8 +219,57 @@ class SqsAdapter(BotoAdapter):
         light: bool = False,
         skip_input: bool = False,
     ) -> QueueReport:
+        if not light and not (known.input or known.output or known.dlq):
+            created = await self._create_in_burst(names, spec, owner)
+            if created is not None:
+                return created
         return await self._run(self.ensure_queues_sync, names, known, spec, owner, light,
                                skip_input)
+
+    async def _create_in_burst(self, names: dict[str, str], spec: QueuesSpec,
+                               owner: Owner) -> QueueReport | None:
+        """Many environments at once, none of whose queues exist yet (the shared, seconds-old
+        listing shows none): three CreateQueue calls without boto3's per-call machinery
+        (~2.4 ms of CPU each through boto3 and a worker thread; a tenth of the operator's CPU
+        per environment created). None: take the checked path (`ensure_queues_sync`)."""
+        with self._creating_lock:
+            self._creating += 1
+            burst = 0 < self.burst_threshold <= self._creating
+        try:
+            if not burst:
+                return None
+            wanted = [names[role] for role in ROLES_IN_ORDER]
+            if await self._run(self.existing, wanted, BURST_LISTING_AGE):
+                return None
+            report = QueueReport(urls=QueueUrls(), busy=False)  # new queues hold no message
+            urls: dict[str, str] = {}
+            for role in ROLES_IN_ORDER:
+                dlq_arn = queue_arn(urls["dlq"], self.region) if role in REDRIVEN else None
+                answer = await self._lean("CreateQueue", {
+                    "QueueName": names[role], "tags": owner.tags(),
+                    "Attributes": desired_attributes(role, spec, dlq_arn)})
+                urls[role] = str(answer["QueueUrl"])
+                report.created.append(names[role])
+                self._note_created(names[role])
+            report.urls = QueueUrls(**urls)
+            return report
+        finally:
+            with self._creating_lock:
+                self._creating -= 1
+
+    async def _lean(self, action: str, body: dict[str, Any]) -> dict[str, Any]:
+        """One call over the probe's connections, retried like boto3's standard mode
+        (throttling, 5xx, no answer; up to aws_max_attempts, jittered exponential backoff)."""
+        attempt = 0
+        while True:
+            try:
+                return await self.probe.call(action, body)
+            except ProbeError as error:
+                attempt += 1
+                failure = probe_failure(error, action)
+                if failure.reason not in RETRIED or attempt >= self.max_attempts:
+                    raise failure from error
+                await asyncio.sleep(random.random() * min(20.0, 2.0 ** attempt))
 
     def existing(self, wanted: Iterable[str], max_age: float | None = None) -> frozenset[str]:
         """Which of `wanted` exist, from one paged ListQueues of all webordinary queues shared by
@@ -333,14 +407,7 @@ class SqsAdapter(BotoAdapter):
         try:
             attributes = await self.probe.attributes(url, list(COUNTS))
         except ProbeError as error:
-            text = str(error)
-            if error.code in THROTTLED:
-                raise SqsFailure("AWSThrottled", text, transient=True) from error
-            if error.status == 0:
-                raise SqsFailure("AWSUnreachable", text, transient=True) from error
-            if error.status >= 500:
-                raise SqsFailure("AWSUnavailable", text, transient=True) from error
-            raise SqsFailure("AWSError", text, transient=False) from error
+            raise probe_failure(error, "GetQueueAttributes") from error
         return None if attributes is None else is_busy(attributes)
 
     def delete_queues_sync(self, names: dict[str, str], owner: Owner) -> list[str]:

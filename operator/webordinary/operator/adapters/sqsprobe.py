@@ -1,4 +1,5 @@
-"""The wake poller's one SQS call, GetQueueAttributes, without boto3's per-call machinery.
+"""The wake poller's one SQS call, GetQueueAttributes, without boto3's per-call machinery
+(`call` also sends the CreateQueue calls of a creation burst).
 
 A thousand sleeping environments mean ~17 of these calls a second, so their CPU is most of an
 idle operator's. Through boto3 each cost milliseconds (parameter validation, event hooks,
@@ -17,6 +18,7 @@ import hashlib
 import hmac
 import json
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -34,8 +36,9 @@ MAX_BODY: Final = 1024 * 1024
 class ProbeError(Exception):
     """An SQS error answer (code as boto3 would name it) or no answer (status 0)."""
 
-    def __init__(self, status: int, code: str, message: str) -> None:
-        super().__init__(f"GetQueueAttributes: {status} {code}: {message}")
+    def __init__(self, status: int, code: str, message: str,
+                 action: str = "GetQueueAttributes") -> None:
+        super().__init__(f"{action}: {status} {code}: {message}")
         self.status = status
         self.code = code
 
@@ -59,12 +62,12 @@ class Signer:
         return self._key[2]
 
     def headers(self, payload: bytes, credentials: ReadOnlyCredentials,
-                now: datetime) -> dict[str, str]:
+                now: datetime, target: str = TARGET) -> dict[str, str]:
         """The headers to send (signed ones and Authorization) for `payload` at `now`."""
         stamp = now.strftime("%Y%m%dT%H%M%SZ")
         day = stamp[:8]
         headers = {"content-type": CONTENT_TYPE, "host": self.host, "x-amz-date": stamp,
-                   "x-amz-target": TARGET}
+                   "x-amz-target": target}
         if credentials.token:
             headers["x-amz-security-token"] = credentials.token
         signed = ";".join(sorted(headers))
@@ -103,32 +106,45 @@ class QueueProbe:
 
     async def attributes(self, queue_url: str, names: list[str]) -> dict[str, str] | None:
         """The queue's attributes; None when the queue does not exist."""
-        payload = json.dumps({"QueueUrl": queue_url, "AttributeNames": names}).encode()
+        try:
+            parsed = await self.call("GetQueueAttributes",
+                                     {"QueueUrl": queue_url, "AttributeNames": names})
+        except ProbeError as error:
+            if error.code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+                return None
+            raise
+        return {str(k): str(v) for k, v in (parsed.get("Attributes") or {}).items()}
+
+    async def call(self, action: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """One SQS action of the JSON protocol, its answer parsed; ProbeError for an error
+        answer or none. Only for actions safe to send twice (reads, an idempotent create)."""
+        payload = json.dumps(body).encode()
+        target = f"AmazonSQS.{action}"
         credentials = await self._signing_credentials()
         if credentials is not None:
-            headers = self._signer.headers(payload, credentials, datetime.now(UTC))
+            headers = self._signer.headers(payload, credentials, datetime.now(UTC), target)
         else:
             headers = {"content-type": CONTENT_TYPE, "host": self._signer.host,
-                       "x-amz-target": TARGET}
+                       "x-amz-target": target}
         head = "".join((f"POST {self._signer.path} HTTP/1.1\r\n",
                         *(f"{name}: {value}\r\n" for name, value in headers.items()),
                         f"content-length: {len(payload)}\r\n\r\n")).encode()
         try:
             answer = await self._pool.request(head, payload, MAX_BODY)
         except Unreachable as error:
-            raise ProbeError(0, "Unreachable", str(error)) from error
+            raise ProbeError(0, "Unreachable", str(error), action) from error
         try:
             parsed = json.loads(answer.body or b"{}")
         except ValueError:
             parsed = {}
+        if not isinstance(parsed, dict):
+            parsed = {}
         if answer.status == 200:
-            return {str(k): str(v) for k, v in (parsed.get("Attributes") or {}).items()}
+            return parsed
         query_error = answer.headers.get("x-amzn-query-error", "")
         code = query_error.split(";", 1)[0] or str(parsed.get("__type", "")).rsplit("#", 1)[-1]
-        if code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
-            return None
         raise ProbeError(answer.status, code,
-                         str(parsed.get("message") or parsed.get("Message") or ""))
+                         str(parsed.get("message") or parsed.get("Message") or ""), action)
 
     async def close(self) -> None:
         await self._pool.close()
