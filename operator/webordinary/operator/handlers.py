@@ -26,7 +26,7 @@ from webordinary.contracts.environment import (
     DeletionPolicy,
     Phase,
 )
-from webordinary.operator import builders, identity, peering
+from webordinary.operator import builders, events, identity, peering
 from webordinary.operator.adapters.eks import EksAdapter
 from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
@@ -187,7 +187,7 @@ def configure(kopf_settings: kopf.OperatorSettings, settings: OperatorSettings) 
     # Events for what a person needs: kopf's own per-handler success messages ("Handler ...
     # succeeded", "Creation is processed") would be two API writes per environment and change;
     # its warnings and errors (a failing handler) are still posted. The operator's own Events
-    # (kopf.event) are not subject to this level.
+    # (events.py) are not subject to this level.
     kopf_settings.posting.level = logging.WARNING
     peering.configure(kopf_settings, settings)
     kopf_settings.watching.server_timeout = 600
@@ -198,13 +198,14 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _post(body: Mapping[str, Any], outcome: Outcome) -> None:
+def _post(rt: Runtime, body: Mapping[str, Any], outcome: Outcome) -> None:
+    """The outcome's Events, posted in the background (as kopf's poster did)."""
+    loop = asyncio.get_running_loop()
     for event in outcome.events:
-        try:
-            kopf.event(body, type=event.type, reason=event.reason,  # type: ignore[arg-type]
-                       message=event.message[:1000])
-        except LookupError:  # outside kopf's context (never expected): the log has it
-            logging.getLogger(__name__).info("%s: %s", event.reason, event.message)
+        task = loop.create_task(events.post(rt.client(), body, event.type, event.reason,
+                                            event.message))
+        rt.tasks.add(task)
+        task.add_done_callback(rt.tasks.discard)
 
 
 def lifecycle_only(old: Any, new: Any) -> bool:
@@ -261,7 +262,7 @@ async def run_reconcile(
         schedule(rt, body, outcome)
     if outcome.error_reason:
         rt.metrics.errors.labels(reason=outcome.error_reason).inc()
-    _post(body, outcome)
+    _post(rt, body, outcome)
     if outcome.retry_in is not None:
         raise kopf.TemporaryError(
             f"waiting: {outcome.status.message or outcome.error_reason}", delay=outcome.retry_in

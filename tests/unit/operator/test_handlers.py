@@ -124,3 +124,22 @@ def test_the_lean_essence_is_the_one_kopf_builds() -> None:
         essence = kopf.AnnotationsDiffBaseStorage(prefix="other.example").build(
             body=kopf.Body(raw))
         assert progress.clear(essence=essence) == kopfs_progress.clear(essence=essence)
+
+
+def test_the_operators_events_are_the_ones_kopf_posts() -> None:
+    """Posted over the operator's own client now; same fields as kopf's poster (`kubectl
+    describe` shows them From kopf, and field selectors on source keep working)."""
+    from datetime import UTC, datetime
+
+    from webordinary.operator.events import event_body
+
+    obj = {"apiVersion": "webordinary.dev/v1alpha1", "kind": "EditEnvironment",
+           "metadata": {"name": "x", "namespace": "ns", "uid": "u-1"}}
+    body = event_body(obj, "Normal", "Woke", "m" * 2000, datetime(2026, 11, 29, tzinfo=UTC))
+    assert body["involvedObject"] == {"apiVersion": "webordinary.dev/v1alpha1",
+                                      "kind": "EditEnvironment", "name": "x", "uid": "u-1",
+                                      "namespace": "ns"}
+    assert body["metadata"] == {"namespace": "ns", "generateName": "kopf-event-"}
+    assert body["source"] == {"component": "kopf"}
+    assert (body["type"], body["reason"], len(body["message"])) == ("Normal", "Woke", 1000)
+    assert body["firstTimestamp"] == body["lastTimestamp"] == "2026-11-29T00:00:00+00:00"
