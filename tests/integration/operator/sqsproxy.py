@@ -64,6 +64,7 @@ class SqsProxy:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
+            disable_nagle_algorithm = True  # head and body are two writes (no 40 ms ACK wait)
 
             def log_message(self, format: str, *args: object) -> None:
                 return
