@@ -570,6 +570,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
             else refresh(rt, key, "queue-gone", mode="full"),
             concurrency=rt.settings.aws_concurrency, may_act=lambda: standby.active)
         rt.sleepers.start()
+        keeper = asyncio.get_running_loop().create_task(rt.sqs.keep_listing_fresh())
+        rt.tasks.add(keeper)
+        keeper.add_done_callback(rt.tasks.discard)
         standby.start(rt.client, lambda: settings.peering.priority)
         rt.metrics.stuck.set_function(lambda: stuck_count(rt))
         if rt.settings.metrics_port is not None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import random
 import threading
 import time
@@ -288,6 +289,19 @@ class SqsAdapter(BotoAdapter):
             listed = self._listing[1]
             return frozenset(name for name in wanted
                              if name in listed or name in self._created_since)
+
+    async def keep_listing_fresh(self) -> None:
+        """Refresh the shared listing a little before it turns stale, for as long as it runs.
+        Drift ticks then find it fresh: after a creation burst every environment's first tick
+        falls ~one drift interval after the burst's last refresh, when the listing had aged
+        past `2 * listing_max_age`, and thousands of ticks each did a full check at once."""
+        period = self.listing_max_age / 2
+        while True:
+            try:
+                await self._run(self.existing, (), period)
+            except AwsFailure as error:  # the next tick's own check covers it
+                logging.getLogger(__name__).warning("queue listing refresh: %s", error)
+            await asyncio.sleep(period / 2)
 
     def listed(self, names: Iterable[str]) -> bool | None:
         """Whether the shared listing shows all `names`; None when the caller should check
