@@ -78,6 +78,15 @@ async def read_answer(reader: asyncio.StreamReader, head: bytes,
     return Answer(status, headers, body, reusable)
 
 
+def request_head(method: str, target: str, headers: Mapping[str, str],
+                 length: int | None) -> bytes:
+    """A request line and headers, ending in the empty line (`content-length` when given)."""
+    return "".join((f"{method} {target} HTTP/1.1\r\n",
+                    *(f"{name}: {value}\r\n" for name, value in headers.items()),
+                    "" if length is None else f"content-length: {length}\r\n",
+                    "\r\n")).encode()
+
+
 class Pool:
     """Keep-alive connections to one origin (scheme://host:port), at most `limit` at once;
     each answer within `timeout` seconds of sending."""

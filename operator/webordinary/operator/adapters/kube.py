@@ -16,7 +16,7 @@ from urllib.parse import urlencode
 import kopf
 
 from webordinary.kube import Client, Config, KubeError
-from webordinary.operator.adapters.http1 import Pool, Unreachable
+from webordinary.operator.adapters.http1 import Pool, Unreachable, request_head
 
 __all__ = ["SERVICE_ACCOUNT_TOKEN", "KubeClient", "KubeError", "config_from"]
 
@@ -68,12 +68,11 @@ class KubeClient(Client):
         target = self._pool.prefix + path + (f"?{urlencode(params)}" if params else "")
         body = data.encode() if data is not None else b""
         headers = self._headers(content_type)
-        head = "".join((f"{method} {target} HTTP/1.1\r\nhost: {self._pool.host}\r\n",
-                        *(f"{name}: {value}\r\n" for name, value in headers.items()),
-                        f"content-length: {len(body)}\r\n\r\n"
-                        if data is not None or method in ("POST", "PUT", "PATCH") else "\r\n"))
+        sized = data is not None or method in ("POST", "PUT", "PATCH")
+        head = request_head(method, target, {"host": self._pool.host, **headers},
+                            len(body) if sized else None)
         try:
-            answer = await self._pool.request(head.encode(), body)
+            answer = await self._pool.request(head, body)
         except Unreachable as error:
             raise KubeError(0, "Unreachable", f"{method} {path}: {error}") from error
         return answer.status, answer.body

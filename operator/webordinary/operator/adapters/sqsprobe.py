@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from botocore.credentials import ReadOnlyCredentials
 
-from webordinary.operator.adapters.http1 import Pool, Unreachable
+from webordinary.operator.adapters.http1 import Pool, Unreachable, request_head
 
 CONTENT_TYPE: Final = "application/x-amz-json-1.0"
 TARGET: Final = "AmazonSQS.GetQueueAttributes"
@@ -126,9 +126,7 @@ class QueueProbe:
         else:
             headers = {"content-type": CONTENT_TYPE, "host": self._signer.host,
                        "x-amz-target": target}
-        head = "".join((f"POST {self._signer.path} HTTP/1.1\r\n",
-                        *(f"{name}: {value}\r\n" for name, value in headers.items()),
-                        f"content-length: {len(payload)}\r\n\r\n")).encode()
+        head = request_head("POST", self._signer.path, headers, len(payload))
         try:
             answer = await self._pool.request(head, payload, MAX_BODY)
         except Unreachable as error:
