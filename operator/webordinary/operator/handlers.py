@@ -203,12 +203,8 @@ def now() -> datetime:
 
 def _post(rt: Runtime, body: Mapping[str, Any], outcome: Outcome) -> None:
     """The outcome's Events, posted in the background (as kopf's poster did)."""
-    loop = asyncio.get_running_loop()
     for event in outcome.events:
-        task = loop.create_task(events.post(rt.client(), body, event.type, event.reason,
-                                            event.message))
-        rt.tasks.add(task)
-        task.add_done_callback(rt.tasks.discard)
+        rt.spawn(events.post(rt.client(), body, event.type, event.reason, event.message))
 
 
 def lifecycle_only(old: Any, new: Any) -> bool:
@@ -324,9 +320,7 @@ def later(rt: Runtime, key: Key, delay: float) -> None:
         await asyncio.sleep(delay)
         await refresh(rt, key, "retry")
 
-    task = asyncio.get_running_loop().create_task(run())
-    rt.tasks.add(task)
-    task.add_done_callback(rt.tasks.discard)
+    rt.spawn(run())
 
 
 def schedule(rt: Runtime, body: Mapping[str, Any], outcome: Outcome) -> None:
@@ -570,9 +564,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
             else refresh(rt, key, "queue-gone", mode="full"),
             concurrency=rt.settings.aws_concurrency, may_act=lambda: standby.active)
         rt.sleepers.start()
-        keeper = asyncio.get_running_loop().create_task(rt.sqs.keep_listing_fresh())
-        rt.tasks.add(keeper)
-        keeper.add_done_callback(rt.tasks.discard)
+        rt.spawn(rt.sqs.keep_listing_fresh())
         standby.start(rt.client, lambda: settings.peering.priority)
         rt.metrics.stuck.set_function(lambda: stuck_count(rt))
         if rt.settings.metrics_port is not None:

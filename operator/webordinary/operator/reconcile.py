@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -84,9 +84,16 @@ class Runtime:
     observed: Observed = field(default_factory=Observed)  # children as the watches show them
     # uid -> the wake and activity annotations and the generation last seen
     marks: dict[str, tuple[str | None, str | None, Any]] = field(default_factory=dict)
-    tasks: set[asyncio.Task[None]] = field(default_factory=set)  # delayed refreshes
+    # background work (delayed refreshes, Events, the listing keeper), cancelled at cleanup
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
     admitted: dict[str, Any] = field(default_factory=dict)  # uid -> generation whose spec passed
     identity_checked: dict[str, float] = field(default_factory=dict)  # uid -> loop time in sync
+
+    def spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` in the background, kept (and cancelled at cleanup) until it ends."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
     def lock(self, uid: str) -> asyncio.Lock:
         return self.locks.setdefault(uid, asyncio.Lock())
