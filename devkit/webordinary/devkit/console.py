@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
@@ -63,9 +64,17 @@ class Console:
     tails: dict[Path, Tail] = field(default_factory=dict)
     errors: dict[Path, list[str]] = field(default_factory=dict)
     last_error: dict[Path, tuple[str, str]] = field(default_factory=dict)
+    writing: threading.Lock = field(default_factory=threading.Lock)
 
     def line(self, kind: str, text: str) -> None:
-        print(f"{time.strftime('%H:%M:%S')}  {kind:<9} {text}", file=self.out, flush=True)
+        self.write(f"{time.strftime('%H:%M:%S')}  {kind:<9} {text}")
+
+    def write(self, text: str) -> None:
+        """Whole lines only: the mailbox calls `reply()` from the SMTP server's own thread, and
+        `print` writes the text and its newline separately, so two threads could splice lines."""
+        with self.writing:
+            self.out.write(text + "\n")
+            self.out.flush()
 
     def start_at_end(self) -> None:
         """Skip what earlier runs left in the journal and the logs."""
@@ -128,7 +137,7 @@ class Console:
         self.last_error[path] = (lines[0], text)
         self.line("error", f"{path.stem}: {lines[0]}")
         if text:
-            print(text, file=self.out, flush=True)
+            self.write(text)
 
     def reply(self, message: EmailMessage, saved: Path) -> None:
         kind = str(message.get("X-Webordinary-Kind", "reply")).lower()

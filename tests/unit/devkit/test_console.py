@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import threading
+import time
 from email.message import EmailMessage
 from pathlib import Path
 
@@ -71,3 +73,32 @@ def test_port_plan() -> None:
     assert ports.plan(None, {}) == {"kube": 8001, "smtp": 2525, "ingress": 8080}
     assert ports.plan(18000, {}) == {"kube": 18001, "smtp": 18025, "ingress": 18080}
     assert ports.plan(0, {"smtp": 2600}) == {"kube": 0, "smtp": 2600, "ingress": 0}
+
+
+class Pipe(io.StringIO):
+    """Standard output on a pipe: each write may block in the kernel and let other threads run."""
+
+    def write(self, text: str) -> int:
+        time.sleep(0)
+        return super().write(text)
+
+
+def test_lines_from_the_mailbox_thread_never_splice_with_the_main_threads(tmp_path: Path) -> None:
+    """The SMTP sink answers in its own thread; a reply line must not run into a result line."""
+    out = Pipe()
+    (tmp_path / "logs").mkdir()
+    feed = Console(tmp_path / "logs", tmp_path / "journal.jsonl", out=out)
+
+    def write(kind: str) -> None:
+        for _ in range(300):
+            feed.line(kind, "x" * 40)
+
+    writers = [threading.Thread(target=write, args=(kind,)) for kind in ("reply", "result")]
+    for writer in writers:
+        writer.start()
+    for writer in writers:
+        writer.join()
+    lines = out.getvalue().splitlines()
+    assert len(lines) == 600
+    assert all(line[10:19].strip() in {"reply", "result"} and len(line) == 10 + 10 + 40
+               for line in lines), [line for line in lines if len(line) != 60][:3]
