@@ -14,11 +14,19 @@ from typing import Any
 
 Slim = dict[str, Any]
 
-_META = ("name", "namespace", "generation", "resourceVersion", "labels", "annotations",
+_META = ("name", "namespace", "uid", "generation", "resourceVersion", "labels", "annotations",
          "ownerReferences", "deletionTimestamp")
 # Kinds whose metadata.generation counts every spec change (the API server bumps it; status
 # writes do not): their version is that and the metadata the operator sets.
 _GENERATION_KINDS = frozenset({"Deployment"})
+# Kinds whose status the cluster writes (a PVC is bound by the volume controller) and whose
+# only owned part is metadata (a PVC's spec is immutable after creation, size aside, and not
+# patched: builders.owned_view): their version is that metadata.
+_METADATA_KINDS = frozenset({"PersistentVolumeClaim"})
+# Annotation domains reserved for Kubernetes' own components (`pv.kubernetes.io/bind-completed`
+# when a claim binds, `deployment.kubernetes.io/revision`): never set by the operator, so never
+# drift of what it owns.
+_SYSTEM_DOMAINS = ("kubernetes.io", "k8s.io")
 
 
 def slim(body: Mapping[str, Any]) -> Slim:
@@ -48,17 +56,33 @@ def _older(body: Mapping[str, Any], kept: Slim | None) -> bool:
 
 def child_version(kind: str, body: Mapping[str, Any]) -> str:
     """What says a child may have drifted since a full reconcile found it in sync: its
-    resourceVersion, or for a Deployment its generation and the metadata the operator sets.
-    A Deployment's status changes with every wake and sleep (the controller's replica counts);
-    that is no drift, and a drift tick after each would re-read every child of the
-    environment (at a thousand environments falling asleep, most of the idle operator's
-    CPU for the next drift interval)."""
+    resourceVersion; for a Deployment its generation and the metadata the operator sets; for a
+    PVC that metadata alone. A Deployment's status changes with every wake and sleep (the
+    controller's replica counts) and a PVC's when it binds: that is no drift, and a drift tick
+    after each would re-read every child of the environment (at a thousand environments
+    falling asleep, most of the idle operator's CPU for the next drift interval; after a
+    creation burst, every environment's first tick)."""
     meta = body.get("metadata") or {}
+    if kind in _METADATA_KINDS:
+        return repr(_owned_metadata(meta))
     if kind not in _GENERATION_KINDS or meta.get("generation") is None:
         return str(meta.get("resourceVersion") or "")
-    return repr((meta["generation"], sorted((meta.get("labels") or {}).items()),
-                 sorted((meta.get("annotations") or {}).items()),
-                 meta.get("ownerReferences") or []))
+    return repr((meta["generation"], *_owned_metadata(meta)))
+
+
+def _owned_metadata(meta: Mapping[str, Any]) -> tuple[Any, ...]:
+    """The uid (a child deleted and made again by someone else is another child) and what
+    the operator sets of the metadata."""
+    annotations = meta.get("annotations") or {}
+    return (meta.get("uid") or "", sorted((meta.get("labels") or {}).items()),
+            sorted((key, value) for key, value in annotations.items()
+                   if not _system_annotation(key)),
+            meta.get("ownerReferences") or [])
+
+
+def _system_annotation(key: str) -> bool:
+    domain = key.partition("/")[0] if "/" in key else ""
+    return any(domain == d or domain.endswith("." + d) for d in _SYSTEM_DOMAINS)
 
 
 class Observed:

@@ -529,7 +529,7 @@ async def reconcile(
     wanted = sum(1 for _, _, manifest in plan if manifest is not None)
     if verified is not None and complete and len(verified) == wanted:
         rt.verified[owner.uid] = verified
-    else:
+    elif mode == "full":  # a lifecycle reconcile checks no drift: what was verified stands
         rt.verified.pop(owner.uid, None)
     observed = await observe_children(
         rt, owner, live_children.get(builders.DEPLOYMENT.kind),

@@ -197,3 +197,30 @@ def test_a_deployments_status_is_no_drift_but_its_spec_and_metadata_are() -> Non
     assert child_version("Service", service) == "10"
     assert child_version("Service", {"metadata": {"generation": 1, "resourceVersion": "11"}}) \
         != "10", "kinds without a spec generation: every change counts"
+
+
+def test_a_workspace_binding_is_no_drift_but_its_metadata_is() -> None:
+    """The volume controller binds a new PVC (status, bind annotations, on a real cluster also
+    spec.volumeName): the operator owns only the claim's metadata (builders.owned_view)."""
+    claim: dict[str, Any] = {"metadata": {
+        "name": "w", "uid": "u1", "generation": 1, "resourceVersion": "10",
+        "labels": {"a": "b"}, "annotations": {"x": "y"}},
+        "spec": {"accessModes": ["ReadWriteMany"]}, "status": {"phase": "Pending"}}
+    version = child_version("PersistentVolumeClaim", claim)
+    bound = {"metadata": {**claim["metadata"], "resourceVersion": "12", "annotations": {
+        "x": "y", "pv.kubernetes.io/bind-completed": "yes",
+        "volume.beta.kubernetes.io/storage-provisioner": "efs.csi.aws.com"}},
+        "spec": {**claim["spec"], "volumeName": "pvc-1"}, "status": {"phase": "Bound"}}
+    assert child_version("PersistentVolumeClaim", bound) == version
+    assert child_version("PersistentVolumeClaim", slim(bound)) == version, "the watch's copy"
+    for change in ({"labels": {"a": "c"}}, {"annotations": {}},
+                   {"annotations": {"x": "y", "example.com/kubernetes.io": "z"}},
+                   {"ownerReferences": [{"kind": "EditEnvironment"}]}, {"uid": "u2"}):
+        changed = {**claim, "metadata": {**claim["metadata"], **change}}
+        assert child_version("PersistentVolumeClaim", changed) != version, change
+    deployment = {"metadata": {"uid": "u1", "generation": 2, "labels": {"a": "b"}}}
+    revised = {"metadata": {**deployment["metadata"],
+                            "annotations": {"deployment.kubernetes.io/revision": "1"}}}
+    assert child_version("Deployment", revised) == child_version("Deployment", deployment)
+    assert child_version("Deployment", {"metadata": {**deployment["metadata"], "uid": "u2"}}) \
+        != child_version("Deployment", deployment), "deleted and made again by someone else"
