@@ -9,7 +9,7 @@ import socket
 import kopf
 
 from webordinary.contracts import logformat
-from webordinary.operator import peering
+from webordinary.operator import heap, peering
 from webordinary.operator.handlers import register
 from webordinary.operator.settings import OperatorSettings
 
@@ -22,6 +22,7 @@ def main() -> None:
         logformat.set_level(settings.log_level)
     else:
         logformat.configure(settings.log_level, "text")
+    heap.FreezeAfterFull().install()  # full collections skip the long-lived heap
     registry = kopf.OperatorRegistry()
     register(registry, settings)
     # peering before kopf starts: its first keepalive already carries our priority
