@@ -13,9 +13,16 @@ from webordinary.operator.heap import FreezeAfterFull
 
 @pytest.fixture
 def clock() -> Iterator[list[float]]:
+    """A settable clock; automatic collections are off meanwhile (only the test's own run)."""
     now = [0.0]
-    yield now
-    gc.unfreeze()  # the test process's heap is not the operator's
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield now
+    finally:
+        gc.unfreeze()  # the test process's heap is not the operator's
+        if enabled:
+            gc.enable()
 
 
 class Node:
