@@ -254,8 +254,12 @@ class Client:
                 buffer = b""
                 async for chunk in response.content.iter_any():
                     buffer += chunk
-                    while b"\n" in buffer:
-                        line, buffer = buffer.split(b"\n", 1)
+                    if b"\n" not in chunk:
+                        continue
+                    # one split per chunk: a chunk of a thousand events split line by line
+                    # copied the rest of it for every line
+                    *lines, buffer = buffer.split(b"\n")
+                    for line in lines:
                         if not line.strip():
                             continue
                         event: dict[str, Any] = json.loads(line)

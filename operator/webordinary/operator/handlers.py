@@ -31,6 +31,7 @@ from webordinary.operator.adapters.eks import EksAdapter
 from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
+from webordinary.operator.childwatch import WATCHED, ChildWatch
 from webordinary.operator.metrics import Metrics
 from webordinary.operator.observed import child_version
 from webordinary.operator.reconcile import (
@@ -64,8 +65,8 @@ LIFECYCLE_ANNOTATIONS: Final = frozenset({ANNOTATION_WAKE, ANNOTATION_ACTIVITY})
 # bookkeeping write per stamp); `lifecycle_event` reacts to them.
 LIFECYCLE_FIELDS: Final = tuple(("metadata", "annotations", key)
                                 for key in sorted(LIFECYCLE_ANNOTATIONS))
-MANAGED: Final = {"app.kubernetes.io/managed-by": builders.MANAGED_BY}
-EDITOR_PODS: Final = {"app.kubernetes.io/name": builders.APP_NAME}
+# Children whose status is the environment's status (the others: only their versions).
+STATUS_KINDS: Final = frozenset({"Deployment", "PersistentVolumeClaim", "Pod"})
 
 
 def plain_copy(value: Any) -> Any:
@@ -421,12 +422,15 @@ def note_version(rt: Runtime, kind: str, body: Mapping[str, Any], event: Any) ->
         rt.child_versions[key] = child_version(kind, body)
 
 
-async def child_changed(rt: Runtime, kind: str, body: Mapping[str, Any], event: Any) -> None:
-    """A Deployment, PVC or editor pod changed what matters: refresh its environment's status
-    (the first sight at start-up is left to the resume reconcile, which reads children)."""
+def child_changed(rt: Runtime, kind: str, event: str | None, body: Mapping[str, Any]) -> None:
+    """A child's watch event (childwatch): remember its version and what it shows; when a
+    Deployment, PVC or editor pod changed what matters, refresh its environment's status (the
+    first sight at start-up is left to the resume reconcile, which reads children)."""
+    note_version(rt, kind, body, event)
+    if kind not in STATUS_KINDS:
+        return
     meta = body.get("metadata") or {}
     seen_key = (kind, meta.get("namespace") or "", meta.get("name") or "")
-    note_version(rt, kind, body, event)
     rt.observed.seen(kind, body, deleted=event == "DELETED")
     if event == "DELETED":
         rt.child_seen.pop(seen_key, None)
@@ -439,8 +443,12 @@ async def child_changed(rt: Runtime, kind: str, body: Mapping[str, Any], event: 
         if first and event is None:
             return
     key = owner_key(rt, body)
-    if key is not None:
-        await refresh(rt, key, f"child:{kind}")
+    if key is None:
+        return
+    if key in rt.refreshing:  # what refresh itself would do, without a task
+        rt.refresh_again.add(key)
+        return
+    rt.spawn(refresh(rt, key, f"child:{kind}"))
 
 
 async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None:
@@ -551,6 +559,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
     standby = Standby(settings.peering_name, settings.watch_namespaces(),
                       min(5.0, settings.peering_lifetime_seconds / 6),
                       lambda after_pause: reawaken(rt, after_pause))
+    children = ChildWatch(WATCHED, settings.watch_namespaces(), rt.client,
+                          lambda kind, event, body: child_changed(rt, kind, event, body),
+                          standby)
 
     @kopf.on.startup(registry=registry)
     async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
@@ -566,6 +577,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
         rt.sleepers.start()
         rt.spawn(rt.sqs.keep_listing_fresh())
         standby.start(rt.client, lambda: settings.peering.priority)
+        children.start()
         rt.metrics.stuck.set_function(lambda: stuck_count(rt))
         if rt.settings.metrics_port is not None:
             rt.metrics.serve(rt.settings.metrics_host, rt.settings.metrics_port)
@@ -580,6 +592,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
 
     @kopf.on.cleanup(registry=registry)
     async def _cleanup(**_: Any) -> None:
+        await children.stop()
         for task in rt.tasks:
             task.cancel()
         await standby.stop()
@@ -627,34 +640,6 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
         if (current.get("status") or {}).get("observedGeneration") is None:
             return  # never reconciled yet: the create handler's first (a burst's backlog)
         await run_reconcile(rt, current, "timer", fresh=False, retry=0)
-
-    @kopf.on.event("apps", "v1", "deployments", registry=registry, id="deployments",
-                   labels=MANAGED)
-    async def _deployment(body: kopf.Body, type: Any, **_: Any) -> None:
-        await child_changed(rt, "Deployment", body, type)
-
-    @kopf.on.event("", "v1", "persistentvolumeclaims", registry=registry, id="workspaces",
-                   labels=MANAGED)
-    async def _pvc(body: kopf.Body, type: Any, **_: Any) -> None:
-        await child_changed(rt, "PersistentVolumeClaim", body, type)
-
-    @kopf.on.event("", "v1", "serviceaccounts", registry=registry, id="service-accounts",
-                   labels=MANAGED)
-    async def _service_account(body: kopf.Body, type: Any, **_: Any) -> None:
-        note_version(rt, "ServiceAccount", body, type)
-
-    @kopf.on.event("", "v1", "services", registry=registry, id="services", labels=MANAGED)
-    async def _service(body: kopf.Body, type: Any, **_: Any) -> None:
-        note_version(rt, "Service", body, type)
-
-    @kopf.on.event("networking.k8s.io", "v1", "networkpolicies", registry=registry,
-                   id="network-policies", labels=MANAGED)
-    async def _network_policy(body: kopf.Body, type: Any, **_: Any) -> None:
-        note_version(rt, "NetworkPolicy", body, type)
-
-    @kopf.on.event("", "v1", "pods", registry=registry, id="editor-pods", labels=EDITOR_PODS)
-    async def _pod(body: kopf.Body, type: Any, **_: Any) -> None:
-        await child_changed(rt, "Pod", body, type)
 
     @kopf.on.event(*RESOURCE, registry=registry, id="lifecycle")
     async def _lifecycle(body: kopf.Body, type: Any, **_: Any) -> None:

@@ -56,6 +56,12 @@ class Standby:
         self._on_active = on_active
         self._task: asyncio.Task[None] | None = None
         self._was_active = False
+        self._changed = asyncio.Event()  # set (and replaced) whenever `active` changes
+
+    async def until(self, active: bool) -> None:
+        """Return once `self.active` is `active` (the child watches run only while it is)."""
+        while self.active != active:
+            await self._changed.wait()
 
     def start(self, client: Callable[[], KubeClient], priority: Callable[[], int]) -> None:
         if self._paths and self._task is None:
@@ -78,6 +84,8 @@ class Standby:
         if active == self.active:
             return
         self.active = active
+        self._changed.set()
+        self._changed = asyncio.Event()
         log.info("peering: %s", "active" if active else "paused (a peer is active)")
         if active:
             await self._on_active(self._was_active)  # after a pause our clocks may be stale

@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 
 from tests.unit.helm.chart_render import NAMESPACE, Rendered, fullname, render
+from webordinary.operator.childwatch import WATCHED
 
 CHILDREN = [
     ("apps", "deployments"),
@@ -151,3 +152,16 @@ def test_bindings_name_rendered_service_accounts() -> None:
         spec = deployment["spec"]["template"]["spec"]
         if "serviceAccountName" in spec:
             assert spec["serviceAccountName"] in accounts
+
+
+@pytest.mark.parametrize("cluster_wide", [False, True])
+def test_operator_may_list_and_watch_every_child_it_watches(cluster_wide: bool) -> None:
+    """What operator/childwatch.py lists and watches, from the code itself."""
+    rendered = render({"operator": {"clusterWide": cluster_wide},
+                       "environments": {"namespace": "tenants"}})
+    rules = rules_bound_to(rendered, fullname("operator"), "tenants")
+    for watched in WATCHED:
+        group = watched.resource.api_version.rpartition("/")[0]
+        for verb in ("list", "watch"):
+            assert allows(rules, group, watched.resource.plural, verb), (
+                f"{verb} {group}/{watched.resource.plural}")

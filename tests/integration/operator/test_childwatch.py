@@ -1,0 +1,130 @@
+"""The operator's child watches (childwatch, not kopf) over the emulator with a short watch
+history: a child's change reaches the observed cache and its environment's status, a partition
+longer than the history ends in 410 Gone and a re-list that recovers what was missed (a change
+and a deletion), and a deleted child is noticed. Production drift interval (300 s): no drift
+tick can stand in for a watch here."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import kopf
+import pytest
+from kopf.testing import KopfRunner
+
+from tests.integration.operator.conftest import (
+    Api,
+    condition,
+    ensure_storage_class,
+    is_reconciled,
+    operator_settings,
+    spec_for,
+    wait_for,
+)
+from tests.plugins.kube import REPO_CRDS
+from tests.plugins.tcpproxy import TcpProxy
+from webordinary.contracts import naming
+from webordinary.devkit.aws import MotoServer
+from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
+from webordinary.operator.handlers import register
+
+NS = "tenants"
+HISTORY_SECONDS = 1.0
+
+
+@pytest.fixture
+def short_history() -> Iterator[tuple[KubeAPI, TcpProxy]]:
+    """An emulator that forgets watch events after a second, behind a proxy that can cut
+    every connection (a partition)."""
+    api = start_kube_api([REPO_CRDS], watch_history_seconds=HISTORY_SECONDS)
+    proxy = TcpProxy(api.url).start()
+    try:
+        yield api, proxy
+    finally:
+        proxy.stop()
+        api.stop()
+
+
+def test_child_watches_feed_the_cache_and_recover_after_410(
+        short_history: tuple[KubeAPI, TcpProxy], moto: MotoServer) -> None:
+    kube_api, proxy = short_history
+    api = Api(kube_api.url)
+    api.ensure_namespace(NS)
+    ensure_storage_class(api)
+    settings = operator_settings(kube_api, moto, kube_api_url=proxy.url,
+                                 drift_interval_seconds=300.0,
+                                 drift_initial_delay_seconds=300.0)
+    registry = kopf.OperatorRegistry()
+    rt = register(registry, settings)
+    name = "watched"
+    pvc = naming.child_name(name, "workspace")
+    core = f"/api/v1/namespaces/{NS}"
+
+    def observed(kind: str, child: str) -> dict[str, Any] | None:
+        return rt.observed.get(kind, NS, child)
+
+    with KopfRunner(["run", "--standalone", "-A"], registry=registry, timeout=60) as runner:
+        api.create_ee(name, spec_for("watch"), ns=NS)
+        wait_for(lambda: is_reconciled(api.ee(name, NS)), 30, "reconciled")
+        wait_for(lambda: observed("Deployment", name), 10, "the Deployment in the cache")
+        assert (observed("PersistentVolumeClaim", pvc) or {}).get("status", {}).get(
+            "phase") != "Bound"
+        wait_for(lambda: all((kind, NS, name) in rt.child_versions
+                             for kind in ("ServiceAccount", "Service", "NetworkPolicy")),
+                 10, "the other children's versions")
+
+        # A child's change reaches the cache and its environment's status.
+        api.call("PATCH", f"{core}/persistentvolumeclaims/{pvc}/status",
+                 {"status": {"phase": "Bound"}}, "application/merge-patch+json")
+        wait_for(lambda: (observed("PersistentVolumeClaim", pvc) or {}).get("status", {})
+                 .get("phase") == "Bound", 10, "the bound PVC in the cache")
+        wait_for(lambda: (condition(api.ee(name, NS), "StorageReady") or {}).get("status")
+                 == "True", 10, "StorageReady after the PVC bound")
+
+        # Cut off for longer than the watch history: a change and a deletion are missed.
+        gone_before = kube_api.gone_count()
+        proxy.pause()
+        api.call("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/{name}",
+                 {"metadata": {"labels": {"example.com/team": "blue"}}},
+                 "application/merge-patch+json")
+        api.call("DELETE", f"{core}/services/{name}")
+        time.sleep(HISTORY_SECONDS + 0.5)
+        proxy.resume()
+        wait_for(lambda: ((observed("Deployment", name) or {}).get("metadata", {})
+                          .get("labels") or {}).get("example.com/team") == "blue",
+                 20, "the missed label after a re-list")
+        wait_for(lambda: ("Service", NS, name) not in rt.child_versions, 10,
+                 "the Service deleted during the partition, noticed by the re-list")
+        assert kube_api.gone_count() > gone_before, "the watches resumed into 410 Gone"
+
+        # A deleted child is noticed on a live watch too.
+        api.call("DELETE", f"{core}/persistentvolumeclaims/{pvc}")
+        wait_for(lambda: not rt.observed.has("PersistentVolumeClaim", NS, pvc), 10,
+                 "the deleted PVC gone from the cache")
+        assert ("PersistentVolumeClaim", NS, pvc) not in rt.child_versions
+    assert runner.exception is None, runner.output
+
+
+def test_only_managed_children_are_watched(kube_api: KubeAPI, moto: MotoServer) -> None:
+    """The label selector is the server's: a Deployment nobody manages never reaches the
+    operator (kopf received every Deployment in scope and filtered its labels itself)."""
+    api = Api(kube_api.url)
+    api.ensure_namespace(NS)
+    settings = operator_settings(kube_api, moto, drift_interval_seconds=300.0,
+                                 drift_initial_delay_seconds=300.0)
+    registry = kopf.OperatorRegistry()
+    rt = register(registry, settings)
+    foreign = {"apiVersion": "apps/v1", "kind": "Deployment",
+               "metadata": {"name": "foreign", "namespace": NS, "labels": {"app": "x"}},
+               "spec": {"selector": {"matchLabels": {"app": "x"}},
+                        "template": {"metadata": {"labels": {"app": "x"}},
+                                     "spec": {"containers": [{"name": "x", "image": "x"}]}}}}
+    with KopfRunner(["run", "--standalone", "-A"], registry=registry, timeout=60) as runner:
+        api.call("POST", f"/apis/apps/v1/namespaces/{NS}/deployments", foreign)
+        api.create_ee("managed", spec_for("managed"), ns=NS)
+        wait_for(lambda: rt.observed.has("Deployment", NS, "managed"), 30, "managed one")
+        assert not rt.observed.has("Deployment", NS, "foreign")
+        assert ("Deployment", NS, "foreign") not in rt.child_versions
+    assert runner.exception is None, runner.output
