@@ -60,6 +60,7 @@ def test_child_watches_feed_the_cache_and_recover_after_410(
     rt = register(registry, settings)
     name = "watched"
     pvc = naming.child_name(name, "workspace")
+    editor = naming.child_name(name, "editor")  # the Deployment, Service, ServiceAccount...
     core = f"/api/v1/namespaces/{NS}"
 
     def observed(kind: str, child: str) -> dict[str, Any] | None:
@@ -68,10 +69,10 @@ def test_child_watches_feed_the_cache_and_recover_after_410(
     with KopfRunner(["run", "--standalone", "-A"], registry=registry, timeout=60) as runner:
         api.create_ee(name, spec_for("watch"), ns=NS)
         wait_for(lambda: is_reconciled(api.ee(name, NS)), 30, "reconciled")
-        wait_for(lambda: observed("Deployment", name), 10, "the Deployment in the cache")
+        wait_for(lambda: observed("Deployment", editor), 10, "the Deployment in the cache")
         assert (observed("PersistentVolumeClaim", pvc) or {}).get("status", {}).get(
             "phase") != "Bound"
-        wait_for(lambda: all((kind, NS, name) in rt.child_versions
+        wait_for(lambda: all((kind, NS, editor) in rt.child_versions
                              for kind in ("ServiceAccount", "Service", "NetworkPolicy")),
                  10, "the other children's versions")
 
@@ -86,16 +87,17 @@ def test_child_watches_feed_the_cache_and_recover_after_410(
         # Cut off for longer than the watch history: a change and a deletion are missed.
         gone_before = kube_api.gone_count()
         proxy.pause()
-        api.call("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/{name}",
+        api.call("PATCH", f"/apis/apps/v1/namespaces/{NS}/deployments/{editor}",
                  {"metadata": {"labels": {"example.com/team": "blue"}}},
                  "application/merge-patch+json")
-        api.call("DELETE", f"{core}/services/{name}")
+        api.call("DELETE", f"{core}/services/{editor}")
         time.sleep(HISTORY_SECONDS + 0.5)
         proxy.resume()
-        wait_for(lambda: ((observed("Deployment", name) or {}).get("metadata", {})
+        wait_for(lambda: ((observed("Deployment", editor) or {}).get("metadata", {})
                           .get("labels") or {}).get("example.com/team") == "blue",
                  20, "the missed label after a re-list")
-        wait_for(lambda: ("Service", NS, name) not in rt.child_versions, 10,
+        assert "example.com/team" in rt.child_versions[("Deployment", NS, editor)]
+        wait_for(lambda: ("Service", NS, editor) not in rt.child_versions, 10,
                  "the Service deleted during the partition, noticed by the re-list")
         assert kube_api.gone_count() > gone_before, "the watches resumed into 410 Gone"
 
@@ -124,7 +126,9 @@ def test_only_managed_children_are_watched(kube_api: KubeAPI, moto: MotoServer) 
     with KopfRunner(["run", "--standalone", "-A"], registry=registry, timeout=60) as runner:
         api.call("POST", f"/apis/apps/v1/namespaces/{NS}/deployments", foreign)
         api.create_ee("managed", spec_for("managed"), ns=NS)
-        wait_for(lambda: rt.observed.has("Deployment", NS, "managed"), 30, "managed one")
+        editor = naming.child_name("managed", "editor")
+        # (child versions come from the watches only)
+        wait_for(lambda: ("Deployment", NS, editor) in rt.child_versions, 30, "the managed one")
         assert not rt.observed.has("Deployment", NS, "foreign")
         assert ("Deployment", NS, "foreign") not in rt.child_versions
     assert runner.exception is None, runner.output
