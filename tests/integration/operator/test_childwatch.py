@@ -1,11 +1,12 @@
 """The operator's child watches (childwatch, not kopf) over the emulator with a short watch
 history: a child's change reaches the observed cache and its environment's status, a partition
 longer than the history ends in 410 Gone and a re-list that recovers what was missed (a change
-and a deletion), and a deleted child is noticed. Production drift interval (300 s): no drift
-tick can stand in for a watch here."""
+and a deletion), and a deleted child is noticed; a standby watches nothing and resumes from its
+last version. Production drift interval (300 s): no drift tick can stand in for a watch here."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,9 @@ from tests.plugins.tcpproxy import TcpProxy
 from webordinary.contracts import naming
 from webordinary.devkit.aws import MotoServer
 from webordinary.devkit.kubeapi import KubeAPI, start_kube_api
+from webordinary.operator import builders
+from webordinary.operator.adapters.kube import KubeClient
+from webordinary.operator.childwatch import MANAGED, ChildWatch, Watched
 from webordinary.operator.handlers import register
 
 NS = "tenants"
@@ -132,3 +136,71 @@ def test_only_managed_children_are_watched(kube_api: KubeAPI, moto: MotoServer) 
         assert not rt.observed.has("Deployment", NS, "foreign")
         assert ("Deployment", NS, "foreign") not in rt.child_versions
     assert runner.exception is None, runner.output
+
+
+class Switch:
+    """An Activity (standby.Standby's interface) flipped by the test."""
+
+    def __init__(self) -> None:
+        self.active = False
+        self._changed = asyncio.Event()
+
+    def set(self, active: bool) -> None:
+        self.active = active
+        self._changed.set()
+        self._changed = asyncio.Event()
+
+    async def until(self, active: bool) -> None:
+        while self.active != active:
+            await self._changed.wait()
+
+
+async def test_a_standby_watches_nothing_and_resumes_where_it_stopped(
+        kube_api: KubeAPI) -> None:
+    kube_api.create_namespaces("shop", "elsewhere")
+    kube = KubeClient(kopf.ConnectionInfo(server=kube_api.url, insecure=True,
+                                          scheme="Bearer", token="dummy"))
+    services = Watched(builders.SERVICE, MANAGED)
+    seen: list[tuple[str | None, str]] = []
+    switch = Switch()
+    watch = ChildWatch((services,), ["shop"], lambda: kube,
+                       lambda _, event, body: seen.append((event, body["metadata"]["name"])),
+                       switch)
+
+    async def create(name: str, ns: str = "shop") -> None:
+        await kube.create(builders.SERVICE, ns, {
+            "metadata": {"name": name, "labels": dict(MANAGED)},
+            "spec": {"ports": [{"port": 80}]}})
+
+    async def until(check: Any) -> None:
+        for _ in range(100):
+            if check():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"timed out: {seen}")
+
+    try:
+        await create("before")
+        watch.start()
+        await asyncio.sleep(0.5)
+        assert seen == [], "a standby lists and watches nothing"
+        switch.set(True)
+        await until(lambda: seen == [(None, "before")])
+        await create("live")
+        await create("other-namespace", "elsewhere")
+        await until(lambda: (("ADDED", "live")) in seen)
+        switch.set(False)
+        await asyncio.sleep(0.2)
+        await create("while-paused")
+        await kube.delete(builders.SERVICE, "shop", "before")
+        await asyncio.sleep(0.3)
+        assert ("ADDED", "while-paused") not in seen
+        lists = kube_api.request_counts()["LIST"]
+        switch.set(True)
+        await until(lambda: ("DELETED", "before") in seen)
+        assert ("ADDED", "while-paused") in seen
+        assert kube_api.request_counts()["LIST"] == lists, "resumed from its version"
+        assert all(name != "other-namespace" for _, name in seen)
+    finally:
+        await watch.stop()
+        await kube.close()

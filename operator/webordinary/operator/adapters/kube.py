@@ -1,8 +1,9 @@
 """The operator's Kubernetes client: the shared `webordinary.kube` client, logged in the way
-kopf logged in (kopf owns the watch; this client gets, creates, patches and deletes children
-and writes status). Its requests go over the operator's lean HTTP/1.1 pool (`http1`): at a
-thousand simultaneous wakes or sleep deadlines, aiohttp's client CPU per call was a
-third of the operator's."""
+kopf logged in (kopf owns the EditEnvironments' watch; this client gets, creates, patches and
+deletes children, writes status, and watches the children: childwatch). Its requests go over
+the operator's lean HTTP/1.1 pool (`http1`): at a thousand simultaneous wakes or sleep
+deadlines, aiohttp's client CPU per call was a third of the operator's (watches stay on
+aiohttp: a few long-lived streams)."""
 
 from __future__ import annotations
 
