@@ -292,6 +292,7 @@ def main() -> None:
         # Sleep precision: one activity stamp each (ms precision, sent as fast as a pooled
         # client can: the deadlines coincide), then watch them fall asleep at stamp + idle.
         calls_sleep_start = api_calls(kube)
+        verbs_sleep_start = kube.request_counts()
         with profiling(args.profile, proc.pid, "stamps"):
             stamped = asyncio.run(send_patches(path, names, activity_patch))
         last_stamp = max(stamped.values())
@@ -308,6 +309,9 @@ def main() -> None:
         asleep = sum(1 for x in names if watcher.now("replicas", x) == 0)
         time.sleep(3.0)  # the status writes that follow the last scale-down
         per_deadline = (api_calls(kube) - calls_sleep_start) / n
+        per_deadline_verbs = {verb: round((count - verbs_sleep_start.get(verb, 0)) / n, 2)
+                              for verb, count in kube.request_counts().items()
+                              if verb != "WATCH" and count != verbs_sleep_start.get(verb, 0)}
         deadline_cpu = cpu_seconds(proc) - cpu_deadlines
 
         # All asleep: count SQS calls and operator CPU over a window (longer than the poll).
@@ -401,8 +405,9 @@ def main() -> None:
         ("API calls per wake (operator)", f"{per_wake:.1f}",
          "emulator's count, the wake PATCH itself excluded"),
         ("API calls per deadline (operator)", f"{per_deadline:.1f}",
-         "emulator's count from the activity stamps until all slept"),
+         f"emulator's count from the activity stamps until all slept: {per_deadline_verbs}"),
         ("simultaneous wakes: operator CPU", f"{burst_cpu:.2f} s",
+         f"{burst_cpu / max(1, len(rest)) * ms:.1f} ms per wake; "
          f"{burst_calls:.1f} API calls per wake (wake PATCH excluded)"),
         ("deadlines: operator CPU", f"{deadline_cpu:.2f} s",
          f"{deadline_cpu / n * ms:.1f} ms per deadline (3 s before the first to 3 s after "
