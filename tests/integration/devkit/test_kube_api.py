@@ -305,6 +305,24 @@ def test_status_subresource_separation_for_builtins(http: KubeHTTP) -> None:
     assert_status(http.get(f"{CONFIGMAPS}/x/status"), 404, "NotFound")
 
 
+def test_builtin_status_writes_validate_and_normalise_the_status(http: KubeHTTP) -> None:
+    """As the real server's status strategies: the status is schema-checked (the stored spec
+    and metadata are not re-validated: a status write cannot change them) and its empty
+    optional fields are dropped."""
+    created(http.post(DEPLOYMENTS, deployment()))
+    body = assert_status(http.patch(f"{DEPLOYMENTS}/web/status", {"status": {"replicas": "two"}}),
+                         422, "Invalid")
+    assert [c["field"] for c in body["details"]["causes"]] == ["status.replicas"], body
+    body = assert_status(http.patch(f"{DEPLOYMENTS}/web/status",
+                                    {"status": {"conditions": [{"status": "True"}]}}),
+                         422, "Invalid")
+    assert "status.conditions[0].type" in [c["field"] for c in body["details"]["causes"]]
+    obj = http.patch(f"{DEPLOYMENTS}/web/status",
+                     {"status": {"replicas": 1, "conditions": [], "collisionCount": None}}).json()
+    assert obj["status"] == {"replicas": 1}
+    assert obj["spec"]["replicas"] == 1
+
+
 # -- finalizers and deletion ---------------------------------------------------------------
 
 def test_delete_with_finalizers_marks_then_removes(http: KubeHTTP) -> None:

@@ -101,3 +101,12 @@ def drop_empty_builtin(api_version: str, kind: str, obj: dict[str, Any]) -> None
     schema = builtin_schema(api_version, kind)
     if schema is not None:
         _builtin_pruner().prune(obj, schema)
+
+
+def drop_empty_builtin_status(api_version: str, kind: str, obj: dict[str, Any]) -> None:
+    """The same for the status alone (a `/status` write: the rest is as stored)."""
+    from webordinary.devkit.kube.validation import builtin_status_schema
+
+    schema = builtin_status_schema(api_version, kind)
+    if schema is not None and isinstance(obj.get("status"), dict | list):
+        _builtin_pruner().prune(obj["status"], schema)

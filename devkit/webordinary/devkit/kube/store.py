@@ -27,7 +27,7 @@ from webordinary.devkit.kube.admission import Request as AdmissionRequest
 from webordinary.devkit.kube.data import clone
 from webordinary.devkit.kube.defaults import apply_builtin_defaults
 from webordinary.devkit.kube.errors import ApiError
-from webordinary.devkit.kube.omitempty import drop_empty_builtin
+from webordinary.devkit.kube.omitempty import drop_empty_builtin, drop_empty_builtin_status
 from webordinary.devkit.kube.patches import apply_json_patch, apply_merge_patch, strategic_merge
 from webordinary.devkit.kube.resources import BUILTINS, Resource, resources_from_crd
 from webordinary.devkit.kube.selectors import (
@@ -42,6 +42,7 @@ from webordinary.devkit.kube.validation import (
     builtin_update_causes,
     metadata_causes,
     validate_builtin,
+    validate_builtin_status,
 )
 
 log = logging.getLogger(__name__)
@@ -384,11 +385,15 @@ class Store:
         return namespace
 
     def _validate(self, resource: Resource, obj: Obj, old: Obj | None,
-                  strict_fields: bool) -> list[str]:
-        """Normalise and validate in place; 422 with every cause; returns warnings."""
+                  strict_fields: bool, *, status_only: bool = False) -> list[str]:
+        """Normalise and validate in place; 422 with every cause; returns warnings.
+        `status_only`: a built-in's `/status` write, whose spec and metadata are as stored."""
         warnings: list[str] = []
         name = obj["metadata"].get("name", "")
-        if resource.custom:
+        if status_only and not resource.custom:
+            drop_empty_builtin_status(resource.api_version, resource.kind, obj)
+            causes = validate_builtin_status(resource, obj)
+        elif resource.custom:
             schema = self.schemas[(resource.group, resource.version, resource.plural)]
             normalised, pruned = schema.normalise(obj)
             if pruned and strict_fields:
@@ -580,7 +585,9 @@ class Store:
         old_meta = old["metadata"]
         if subresource == "status":
             status = new.get("status")
-            new = clone(old)
+            # copy-on-write: stored objects are never changed in place, so the new version
+            # shares all but its metadata (changed below) and status with the old one
+            new = {**old, "metadata": dict(old_meta)}
             if status is None:
                 new.pop("status", None)
             else:
@@ -612,7 +619,8 @@ class Store:
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if "finalizers" in meta and not meta["finalizers"]:
             del meta["finalizers"]
-        warnings = self._validate(resource, new, old, strict_fields)
+        warnings = self._validate(resource, new, old, strict_fields,
+                                  status_only=subresource == "status")
         meta = new["metadata"]  # validation may have replaced it (pruning)
         if self._spec_changed(resource, old, new):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1

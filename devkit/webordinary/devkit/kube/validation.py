@@ -373,6 +373,34 @@ def builtin_semantic_causes(resource: Resource, obj: dict[str, Any]) -> list[Cau
     return causes
 
 
+@cache
+def builtin_status_schema(api_version: str, kind: str) -> dict[str, Any] | None:
+    """The `status` part of a built-in kind's official schema (None when none is bundled)."""
+    schema = builtin_schema(api_version, kind)
+    if schema is None:
+        return None
+    status: dict[str, Any] | None = (schema.get("properties") or {}).get("status")
+    return status
+
+
+@cache
+def _builtin_status_validator(api_version: str, kind: str) -> Check | None:
+    status = builtin_status_schema(api_version, kind)
+    return None if status is None else _builtin_compiler().compile(status)
+
+
+def validate_builtin_status(resource: Resource, obj: dict[str, Any]) -> list[Cause]:
+    """A `/status` write of a built-in, as the real server's status strategies validate it
+    (ValidateDeploymentStatusUpdate, ValidatePersistentVolumeClaimStatusUpdate, ...): the
+    status. Spec and metadata are the stored object's (such a write cannot change them), so
+    they are not validated again."""
+    causes: list[Cause] = []
+    validator = _builtin_status_validator(resource.api_version, resource.kind)
+    if validator is not None and "status" in obj:
+        validator(obj["status"], ("status",), causes)
+    return causes
+
+
 def validate_builtin(resource: Resource, obj: dict[str, Any]) -> list[Cause]:
     causes = metadata_causes(resource, obj)
     validator = builtin_validator(resource.api_version, resource.kind)
