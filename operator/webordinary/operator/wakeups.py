@@ -24,14 +24,27 @@ Key = tuple[str, str]  # (namespace, name)
 
 
 class Deadlines:
-    """One pending call per environment, at a wall-clock time (re-arming replaces it)."""
+    """One pending call per environment, ahead of a wall-clock time that the call gets
+    (re-arming replaces it): the call may read ahead and must not act before that time.
 
-    def __init__(self, fire: Callable[[Key], Coroutine[Any, Any, None]],
-                 may_act: Callable[[], bool] = lambda: True) -> None:
+    It comes `lead` seconds early, plus `crowd_lead` seconds for every other deadline already
+    armed in the `CROWD_WINDOW` seconds before it (at most `max_lead` in all): a thousand
+    deadlines that coincide do their reads before the first of them, not queued behind each
+    other's actions."""
+
+    CROWD_WINDOW = 10
+
+    def __init__(self, fire: Callable[[Key, datetime], Coroutine[Any, Any, None]],
+                 may_act: Callable[[], bool] = lambda: True, lead: float = 0.0,
+                 crowd_lead: float = 0.0, max_lead: float = 0.0) -> None:
         self._fire = fire
         self._may_act = may_act  # False on a paused standby: the deadline is parked
+        self._lead = lead
+        self._crowd_lead = crowd_lead
+        self._max_lead = max(lead, max_lead)
         self._handles: dict[Key, asyncio.TimerHandle] = {}
         self._at: dict[Key, datetime] = {}
+        self._seconds: dict[int, int] = {}  # deadlines armed per whole second
         self._tasks: set[asyncio.Task[None]] = set()
         self.parked: set[Key] = set()
 
@@ -40,16 +53,36 @@ class Deadlines:
             return
         self.cancel(key)
         loop = asyncio.get_running_loop()
-        delay = max(0.0, at.timestamp() - time.time())
+        delay = max(0.0, at.timestamp() - self.lead(at) - time.time())
         self._at[key] = at
+        second = int(at.timestamp())
+        self._seconds[second] = self._seconds.get(second, 0) + 1
         self._handles[key] = loop.call_at(loop.time() + delay, self._run, key)
+
+    def lead(self, at: datetime) -> float:
+        """How early a deadline armed now at `at` fires."""
+        second = int(at.timestamp())
+        crowd = sum(self._seconds.get(s, 0) for s in range(second - self.CROWD_WINDOW,
+                                                            second + 1))
+        return min(self._max_lead, self._lead + self._crowd_lead * crowd)
 
     def cancel(self, key: Key) -> None:
         self.parked.discard(key)
         handle = self._handles.pop(key, None)
-        self._at.pop(key, None)
+        self._forget(key)
         if handle is not None:
             handle.cancel()
+
+    def _forget(self, key: Key) -> datetime | None:
+        at = self._at.pop(key, None)
+        if at is not None:
+            second = int(at.timestamp())
+            left = self._seconds.get(second, 0) - 1
+            if left > 0:
+                self._seconds[second] = left
+            else:
+                self._seconds.pop(second, None)
+        return at
 
     def when(self, key: Key) -> datetime | None:
         return self._at.get(key)
@@ -59,11 +92,12 @@ class Deadlines:
 
     def _run(self, key: Key) -> None:
         self._handles.pop(key, None)
-        self._at.pop(key, None)
+        at = self._forget(key)
+        assert at is not None
         if not self._may_act():
             self.parked.add(key)
             return
-        task = asyncio.get_running_loop().create_task(self._fire(key))
+        task = asyncio.get_running_loop().create_task(self._fire(key, at))
         self._tasks.add(task)
         task.add_done_callback(self._done)
 

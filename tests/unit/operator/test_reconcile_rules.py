@@ -121,7 +121,7 @@ async def test_drift_ticks_leave_the_input_queue_to_its_watchers() -> None:
     asleep = EditEnvironmentStatus(replicas=0)
     assert not input_watched(rt, OWNER, awake), "no timers (e.g. tests): the tick reads it"
 
-    async def fire(key: Key) -> None:
+    async def fire(key: Key, at: datetime) -> None:
         return None
 
     rt.deadlines = Deadlines(fire)

@@ -32,7 +32,7 @@ async def test_paused_clocks_park_deadlines_and_skip_looks() -> None:
     fired: list[Key] = []
     looks: list[str] = []
 
-    async def fire(key: Key) -> None:
+    async def fire(key: Key, at: datetime) -> None:
         fired.append(key)
 
     async def probe(url: str) -> bool | None:

@@ -12,7 +12,7 @@ async def test_deadline_fires_once_at_its_time_and_rearming_replaces_it() -> Non
     fired: list[tuple[Key, float]] = []
     loop = asyncio.get_running_loop()
 
-    async def fire(key: Key) -> None:
+    async def fire(key: Key, at: datetime) -> None:
         fired.append((key, loop.time()))
 
     deadlines = Deadlines(fire)
@@ -29,10 +29,48 @@ async def test_deadline_fires_once_at_its_time_and_rearming_replaces_it() -> Non
     deadlines.close()
 
 
+async def test_a_deadline_with_a_lead_fires_that_early_and_is_told_its_time() -> None:
+    fired: list[tuple[datetime, float]] = []
+    loop = asyncio.get_running_loop()
+
+    async def fire(key: Key, at: datetime) -> None:
+        fired.append((at, loop.time()))
+
+    deadlines = Deadlines(fire, lead=0.2)
+    start = loop.time()
+    at = datetime.now(UTC) + timedelta(seconds=0.3)
+    deadlines.arm(("ns", "a"), at)
+    await asyncio.sleep(0.25)
+    assert [when for when, _ in fired] == [at]
+    assert 0.08 <= fired[0][1] - start <= 0.2
+    deadlines.close()
+
+
+async def test_coinciding_deadlines_fire_earlier_the_more_there_are() -> None:
+    async def fire(key: Key, at: datetime) -> None:
+        return None
+
+    deadlines = Deadlines(fire, lead=2.0, crowd_lead=0.5, max_lead=3.2)
+    at = datetime.now(UTC) + timedelta(hours=1)
+    leads = []
+    for i in range(4):
+        leads.append(deadlines.lead(at))
+        deadlines.arm(("ns", f"e{i}"), at - timedelta(seconds=i))  # each one second earlier
+    assert leads == [2.0, 2.5, 3.0, 3.2], "one crowd lead per deadline armed before, capped"
+    later = at + timedelta(seconds=Deadlines.CROWD_WINDOW + 4)
+    assert deadlines.lead(later) == 2.0, "deadlines more than the window before do not count"
+    assert deadlines.lead(at - timedelta(seconds=5)) == 2.0, "nor those after it"
+    deadlines.cancel(("ns", "e0"))
+    deadlines.arm(("ns", "e1"), at + timedelta(hours=2))  # re-armed elsewhere
+    assert deadlines.lead(at) == 3.0
+    deadlines.close()
+    assert deadlines.lead(at) == 2.0, "closed: nothing armed"
+
+
 async def test_a_past_deadline_fires_at_once() -> None:
     fired: list[Key] = []
 
-    async def fire(key: Key) -> None:
+    async def fire(key: Key, at: datetime) -> None:
         fired.append(key)
 
     deadlines = Deadlines(fire)
