@@ -184,9 +184,10 @@ def main() -> None:
                         help="idle windows measured one after the other (the first may hold "
                              "one-off work; the second shows the steady state)")
     parser.add_argument("--settle", type=float, default=None,
-                        help="wait this long after all are Ready before the idle window "
-                             "(default: one drift interval, so that each environment's first "
-                             "drift tick, which checks every child once, is behind it)")
+                        help="wait this long after all are Ready before the idle windows "
+                             "(default: one drift interval; with 0 the first window holds each "
+                             "environment's first drift tick after the burst, which must be "
+                             "free too)")
     parser.add_argument("--timeout", type=float, default=900.0)
     parser.add_argument("--drift-interval", type=float, default=None,
                         help="override the operator's drift timer (default: its production "
