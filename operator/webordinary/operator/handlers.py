@@ -286,7 +286,7 @@ async def lifecycle_event(rt: Runtime, body: Mapping[str, Any], event: Any) -> N
         return
     annotations = meta.get("annotations") or {}
     mark = (annotations.get(ANNOTATION_WAKE), annotations.get(ANNOTATION_ACTIVITY),
-            meta.get("generation"))
+            meta.get("generation"), meta.get("resourceVersion"))
     seen = rt.marks.get(uid)
     rt.marks[uid] = mark
     if seen is None or seen[:2] == mark[:2] or seen[2] != mark[2]:
@@ -397,10 +397,11 @@ async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | Non
 async def deadline(rt: Runtime, key: Key, at: datetime) -> None:
     """A sleep deadline, its reads done ahead (DEADLINE_LEAD, more when deadlines crowd): the
     environment as stored and its input queue are read before `at`, and the reconcile decides
-    on them at `at` (it compares with the clock: never earlier), unless the watch has shown a
-    newer wake or activity stamp or spec meanwhile, a reconcile of it is running, or a read
-    failed: then it reads both again. At a thousand coincident deadlines every read used to
-    queue behind the others' scale-downs (sleep p99 6 s late)."""
+    on them at `at` (it compares with the clock: never earlier), unless the watch has shown
+    another version of it than the one read (a newer stamp, spec or status: a reconcile wrote
+    meanwhile), a reconcile of it is running, or a read failed: then it reads both again. At a
+    thousand coincident deadlines every read used to queue behind the others' scale-downs
+    (sleep p99 6 s late)."""
     body: Mapping[str, Any] | None = None
     busy: bool | None = None
     try:
@@ -416,12 +417,14 @@ async def deadline(rt: Runtime, key: Key, at: datetime) -> None:
         logging.getLogger(__name__).info("%s/%s deadline read ahead: %s", *key, error)
         body = None
     await asyncio.sleep(max(0.0, (at - now()).total_seconds()))
+    if rt.deadlines is not None and rt.deadlines.when(key) != at:
+        return  # moved (a newer stamp) or cancelled (asleep, deleted) while reading ahead
     if body is not None and busy is not None:
         meta = body["metadata"]
         annotations = meta.get("annotations") or {}
         uid = meta.get("uid") or ""
         seen = (annotations.get(ANNOTATION_WAKE), annotations.get(ANNOTATION_ACTIVITY),
-                meta.get("generation"))
+                meta.get("generation"), meta.get("resourceVersion"))
         lock = rt.locks.get(uid)
         if rt.marks.get(uid) == seen and not (lock is not None and lock.locked()):
             await refresh(rt, key, "deadline", queue_busy=busy, read=body)

@@ -82,8 +82,8 @@ class Runtime:
     refresh_again: set[tuple[str, str]] = field(default_factory=set)
     deleting: set[str] = field(default_factory=set)  # uids whose cleanup has begun
     observed: Observed = field(default_factory=Observed)  # children as the watches show them
-    # uid -> the wake and activity annotations and the generation last seen
-    marks: dict[str, tuple[str | None, str | None, Any]] = field(default_factory=dict)
+    # uid -> the wake and activity annotations, the generation and resourceVersion last seen
+    marks: dict[str, tuple[str | None, str | None, Any, Any]] = field(default_factory=dict)
     # background work (delayed refreshes, Events, the listing keeper), cancelled at cleanup
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     admitted: dict[str, Any] = field(default_factory=dict)  # uid -> generation whose spec passed

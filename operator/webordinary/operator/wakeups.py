@@ -45,11 +45,12 @@ class Deadlines:
         self._handles: dict[Key, asyncio.TimerHandle] = {}
         self._at: dict[Key, datetime] = {}
         self._seconds: dict[int, int] = {}  # deadlines armed per whole second
+        self._firing: dict[Key, datetime] = {}  # called (reading ahead), not yet done
         self._tasks: set[asyncio.Task[None]] = set()
         self.parked: set[Key] = set()
 
     def arm(self, key: Key, at: datetime) -> None:
-        if self._at.get(key) == at and key in self._handles:
+        if (self._at.get(key) == at and key in self._handles) or self._firing.get(key) == at:
             return
         self.cancel(key)
         loop = asyncio.get_running_loop()
@@ -68,6 +69,7 @@ class Deadlines:
 
     def cancel(self, key: Key) -> None:
         self.parked.discard(key)
+        self._firing.pop(key, None)
         handle = self._handles.pop(key, None)
         self._forget(key)
         if handle is not None:
@@ -85,7 +87,8 @@ class Deadlines:
         return at
 
     def when(self, key: Key) -> datetime | None:
-        return self._at.get(key)
+        """The pending deadline, or the one being handled (its call may still be reading)."""
+        return self._at.get(key) or self._firing.get(key)
 
     def keys(self) -> set[Key]:
         return set(self._handles) | self.parked
@@ -97,12 +100,15 @@ class Deadlines:
         if not self._may_act():
             self.parked.add(key)
             return
+        self._firing[key] = at
         task = asyncio.get_running_loop().create_task(self._fire(key, at))
         self._tasks.add(task)
-        task.add_done_callback(self._done)
+        task.add_done_callback(lambda done: self._done(done, key, at))
 
-    def _done(self, task: asyncio.Task[None]) -> None:
+    def _done(self, task: asyncio.Task[None], key: Key, at: datetime) -> None:
         self._tasks.discard(task)
+        if self._firing.get(key) == at:
+            del self._firing[key]
         if not task.cancelled() and task.exception() is not None:
             log.error("sleep deadline handling failed", exc_info=task.exception())
 
@@ -111,6 +117,7 @@ class Deadlines:
             self.cancel(key)
         for task in self._tasks:
             task.cancel()
+        self._firing.clear()
 
     def __len__(self) -> int:
         return len(self._handles)

@@ -67,6 +67,29 @@ async def test_coinciding_deadlines_fire_earlier_the_more_there_are() -> None:
     assert deadlines.lead(at) == 2.0, "closed: nothing armed"
 
 
+async def test_a_deadline_being_handled_is_not_armed_twice() -> None:
+    calls: list[datetime] = []
+    release = asyncio.Event()
+
+    async def fire(key: Key, at: datetime) -> None:
+        calls.append(at)
+        await release.wait()  # reading ahead
+
+    deadlines = Deadlines(fire, lead=0.05)
+    at = datetime.now(UTC) + timedelta(seconds=0.06)
+    deadlines.arm(("ns", "a"), at)
+    await asyncio.sleep(0.05)
+    assert calls == [at]
+    assert deadlines.when(("ns", "a")) == at, "handled now: still its deadline"
+    deadlines.arm(("ns", "a"), at)  # e.g. a reconcile meanwhile that decided the same
+    await asyncio.sleep(0.1)
+    assert calls == [at], "not called a second time"
+    release.set()
+    await asyncio.sleep(0.01)
+    assert deadlines.when(("ns", "a")) is None
+    deadlines.close()
+
+
 async def test_a_past_deadline_fires_at_once() -> None:
     fired: list[Key] = []
 
