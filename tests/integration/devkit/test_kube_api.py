@@ -606,6 +606,22 @@ def test_builtin_immutable_fields(http: KubeHTTP) -> None:
                                             "Invalid")["message"]
 
 
+def test_a_claims_volume_name_is_set_once(http: KubeHTTP) -> None:
+    """The binder writes spec.volumeName of a new claim (a real server allows it while it is
+    empty); the rest of the spec, and the volume name once set, stay immutable."""
+    claims = "/api/v1/namespaces/shop/persistentvolumeclaims"
+    created(http.post(claims, {
+        "apiVersion": "v1", "kind": "PersistentVolumeClaim", "metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}}))
+    bound = http.patch(f"{claims}/data", {"spec": {"volumeName": "pv-1"}})
+    assert bound.status_code == 200, bound.text
+    assert bound.json()["spec"]["volumeName"] == "pv-1"
+    for change in ({"volumeName": "pv-2"}, {"accessModes": ["ReadWriteMany"]}):
+        assert "spec is immutable" in assert_status(
+            http.patch(f"{claims}/data", {"spec": change}), 422, "Invalid")["message"]
+
+
 def test_custom_resource_schema_validation(http: KubeHTTP) -> None:
     cases = {
         "spec.size": widget(size=11),

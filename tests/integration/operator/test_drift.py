@@ -93,7 +93,8 @@ def test_a_drift_tick_after_the_workspace_binds_reads_nothing(harness: Harness) 
         # controller reports the editor available.
         api.call("PATCH", claim_path, {"metadata": {"annotations": {
             "pv.kubernetes.io/bind-completed": "yes",
-            "pv.kubernetes.io/bound-by-controller": "yes"}}}, MERGE)
+            "pv.kubernetes.io/bound-by-controller": "yes"}},
+            "spec": {"volumeName": "pvc-0c6c5b1e"}}, MERGE)
         api.call("PATCH", claim_path + "/status", {"status": {
             "phase": "Bound", "accessModes": ["ReadWriteMany"],
             "capacity": {"storage": "5Gi"}}}, MERGE)

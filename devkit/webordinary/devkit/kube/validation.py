@@ -423,7 +423,9 @@ def builtin_update_causes(
                                             f"{json.dumps(new_spec.get('selector'))}: field is "
                                             "immutable"))
     elif resource.plural == "persistentvolumeclaims":
-        strip = ("resources", "volumeAttributesClassName")
+        strip: tuple[str, ...] = ("resources", "volumeAttributesClassName")
+        if not old_spec.get("volumeName"):
+            strip += ("volumeName",)  # set once, by the binder (the real server allows it)
         if {k: v for k, v in old_spec.items() if k not in strip} != {
             k: v for k, v in new_spec.items() if k not in strip
         }:
