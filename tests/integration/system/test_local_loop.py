@@ -76,7 +76,8 @@ def test_email_to_reply_and_preview(tmp_path: Path) -> None:
     kinds = [line[10:19].strip() for line in printed if line[:2].isdigit()]
     for kind in ("sent", "email in", "command", "result", "reply", "preview"):
         assert kind in kinds, "\n".join(printed)
-    assert any(line[10:].startswith("reply") and outcome["preview"] in line for line in printed)
+    assert any(line[10:].startswith("reply") and outcome["preview"] in line for line in printed), (
+        "\n".join(printed))
     assert not [line for line in printed if "Traceback" in line or " 503 " in line]
     assert "?access=v1." in outcome["preview"], "the emailed link is signed"
     assert outcome["signed"] is True
