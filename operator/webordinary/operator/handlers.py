@@ -633,7 +633,8 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
         info = login(rt.settings, **kwargs)
         if rt.kube is not None:
             await rt.kube.close()
-        rt.kube = KubeClient(info)
+        # each child watch holds a connection for good (six per named namespace)
+        rt.kube = KubeClient(info, connections=max(64, len(children.feeds) + 16))
         return info
 
     @kopf.on.cleanup(registry=registry)
