@@ -18,7 +18,6 @@ they stopped.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import fnmatch
 import logging
 from collections.abc import Callable, Iterator, Mapping
@@ -28,6 +27,7 @@ from typing import Any, Final, Protocol
 from webordinary.kube import Client, KubeError
 from webordinary.kube.client import resource_path
 from webordinary.operator import builders
+from webordinary.operator.tasks import ended
 
 log = logging.getLogger(__name__)
 
@@ -201,11 +201,8 @@ class ChildWatch:
             self._task = asyncio.get_running_loop().create_task(self._run())
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await ended(self._task)
+        self._task = None
 
     async def _run(self) -> None:
         """Follow every feed while this replica may act; pause (and resume from the last

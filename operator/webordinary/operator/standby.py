@@ -11,7 +11,6 @@ runs only what was parked (kopf's resume handlers arm the rest).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Mapping
 from datetime import UTC, datetime, timedelta
@@ -19,6 +18,7 @@ from typing import Any
 
 from webordinary.contracts.activity import parse_timestamp
 from webordinary.operator.adapters.kube import KubeClient, KubeError
+from webordinary.operator.tasks import ended
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +68,8 @@ class Standby:
             self._task = asyncio.get_running_loop().create_task(self._loop(client, priority))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await ended(self._task)
+        self._task = None
 
     async def check(self, kube: KubeClient, priority: int) -> None:
         now = datetime.now(UTC)
