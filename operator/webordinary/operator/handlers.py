@@ -274,6 +274,14 @@ async def run_reconcile(
         )
 
 
+def lifecycle_mark(meta: Mapping[str, Any]) -> tuple[Any, Any, Any, Any]:
+    """What the watch last showed of an environment (`rt.marks`): its wake and activity
+    stamps, generation and resourceVersion."""
+    annotations = meta.get("annotations") or {}
+    return (annotations.get(ANNOTATION_WAKE), annotations.get(ANNOTATION_ACTIVITY),
+            meta.get("generation"), meta.get("resourceVersion"))
+
+
 async def lifecycle_event(rt: Runtime, body: Mapping[str, Any], event: Any) -> None:
     """A changed wake or activity annotation runs the lifecycle reconcile at once (kopf's
     update handler does not see them). The first sight of an object is left to the create and
@@ -284,9 +292,7 @@ async def lifecycle_event(rt: Runtime, body: Mapping[str, Any], event: Any) -> N
     if event == "DELETED":
         rt.marks.pop(uid, None)
         return
-    annotations = meta.get("annotations") or {}
-    mark = (annotations.get(ANNOTATION_WAKE), annotations.get(ANNOTATION_ACTIVITY),
-            meta.get("generation"), meta.get("resourceVersion"))
+    mark = lifecycle_mark(meta)
     seen = rt.marks.get(uid)
     rt.marks[uid] = mark
     if seen is None or seen[:2] == mark[:2] or seen[2] != mark[2]:
@@ -361,14 +367,21 @@ def forget(rt: Runtime, key: Key) -> None:
         rt.sleepers.discard(key)
 
 
+def coalesced(rt: Runtime, key: Key) -> bool:
+    """Whether a refresh of `key` is running; it then runs once more when it is done."""
+    if key in rt.refreshing:
+        rt.refresh_again.add(key)
+        return True
+    return False
+
+
 async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | None = None,
                   probe_queue: bool = False, mode: Mode = "lifecycle",
                   read: Mapping[str, Any] | None = None) -> None:
     """A lifecycle reconcile of one environment outside kopf's handlers (sleep deadline, a
     message on a sleeping queue, a child's status); coalesced while one is running. `read`:
     the body as stored, read just before by the caller (else it is read here)."""
-    if key in rt.refreshing:
-        rt.refresh_again.add(key)
+    if coalesced(rt, key):
         return
     rt.refreshing.add(key)
     try:
@@ -421,12 +434,9 @@ async def deadline(rt: Runtime, key: Key, at: datetime) -> None:
         return  # moved (a newer stamp) or cancelled (asleep, deleted) while reading ahead
     if body is not None and busy is not None:
         meta = body["metadata"]
-        annotations = meta.get("annotations") or {}
         uid = meta.get("uid") or ""
-        seen = (annotations.get(ANNOTATION_WAKE), annotations.get(ANNOTATION_ACTIVITY),
-                meta.get("generation"), meta.get("resourceVersion"))
         lock = rt.locks.get(uid)
-        if rt.marks.get(uid) == seen and not (lock is not None and lock.locked()):
+        if rt.marks.get(uid) == lifecycle_mark(meta) and not (lock is not None and lock.locked()):
             await refresh(rt, key, "deadline", queue_busy=busy, read=body)
             return
     await refresh(rt, key, "deadline", probe_queue=True)
@@ -491,10 +501,8 @@ def child_changed(rt: Runtime, kind: str, event: str | None, body: Mapping[str, 
     key = owner_key(rt, body)
     if key is None:
         return
-    if key in rt.refreshing:  # what refresh itself would do, without a task
-        rt.refresh_again.add(key)
-        return
-    rt.spawn(refresh(rt, key, f"child:{kind}"))
+    if not coalesced(rt, key):  # checked here too: no task for a refresh already running
+        rt.spawn(refresh(rt, key, f"child:{kind}"))
 
 
 async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None:

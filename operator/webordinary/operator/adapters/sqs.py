@@ -26,7 +26,7 @@ from webordinary.contracts.environment import GROUP, QueueUrls
 from webordinary.contracts.environment import Queues as QueuesSpec
 from webordinary.contracts.naming import QUEUE_PREFIX
 from webordinary.operator.adapters.aws import BotoAdapter, client_config
-from webordinary.operator.adapters.sqsprobe import ProbeError, QueueProbe
+from webordinary.operator.adapters.sqsprobe import NOT_FOUND, ProbeError, QueueProbe
 from webordinary.operator.failures import AwsFailure
 from webordinary.operator.settings import OperatorSettings
 
@@ -46,7 +46,6 @@ REDRIVEN: Final = ("input", "output")
 # every 2 s that was ~2,000 ListQueues calls while 5,000 environments were created.
 BURST_LISTING_AGE: Final = 10.0
 
-NOT_FOUND: Final = {"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"}
 THROTTLED: Final = {
     "Throttling", "ThrottlingException", "RequestThrottled", "RequestThrottledException",
     "RequestLimitExceeded", "TooManyRequestsException", "SlowDown",

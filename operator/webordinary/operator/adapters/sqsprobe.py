@@ -31,6 +31,8 @@ TARGET: Final = "AmazonSQS.GetQueueAttributes"
 SERVICE: Final = "sqs"
 CREDENTIALS_MAX_AGE: Final = 60.0  # seconds; botocore refreshes expiring ones when asked
 MAX_BODY: Final = 1024 * 1024
+# the error codes of a queue that does not exist (JSON protocol, and the query protocol's)
+NOT_FOUND: Final = frozenset({"AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"})
 
 
 class ProbeError(Exception):
@@ -110,7 +112,7 @@ class QueueProbe:
             parsed = await self.call("GetQueueAttributes",
                                      {"QueueUrl": queue_url, "AttributeNames": names})
         except ProbeError as error:
-            if error.code in ("AWS.SimpleQueueService.NonExistentQueue", "QueueDoesNotExist"):
+            if error.code in NOT_FOUND:
                 return None
             raise
         return {str(k): str(v) for k, v in (parsed.get("Attributes") or {}).items()}
