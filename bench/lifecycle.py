@@ -20,6 +20,8 @@ import asyncio
 import contextlib
 import gc
 import json
+import random
+import re
 import shutil
 import signal
 import subprocess
@@ -43,9 +45,11 @@ from webordinary.contracts.environment import API_VERSION, KIND, PLURAL
 from webordinary.devkit.aws import FAKE_CREDENTIALS
 from webordinary.devkit.kubeapi import start_kube_api
 from webordinary.devkit.kubelet import LocalKubelet
+from webordinary.operator.looplag import StallReporter
 
 ROOT = Path(__file__).resolve().parents[1]
 NAMESPACE = "bench"
+STALL_MS = 20  # event-loop stalls reported (emulator and operator) during the single wakes
 
 
 def request(url: str, method: str = "GET", body: Any = None,
@@ -215,6 +219,84 @@ class Pauses:
         return sum(max(0.0, min(b, end) - max(a, start)) for a, b in self.spans)
 
 
+def operator_stalls(log_path: str) -> list[dict[str, Any]]:
+    """The operator's event-loop stall reports (looplag.StallReporter) from its log."""
+    found = []
+    with open(log_path, errors="replace") as lines:
+        for line in lines:
+            match = re.search(r"event loop stalled: (\{.*\})", line)
+            if match:
+                found.append(json.loads(match.group(1)))
+    return found
+
+
+def overlapping(stalls: list[dict[str, Any]], start: float, end: float) -> list[dict[str, Any]]:
+    return [x for x in stalls if x["start"] < end and x["start"] + x["ms"] / 1000 > start]
+
+
+def describe(stall: dict[str, Any], at: float) -> str:
+    top = stall["stacks"][0][1].split(" < ")[:3] if stall["stacks"] else []
+    gc_note = f", gc {stall['gc_ms']:.0f}" if stall["gc_ms"] else ""
+    return (f"{stall['ms']:.0f} ms at {(stall['start'] - at) * 1000:+.0f}{gc_note}"
+            f" [{' < '.join(top)}]")
+
+
+def explain(woken: list[tuple[str, float]], singles: list[float], paused: list[float],
+            trace: list[tuple[float, float, str, str]], emulator: list[dict[str, Any]],
+            operator: list[dict[str, Any]], count: int) -> list[str]:
+    """For the slowest single wakes: when the emulator got the wake PATCH and the operator's
+    Deployment PATCH and how long it served each, the watch's delivery to the bench, the loop
+    stalls of the emulator and the operator in the wake, and the bench process's GC; then the
+    stalls of the whole phase, counted by the operator's innermost frames."""
+    lines = []
+    for i in sorted(range(len(singles)), key=lambda j: -singles[j])[:count]:
+        name, sent = woken[i]
+        end = sent + singles[i]
+        mine = [r for r in trace if sent - 0.01 <= r[0] <= end + 0.01 and name in r[3]]
+        parts = [f"{r[2]} {r[3].rsplit('/', 2)[-2]}/{r[3].rsplit('/', 1)[-1]} "
+                 f"in {(r[0] - sent) * 1000:.0f} served {(r[1] - r[0]) * 1000:.1f}"
+                 for r in mine]
+        ms = 1000
+        lines.append(f"#{i + 1} {name}: {singles[i] * ms:.0f} ms; " + "; ".join(parts)
+                     + f"; seen {singles[i] * ms:.0f}; bench GC {paused[i] * ms:.0f}")
+        for who, stalls in (("emulator", emulator), ("operator", operator)):
+            inside = overlapping(stalls, sent, end)
+            if inside:
+                lines.append(f"    {who} loop stalls: "
+                             + "; ".join(describe(x, sent) for x in inside))
+    if operator:
+        frames: dict[str, list[float]] = {}
+        for stall in operator:
+            stack = stall["stacks"][0][1].split(" < ") if stall["stacks"] else ["?"]
+            key = " < ".join(stack[:2]) if not stall["gc_ms"] else "gc"
+            frames.setdefault(key, []).append(stall["ms"])
+        lines.append(f"operator loop stalls in the phase: {len(operator)}, "
+                     f"{sum(x['ms'] for x in operator):.0f} ms; by innermost frames:")
+        for key, spans in sorted(frames.items(), key=lambda kv: -sum(kv[1]))[:8]:
+            lines.append(f"    {len(spans)} x, max {max(spans):.0f} ms: {key}")
+    if emulator:
+        lines.append(f"emulator loop stalls in the phase: {len(emulator)}, "
+                     f"{sum(x['ms'] for x in emulator):.0f} ms, max "
+                     f"{max(x['ms'] for x in emulator):.0f} ms")
+    return lines
+
+
+def calls_per_wake(woken: list[tuple[str, float]], trace: list[tuple[float, float, str, str]],
+                   pool: set[str]) -> float:
+    """Requests the operator made per single wake: those about the woken environment, or about
+    none of the pool (Events), from its wake PATCH until the next wake (the PATCH excluded)."""
+    if not woken:
+        return float("nan")
+    ends = [sent for _, sent in woken[1:]] + [float("inf")]
+    total = 0
+    for (name, sent), end in zip(woken, ends, strict=True):
+        for start, _, _, url in trace:
+            if sent <= start < end and (name in url or not any(x in url for x in pool)):
+                total += 1
+        total -= 1  # the wake PATCH
+    return total / len(woken)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--n", type=int, default=1000)
@@ -224,6 +306,15 @@ def main() -> None:
                         help="seconds all sleep while SQS calls and CPU are counted (one "
                              "drift interval: every environment's drift tick is in it)")
     parser.add_argument("--singles", type=int, default=50, help="sequential single wakes")
+    parser.add_argument("--singles-every", type=float, default=0.0,
+                        help="mean seconds between single wakes (0: back to back); spread "
+                             "out, they meet drift ticks, deadlines and queue polls")
+    parser.add_argument("--singles-pool", type=int, default=50,
+                        help="environments the single wakes take turns on (each is woken "
+                             "again once asleep)")
+    parser.add_argument("--explain", type=int, default=5,
+                        help="slowest single wakes to explain (emulator request times, loop "
+                             "stalls of the emulator and the operator, GC)")
     parser.add_argument("--available", type=int, default=10,
                         help="single wakes measured up to an available pod (kubelet)")
     parser.add_argument("--profile", metavar="DIR",
@@ -253,6 +344,7 @@ def main() -> None:
         "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": proxy.url,
         "WEBORDINARY_OPERATOR_METRICS_PORT": "null",
         "WEBORDINARY_OPERATOR_LIVENESS_PORT": "null",
+        "WEBORDINARY_OPERATOR_LOOP_STALL_REPORT_MS": str(STALL_MS),
         "WEBORDINARY_OPERATOR_LOG_LEVEL": os.environ.get(
             "WEBORDINARY_OPERATOR_LOG_LEVEL", "WARNING"),
     })
@@ -362,13 +454,26 @@ def main() -> None:
         idle_cpu = 100 * ((cpu_after.user - cpu_before.user)
                           + (cpu_after.system - cpu_before.system)) / window
 
-        # Single wakes, one at a time: request -> spec.replicas 1.
-        calls_singles_start = api_calls(kube)
+        # Single wakes, one at a time: request -> spec.replicas 1, each on an environment of
+        # the pool that is asleep (spread out, they meet what production meets meanwhile).
+        pool = names[:min(args.singles, args.singles_pool)]
         singles: list[float] = []
+        woken: list[tuple[str, float]] = []  # (environment, request sent) per measured wake
         paused: list[float] = []  # this process's GC pause within each single wake
         pauses = Pauses()
         gc.callbacks.append(pauses)
-        for name in names[:args.singles]:
+        emulator_stalls = StallReporter(kube.loop, STALL_MS / 1000, loop_thread=kube.thread_id)
+        emulator_stalls.start()
+        operator.send_signal(signal.SIGUSR1)  # the operator's stall reports on
+        kube.trace(True)
+        jitter = random.Random(7)
+        singles_start = time.time()
+        for k in range(args.singles):
+            name = pool[k % len(pool)]
+            if not wait(lambda name=name: watcher.now("replicas", name) == 0, 180, 0.05):
+                continue
+            if args.singles_every:
+                time.sleep(args.singles_every * jitter.uniform(0.5, 1.5))
             sent = time.time()
             request(f"{path}/{name}", "PATCH", wake_patch(datetime.now(UTC)),
                     "application/merge-patch+json")
@@ -377,11 +482,16 @@ def main() -> None:
                     0.002):
                 singles.append((watcher.first("replicas", name, 1, sent) or sent) - sent)
                 paused.append(pauses.within(sent, sent + singles[-1]))
-        gc.callbacks.remove(pauses)
-
+                woken.append((name, sent))
+        singles_window = time.time() - singles_start
         time.sleep(1.0)
-        per_wake = (api_calls(kube) - calls_singles_start - len(names[:args.singles])) / max(
-            1, len(names[:args.singles]))
+        trace = kube.trace(False)
+        operator.send_signal(signal.SIGUSR1)  # off
+        emulator_stalls.stop()
+        gc.callbacks.remove(pauses)
+        explained = explain(woken, singles, paused, trace, emulator_stalls.records,
+                            operator_stalls(log.name), args.explain)
+        per_wake = calls_per_wake(woken, trace, set(pool))
 
         # With the devkit kubelet (pause-like pods): request -> available.
         stop_kubelet = None
@@ -389,7 +499,7 @@ def main() -> None:
         if args.available:
             _, stop_kubelet = run_kubelet(kube.url, state)
             time.sleep(3.0)  # it starts pods of the environments woken just above
-            for name in names[args.singles:args.singles + args.available]:
+            for name in names[len(pool):len(pool) + args.available]:
                 sent = time.time()
                 request(f"{path}/{name}", "PATCH", wake_patch(datetime.now(UTC)),
                         "application/merge-patch+json")
@@ -399,7 +509,7 @@ def main() -> None:
             stop_kubelet()
 
         # Simultaneous wakes of all the others.
-        rest = names[args.singles + args.available:]
+        rest = names[len(pool) + args.available:]
         wait(lambda: all(watcher.now("replicas", x) == 0 for x in rest), 30, 0.2)
         cpu_burst = cpu_seconds(proc)
         calls_burst = api_calls(kube)
@@ -428,11 +538,14 @@ def main() -> None:
         ("environments", f"{n}", f"idleTimeout {idle} s, drift 300 s, wake poll 60 s"),
         ("created and reconciled", f"{provisioned:.1f} s", ""),
         ("single wake -> replicas 1 p50", f"{percentile(singles, 0.5) * ms:.0f} ms",
-         f"{len(singles)} wakes"),
+         f"{len(singles)} wakes in {singles_window:.0f} s on {len(pool)} environments"),
         ("single wake -> replicas 1 p99", f"{percentile(singles, 0.99) * ms:.0f} ms",
          "target < 100 ms; slowest (wake #: ms, of which the bench process's GC) " + ", ".join(
              f"{i + 1}: {t * ms:.0f}, {paused[i] * ms:.0f}" for i, t in sorted(
                  enumerate(singles), key=lambda x: -x[1])[:3])),
+        ("single wake -> replicas 1 max", f"{max(singles, default=float('nan')) * ms:.0f} ms",
+         f"wakes over 50 / 100 ms: {sum(t > 0.05 for t in singles)} / "
+         f"{sum(t > 0.1 for t in singles)}"),
         ("single wake -> available p50", f"{percentile(available, 0.5) * ms:.0f} ms",
          f"{len(available)} wakes, devkit kubelet (1 s sync) + pause pod"),
         ("single wake -> available p99", f"{percentile(available, 0.99) * ms:.0f} ms", ""),
@@ -441,7 +554,8 @@ def main() -> None:
          f"{max(burst_done):.2f} s" if burst_done else "-",
          f"{len(burst_done)}/{len(rest)}; target < 5 s"),
         ("API calls per wake (operator)", f"{per_wake:.1f}",
-         "emulator's count, the wake PATCH itself excluded"),
+         "emulator's requests about the woken environment (or none) until the next wake, "
+         "the wake PATCH itself excluded"),
         ("API calls per deadline (operator)", f"{per_deadline:.1f}",
          f"emulator's count from the activity stamps until all slept: {per_deadline_verbs}"),
         ("simultaneous wakes: operator CPU", f"{burst_cpu:.2f} s",
@@ -468,6 +582,10 @@ def main() -> None:
     print(f"\nlifecycle benchmark (shared 2-core machine: numbers are noisy; log {log.name})")
     for label, value, note in rows:
         print(f"  {label:<{width}}  {value:>14}  {note}")
+    print(f"\nwhere the slowest single wakes went (ms after the request; loop stalls over "
+          f"{STALL_MS} ms)")
+    for line in explained:
+        print(f"  {line}")
 
 
 if __name__ == "__main__":

@@ -128,6 +128,27 @@ class KubeAPI:
 
         return self.call(snapshot())
 
+    def trace(self, on: bool = True) -> list[tuple[float, float, str, str]]:
+        """Start (or stop) recording every request but watches; returns what was recorded
+        since the last call: (wall time it reached the handler, wall time it was answered,
+        verb, path)."""
+        emulator = self._emulator
+
+        async def swap() -> list[tuple[float, float, str, str]]:
+            recorded, emulator.trace = emulator.trace or [], [] if on else None
+            return recorded
+
+        return self.call(swap())
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The emulator's event loop (e.g. for a lag probe; schedule on it thread-safely)."""
+        return self._loop
+
+    @property
+    def thread_id(self) -> int | None:
+        return self._thread.ident
+
     def cpu_seconds(self) -> float:
         """CPU time the emulator's thread has used so far (robust on a busy machine)."""
 

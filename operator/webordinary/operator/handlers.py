@@ -32,6 +32,7 @@ from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
 from webordinary.operator.childwatch import WATCHED, ChildWatch
+from webordinary.operator.looplag import LagProbe, StallReporter, on_signal
 from webordinary.operator.metrics import Metrics
 from webordinary.operator.observed import child_version
 from webordinary.operator.reconcile import (
@@ -616,10 +617,16 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
     children = ChildWatch(WATCHED, settings.watch_namespaces(), rt.client,
                           lambda kind, event, body: child_changed(rt, kind, event, body),
                           standby)
+    lag = LagProbe(rt.metrics.loop_lag)
+    stalls: list[StallReporter] = []  # made on the loop, at startup
 
     @kopf.on.startup(registry=registry)
     async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:
         configure(settings, rt.settings)
+        lag.start()
+        stalls.append(StallReporter(asyncio.get_running_loop(),
+                                    rt.settings.loop_stall_report_ms / 1000))
+        on_signal(stalls[-1])
         rt.deadlines = Deadlines(lambda key, at: deadline(rt, key, at),
                                  may_act=lambda: standby.active, lead=DEADLINE_LEAD,
                                  crowd_lead=DEADLINE_CROWD_LEAD, max_lead=DEADLINE_MAX_LEAD)
@@ -648,6 +655,9 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
     @kopf.on.cleanup(registry=registry)
     async def _cleanup(**_: Any) -> None:
         await children.stop()
+        await lag.stop()
+        for reporter in stalls:
+            reporter.stop()
         for task in rt.tasks:
             task.cancel()
         await standby.stop()

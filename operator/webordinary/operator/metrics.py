@@ -66,6 +66,13 @@ class Metrics:
             "EditEnvironments whose Degraded condition is True.",
             registry=self.registry,
         )
+        self.loop_lag = Histogram(
+            "webordinary_operator_event_loop_lag_seconds",
+            "How much later than asked the event loop ran a timer (4 per second): whatever "
+            "every wake and deadline waits behind.",
+            registry=self.registry,
+            buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
         self._degraded: set[str] = set()
         self._phases: dict[str, str] = {}
         for phase in Phase:

@@ -170,6 +170,9 @@ class OperatorSettings(BaseSettings):
     # free port, as tests and `./dev up` use).
     liveness_port: Annotated[int, Field(ge=0, le=65535)] | None = 8081
     log_level: str = "INFO"
+    # While SIGUSR1 has turned stall reports on: log each event-loop stall longer than this,
+    # with its garbage collections and the stacks the loop was in (looplag.py).
+    loop_stall_report_ms: Annotated[float, Field(gt=0)] = 50.0
     # json: one JSON object per line (log pipelines); text: for people.
     log_format: Literal["text", "json"] = "text"
     # High availability: kopf peering under this name (replicas > 1: one active, the others

@@ -745,6 +745,19 @@ def test_request_counters(api: KubeAPI, http: KubeHTTP) -> None:
     assert set(api.timings()) >= {"POST", "PATCH", "GET", "LIST", "DELETE"}
 
 
+def test_request_trace(api: KubeAPI, http: KubeHTTP) -> None:
+    assert api.trace(True) == []
+    before = time.time()
+    created(http.post(WIDGETS, widget()))
+    http.patch(f"{WIDGETS}/w1", {"metadata": {"labels": {"a": "b"}}})
+    traced = api.trace(False)
+    assert [(verb, path) for _, _, verb, path in traced] == [
+        ("POST", WIDGETS), ("PATCH", f"{WIDGETS}/w1")]
+    assert all(before <= start <= end <= time.time() for start, end, _, _ in traced)
+    http.get(f"{WIDGETS}/w1")
+    assert api.trace(False) == []  # off
+
+
 def test_repo_crds_are_registered_when_present(http: KubeHTTP) -> None:
     if not list(REPO_CRDS.glob("*.yaml")):
         pytest.skip("no CRDs in the repo yet")

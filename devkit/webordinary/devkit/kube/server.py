@@ -67,6 +67,9 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
     # Bearer token -> user name (e.g. "system:serviceaccount:ns:name"), what admission policies
     # see as request.userInfo.username; other callers are system:anonymous.
     users: dict[str, str] = attrs.field(factory=dict)
+    # When a list: every request (watches excluded) as (wall time it reached the handler, wall
+    # time it was answered, verb, path), for benchmarks that explain a slow round trip.
+    trace: list[tuple[float, float, str, str]] | None = None
 
     async def __call__(self, raw_request: aiohttp.web.BaseRequest) -> aiohttp.web.StreamResponse:
         parts = [p for p in raw_request.path.split("/") if p]
@@ -75,6 +78,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 return _response({"paths": self._root_paths()})
             return await super().__call__(raw_request)
         started = time.perf_counter()
+        wall = time.time() if self.trace is not None else 0.0
         label = raw_request.method
         if self.tokens is not None and parts[0] not in ("healthz", "livez", "readyz"):
             scheme, _, token = (raw_request.headers.get("Authorization") or "").partition(" ")
@@ -94,6 +98,8 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 elapsed = time.perf_counter() - started
                 self.timings[label] = self.timings.get(label, 0.0) + elapsed
                 self.timing_counts[label] += 1
+                if self.trace is not None:
+                    self.trace.append((wall, wall + elapsed, label, raw_request.path))
 
     # -- routing ---------------------------------------------------------------------------
 

@@ -1,0 +1,85 @@
+"""The operator's event-loop lag metric and its stall reports."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import logging
+import os
+import signal
+import time
+
+import pytest
+from prometheus_client import CollectorRegistry
+
+from webordinary.operator.looplag import LagProbe, StallReporter, on_signal
+from webordinary.operator.metrics import Metrics
+
+
+def held_up(seconds: float) -> None:
+    """A synchronous stretch on the loop (what a wake would wait behind)."""
+    time.sleep(seconds)
+
+
+async def test_the_lag_metric_sees_a_blocked_loop() -> None:
+    metrics = Metrics(CollectorRegistry())
+    probe = LagProbe(metrics.loop_lag, interval=0.02)
+    probe.start()
+    await asyncio.sleep(0.05)
+    held_up(0.15)
+    await asyncio.sleep(0.05)
+    await probe.stop()
+    total = metrics.registry.get_sample_value("webordinary_operator_event_loop_lag_seconds_sum")
+    assert total is not None
+    assert 0.1 <= total < 1.0
+
+
+async def test_a_stall_is_reported_with_the_stack_that_held_the_loop(
+        caplog: pytest.LogCaptureFixture) -> None:
+    reporter = StallReporter(asyncio.get_running_loop(), threshold=0.03)
+    reporter.start()
+    try:
+        await asyncio.sleep(0.1)  # quiet: nothing to report
+        assert reporter.records == []
+        with caplog.at_level(logging.WARNING, logger="webordinary.operator.looplag"):
+            held_up(0.25)
+            await asyncio.sleep(0.1)
+    finally:
+        reporter.stop()
+    assert len(reporter.records) == 1
+    stall = reporter.records[0]
+    assert 150 <= stall["ms"] < 1000
+    assert stall["samples"] > 0
+    assert "held_up" in stall["stacks"][0][1]
+    assert "event loop stalled" in caplog.text
+
+
+async def test_a_garbage_collection_inside_a_stall_is_named() -> None:
+    reporter = StallReporter(asyncio.get_running_loop(), threshold=0.03)
+    reporter.start()
+    try:
+        await asyncio.sleep(0.05)
+        started = time.monotonic()
+        while time.monotonic() - started < 0.1:
+            gc.collect()
+        await asyncio.sleep(0.1)
+    finally:
+        reporter.stop()
+    assert reporter.records
+    assert reporter.records[0]["gc_ms"] > 0
+    assert all(generation == 2 for generation, _ in reporter.records[0]["gc"])
+
+
+async def test_sigusr1_turns_the_reports_on_and_off() -> None:
+    reporter = StallReporter(asyncio.get_running_loop(), threshold=0.03)
+    assert on_signal(reporter)
+    try:
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.sleep(0.05)
+        assert reporter.running
+        os.kill(os.getpid(), signal.SIGUSR1)
+        await asyncio.sleep(0.05)
+        assert not reporter.running
+    finally:
+        asyncio.get_running_loop().remove_signal_handler(signal.SIGUSR1)
+        reporter.stop()
