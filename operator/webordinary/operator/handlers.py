@@ -68,6 +68,10 @@ LIFECYCLE_FIELDS: Final = tuple(("metadata", "annotations", key)
                                 for key in sorted(LIFECYCLE_ANNOTATIONS))
 # Children whose status is the environment's status (the others: only their versions).
 STATUS_KINDS: Final = frozenset({"Deployment", "PersistentVolumeClaim", "Pod"})
+# Children the operator creates: one that is deleted is put back at once by a full reconcile
+# (the editor's pods come and go with its Deployment's scale).
+RECREATED_KINDS: Final = frozenset({"Deployment", "PersistentVolumeClaim", "ServiceAccount",
+                                    "Service", "NetworkPolicy"})
 # How early a sleep deadline reads the environment and its input queue (see `deadline`): 2 s,
 # plus 3 ms (about the CPU of those reads) per other deadline in the 10 s before it, at most 8 s.
 DEADLINE_LEAD: Final = 2.0
@@ -368,10 +372,13 @@ def forget(rt: Runtime, key: Key) -> None:
         rt.sleepers.discard(key)
 
 
-def coalesced(rt: Runtime, key: Key) -> bool:
-    """Whether a refresh of `key` is running; it then runs once more when it is done."""
+def coalesced(rt: Runtime, key: Key, mode: Mode = "lifecycle") -> bool:
+    """Whether a refresh of `key` is running; it then runs once more when it is done (a full
+    reconcile if any of the coalesced ones asked for one)."""
     if key in rt.refreshing:
         rt.refresh_again.add(key)
+        if mode == "full":
+            rt.refresh_full.add(key)
         return True
     return False
 
@@ -382,12 +389,13 @@ async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | Non
     """A lifecycle reconcile of one environment outside kopf's handlers (sleep deadline, a
     message on a sleeping queue, a child's status); coalesced while one is running. `read`:
     the body as stored, read just before by the caller (else it is read here)."""
-    if coalesced(rt, key):
+    if coalesced(rt, key, mode):
         return
     rt.refreshing.add(key)
     try:
         while True:
             rt.refresh_again.discard(key)
+            rt.refresh_full.discard(key)
             body = read if read is not None else await current_body(rt, key)
             read = None
             if body is None or body["metadata"].get("deletionTimestamp"):
@@ -401,7 +409,8 @@ async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | Non
                 logging.getLogger(__name__).info("%s/%s %s: %s", *key, trigger, error)
             if key not in rt.refresh_again:
                 return
-            queue_busy, probe_queue, mode = None, False, "lifecycle"
+            queue_busy, probe_queue = None, False
+            mode = "full" if key in rt.refresh_full else "lifecycle"
     except KubeError as error:
         logging.getLogger(__name__).warning("%s/%s %s: %s", *key, trigger, error)
     finally:
@@ -484,6 +493,9 @@ def child_changed(rt: Runtime, kind: str, event: str | None, body: Mapping[str, 
     Deployment, PVC or editor pod changed what matters, refresh its environment's status (the
     first sight at start-up is left to the resume reconcile, which reads children)."""
     note_version(rt, kind, body, event)
+    if event == "DELETED" and kind in RECREATED_KINDS:
+        deleted(rt, kind, body)
+        return
     if kind not in STATUS_KINDS:
         return
     meta = body.get("metadata") or {}
@@ -504,6 +516,23 @@ def child_changed(rt: Runtime, kind: str, event: str | None, body: Mapping[str, 
         return
     if not coalesced(rt, key):  # checked here too: no task for a refresh already running
         rt.spawn(refresh(rt, key, f"child:{kind}"))
+
+
+def deleted(rt: Runtime, kind: str, body: Mapping[str, Any]) -> None:
+    """A child is gone (someone deleted it, or a re-list after 410 no longer shows it): a full
+    reconcile of its environment puts it back now, not at the next drift tick (up to 300 s
+    without its editor, routing or network policy). Its environment's own deletion is not a
+    reason: the refresh reads the environment and stops when it is being deleted."""
+    rt.observed.seen(kind, body, deleted=True)
+    if kind in STATUS_KINDS:
+        meta = body.get("metadata") or {}
+        rt.child_seen.pop((kind, meta.get("namespace") or "", meta.get("name") or ""), None)
+    key = owner_key(rt, body)
+    owners = (body.get("metadata") or {}).get("ownerReferences") or []
+    if key is None or any(ref.get("uid") in rt.deleting for ref in owners):
+        return
+    if not coalesced(rt, key, "full"):
+        rt.spawn(refresh(rt, key, f"deleted:{kind}", mode="full"))
 
 
 async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None:

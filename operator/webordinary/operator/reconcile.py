@@ -80,6 +80,7 @@ class Runtime:
     verified: dict[str, dict[tuple[str, str, str], str]] = field(default_factory=dict)
     refreshing: set[tuple[str, str]] = field(default_factory=set)
     refresh_again: set[tuple[str, str]] = field(default_factory=set)
+    refresh_full: set[tuple[str, str]] = field(default_factory=set)  # ...as a full reconcile
     deleting: set[str] = field(default_factory=set)  # uids whose cleanup has begun
     observed: Observed = field(default_factory=Observed)  # children as the watches show them
     # uid -> the wake and activity annotations, the generation and resourceVersion last seen

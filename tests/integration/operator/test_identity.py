@@ -36,6 +36,11 @@ def pod_identity(eks: PodIdentityApi, **extra: Any) -> dict[str, Any]:
             "editor_role_arn": ROLE, "eks_endpoint_url": eks.endpoint_url, **extra}
 
 
+# No watch covers EKS: drift ticks re-read the associations and heal them. These tests are
+# about those ticks, so they run at 1 s (production: 300 s, a check each 30 min).
+TICKS: dict[str, Any] = {"drift_interval_seconds": 1.0, "drift_initial_delay_seconds": 1.0}
+
+
 def client(eks: PodIdentityApi) -> Any:
     return boto3.client("eks", endpoint_url=eks.endpoint_url, region_name="us-east-1")
 
@@ -52,7 +57,7 @@ def test_one_association_per_environment_no_writes_at_drift_and_gone_on_delete(
     harness: Harness, eks: PodIdentityApi
 ) -> None:
     api, name = harness.api, "ameliastamps-website-john"
-    with harness.run_operator(**pod_identity(eks)) as runner:
+    with harness.run_operator(**pod_identity(eks, **TICKS)) as runner:
         created = api.create_ee(name, spec_for("john"))
         wait_for(lambda: is_reconciled(api.ee(name)), what="reconciled")
         (association,) = eks.associations()
@@ -105,7 +110,7 @@ def test_no_identity_is_reported_and_no_editor_starts_without_one(
 ) -> None:
     api, name = harness.api, "ameliastamps-website-nobody"
     eks.denied = set(settings.pop("denied", ()))
-    with harness.run_operator(**pod_identity(eks, **settings)) as runner:
+    with harness.run_operator(**pod_identity(eks, **TICKS, **settings)) as runner:
         api.create_ee(name, spec_for("nobody"))
         cond = wait_for(lambda: (c := identity(harness, name)) and c["status"] == "False" and c,
                         what="IdentityReady False")
