@@ -86,9 +86,12 @@ def pod_spec_defaults(spec: Any) -> None:
 
 
 def apply_builtin_defaults(
-    resource: Resource, obj: dict[str, Any], old: dict[str, Any] | None
+    resource: Resource, obj: dict[str, Any], old: dict[str, Any] | None,
+    settled: Any = None,
 ) -> None:
-    """Fill in server-side defaults in place (create, and update with the old object)."""
+    """Fill in server-side defaults in place (create, and update with the old object).
+    `settled`: the object's pod template when it is a settled one (see store.SettledTemplates),
+    left as it is."""
     spec = obj.get("spec")
     plural = resource.plural
     if plural == "deployments" and isinstance(spec, dict):
@@ -101,13 +104,13 @@ def apply_builtin_defaults(
             if strategy["type"] == "RollingUpdate":
                 strategy.setdefault("rollingUpdate", {"maxUnavailable": "25%", "maxSurge": "25%"})
         template = spec.get("template")
-        if isinstance(template, dict):
+        if isinstance(template, dict) and template is not settled:
             template.setdefault("metadata", {})
             pod_spec_defaults(template.get("spec"))
     elif plural in ("statefulsets", "replicasets", "daemonsets", "jobs") and isinstance(
             spec, dict):
         template = spec.get("template")
-        if isinstance(template, dict):
+        if isinstance(template, dict) and template is not settled:
             pod_spec_defaults(template.get("spec"))
     elif plural == "pods":
         pod_spec_defaults(spec)

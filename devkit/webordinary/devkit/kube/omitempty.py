@@ -56,8 +56,9 @@ class Pruner:
         return bool(value == {} and "object" in types and not schema.get("properties")
                     and isinstance(schema.get("additionalProperties"), dict))
 
-    def prune(self, value: Any, schema: Schema) -> None:
-        """Drop, in place, what the server's encoding would leave out."""
+    def prune(self, value: Any, schema: Schema, keep: Any = None) -> None:
+        """Drop, in place, what the server's encoding would leave out (`keep`: a part known to
+        be pruned already, left as it is)."""
         schema = self.resolve(schema)
         if isinstance(value, dict):
             properties = schema.get("properties")
@@ -67,12 +68,14 @@ class Pruner:
                     sub = properties.get(key)
                     if sub is None:
                         continue
-                    sub = self.resolve(sub)
                     item = value[key]
+                    if keep is not None and item is keep:
+                        continue
+                    sub = self.resolve(sub)
                     if key not in required and self.is_empty(item, sub):
                         del value[key]
                     elif isinstance(item, dict | list):
-                        self.prune(item, sub)
+                        self.prune(item, sub, keep)
             else:
                 additional = schema.get("additionalProperties")
                 if isinstance(additional, dict):
@@ -94,13 +97,15 @@ def _builtin_pruner() -> Pruner:
     return Pruner(builtin_definitions())
 
 
-def drop_empty_builtin(api_version: str, kind: str, obj: dict[str, Any]) -> None:
-    """Drop empty optional fields of a built-in object in place (unknown kinds: untouched)."""
+def drop_empty_builtin(api_version: str, kind: str, obj: dict[str, Any],
+                       keep: Any = None) -> None:
+    """Drop empty optional fields of a built-in object in place (unknown kinds: untouched;
+    `keep`: a part of it known to be pruned already)."""
     from webordinary.devkit.kube.validation import builtin_schema
 
     schema = builtin_schema(api_version, kind)
     if schema is not None:
-        _builtin_pruner().prune(obj, schema)
+        _builtin_pruner().prune(obj, schema, keep)
 
 
 def drop_empty_builtin_status(api_version: str, kind: str, obj: dict[str, Any]) -> None:

@@ -36,6 +36,7 @@ from webordinary.devkit.kube.selectors import (
     fields_match,
     labels_match,
 )
+from webordinary.devkit.kube.templates import SettledTemplates
 from webordinary.devkit.kube.validation import (
     CustomSchema,
     builtin_patch_meta,
@@ -154,6 +155,7 @@ class Store:
         # Who the request being served comes from (the server sets it per write): what
         # ValidatingAdmissionPolicies see as request.userInfo.username.
         self.user = SYSTEM_USER
+        self.templates = SettledTemplates()
         self.admission = AdmissionChain(lambda key: self.objects.get(key, {}),
                                         self._namespace_labels)
         for resource in BUILTINS:
@@ -385,9 +387,11 @@ class Store:
         return namespace
 
     def _validate(self, resource: Resource, obj: Obj, old: Obj | None,
-                  strict_fields: bool, *, status_only: bool = False) -> list[str]:
+                  strict_fields: bool, *, status_only: bool = False,
+                  settled: Obj | None = None) -> list[str]:
         """Normalise and validate in place; 422 with every cause; returns warnings.
-        `status_only`: a built-in's `/status` write, whose spec and metadata are as stored."""
+        `status_only`: a built-in's `/status` write, whose spec and metadata are as stored.
+        `settled`: the object's pod template when it is a settled one (templates.py)."""
         warnings: list[str] = []
         name = obj["metadata"].get("name", "")
         if status_only and not resource.custom:
@@ -404,8 +408,8 @@ class Store:
             obj.update(normalised)
             causes = metadata_causes(resource, obj) + schema.causes(obj, old)
         else:
-            drop_empty_builtin(resource.api_version, resource.kind, obj)
-            causes = validate_builtin(resource, obj)
+            drop_empty_builtin(resource.api_version, resource.kind, obj, settled)
+            causes = validate_builtin(resource, obj, settled)
             if old is not None and not causes:
                 causes += builtin_update_causes(resource, old, obj)
         if resource.plural == "customresourcedefinitions" and not causes:
@@ -527,10 +531,12 @@ class Store:
             obj.pop("status", None)
             if not resource.custom:
                 obj["status"] = _initial_status(resource)
+        digest = self.templates.digest(resource, obj)
         if not resource.custom:
             apply_builtin_defaults(resource, obj, None)
         warnings = self._validate(resource, obj, None, strict_fields)
         meta = obj["metadata"]  # validation may have replaced it (pruning)
+        slot = (resource.storage_key, (namespace, meta["name"]))
         if (namespace, meta["name"]) in items:
             raise errors.already_exists(resource.plural, resource.group, meta["name"])
         if resource.plural == "customresourcedefinitions":
@@ -544,6 +550,7 @@ class Store:
         if resource.plural == "customresourcedefinitions":
             obj["status"] = _crd_status(obj)
         created = self._finish_create(resource, namespace, obj)
+        self.templates.remember(slot, digest, created)
         if resource.plural == "customresourcedefinitions":
             self.register_crd(created)
         if meta.get("ownerReferences"):
@@ -583,6 +590,8 @@ class Store:
                 ("metadata.resourceVersion", "Invalid value: 0x0: must be specified for an "
                                              "update")])
         old_meta = old["metadata"]
+        slot = (resource.storage_key, (namespace or "", name))
+        digest, settled = None, None
         if subresource == "status":
             status = new.get("status")
             # copy-on-write: stored objects are never changed in place, so the new version
@@ -615,13 +624,17 @@ class Store:
                                                 f"the object is being deleted, found new "
                                                 f"finalizers {sorted(added)!r}")])
             if not resource.custom:
-                apply_builtin_defaults(resource, new, old)
+                digest = self.templates.digest(resource, new)
+                settled = self.templates.settle(slot, digest, new)
+                apply_builtin_defaults(resource, new, old, settled)
         meta["resourceVersion"] = old_meta["resourceVersion"]
         if "finalizers" in meta and not meta["finalizers"]:
             del meta["finalizers"]
         warnings = self._validate(resource, new, old, strict_fields,
-                                  status_only=subresource == "status")
+                                  status_only=subresource == "status", settled=settled)
         meta = new["metadata"]  # validation may have replaced it (pruning)
+        if settled is None and not dry_run:
+            self.templates.remember(slot, digest, new)
         if self._spec_changed(resource, old, new):
             meta["generation"] = int(old_meta.get("generation", 1)) + 1
         self._admit("UPDATE", resource, namespace, new, old, subresource)
@@ -793,6 +806,7 @@ class Store:
 
     def _remove(self, resource: Resource, key: ObjectKey, final: Obj) -> None:
         old = self.objects[resource.storage_key].pop(key)
+        self.templates.forget((resource.storage_key, key))
         self._index(resource, key, None, old)
         self._emit(resource, "DELETED", final, old)
         if resource.plural == "customresourcedefinitions":

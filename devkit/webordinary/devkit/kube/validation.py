@@ -178,6 +178,22 @@ def builtin_validator(api_version: str, kind: str) -> Check | None:
     return _builtin_compiler().compile(schema)
 
 
+@cache
+def builtin_validator_without_template(api_version: str, kind: str) -> Check | None:
+    """The validator of a workload kind that leaves its `spec.template` out (a settled pod
+    template: validated when it was stored, see store.SettledTemplates); None when the kind
+    has no pod template."""
+    schema = builtin_schema(api_version, kind)
+    spec = ((schema or {}).get("properties") or {}).get("spec") or {}
+    name = str(spec.get("$ref", "")).rsplit("/", 1)[-1]
+    definitions = builtin_definitions()
+    if schema is None or "template" not in (definitions.get(name) or {}).get("properties", {}):
+        return None
+    without = {**definitions[name],
+               "properties": {**definitions[name]["properties"], "template": {}}}
+    return Compiler({**definitions, name: without}).compile(schema)
+
+
 def _quantity_causes(resources: Any, path: str) -> list[Cause]:
     causes: list[Cause] = []
     if not isinstance(resources, dict):
@@ -296,8 +312,10 @@ def _selector_matches(selector: Any, labels: Any) -> bool:
     return True
 
 
-def builtin_semantic_causes(resource: Resource, obj: dict[str, Any]) -> list[Cause]:
-    """Checks the real server makes beyond the OpenAPI schema."""
+def builtin_semantic_causes(resource: Resource, obj: dict[str, Any],
+                            settled: Any = None) -> list[Cause]:
+    """Checks the real server makes beyond the OpenAPI schema (`settled`: a settled pod
+    template of the object, whose own checks passed when it was stored)."""
     causes: list[Cause] = []
     spec = obj.get("spec")
     plural = resource.plural
@@ -313,9 +331,10 @@ def builtin_semantic_causes(resource: Resource, obj: dict[str, Any]) -> list[Cau
             causes.append(("spec.template.metadata.labels",
                            f"Invalid value: {labels}: `selector` does not match template "
                            "`labels`"))
-        causes += label_causes((template.get("metadata") or {}).get("labels"),
-                               "spec.template.metadata.labels")
-        causes += _pod_spec_causes(template.get("spec"), "spec.template.spec")
+        if settled is None or template is not settled:
+            causes += label_causes((template.get("metadata") or {}).get("labels"),
+                                   "spec.template.metadata.labels")
+            causes += _pod_spec_causes(template.get("spec"), "spec.template.spec")
         replicas = spec.get("replicas")
         if isinstance(replicas, int) and replicas < 0:
             causes.append(("spec.replicas", f"Invalid value: {replicas}: must be greater than "
@@ -401,13 +420,21 @@ def validate_builtin_status(resource: Resource, obj: dict[str, Any]) -> list[Cau
     return causes
 
 
-def validate_builtin(resource: Resource, obj: dict[str, Any]) -> list[Cause]:
+def validate_builtin(resource: Resource, obj: dict[str, Any],
+                     settled: Any = None) -> list[Cause]:
+    """Every cause to refuse a built-in object; `settled`: its pod template when that is a
+    settled one (passed these checks when it was stored: not walked again)."""
     causes = metadata_causes(resource, obj)
-    validator = builtin_validator(resource.api_version, resource.kind)
+    validator = None
+    if settled is not None and ((obj.get("spec") or {}).get("template")) is settled:
+        validator = builtin_validator_without_template(resource.api_version, resource.kind)
+    if validator is None:
+        settled = None
+        validator = builtin_validator(resource.api_version, resource.kind)
     if validator is not None:
         validator(obj, (), causes)
     if not causes:
-        causes += builtin_semantic_causes(resource, obj)
+        causes += builtin_semantic_causes(resource, obj, settled)
     return causes
 
 
