@@ -143,6 +143,39 @@ def test_only_managed_children_are_watched(kube_api: KubeAPI, moto: MotoServer) 
     assert runner.exception is None, runner.output
 
 
+def test_twelve_namespaces_hold_more_watches_than_the_old_connection_limit(
+        kube_api: KubeAPI, moto: MotoServer) -> None:
+    """Six child watches per namespace each hold a connection: twelve namespaces hold 72, more
+    than the 64 the client used to allow, and the reconciles' own requests must still get one."""
+    namespaces = [f"team-{i:02d}" for i in range(12)]
+    kube_api.create_namespaces(*namespaces)
+    ensure_storage_class(Api(kube_api.url))
+    api = Api(kube_api.url)
+    settings = operator_settings(kube_api, moto, namespaces=namespaces,
+                                 drift_interval_seconds=300.0)
+    registry = kopf.OperatorRegistry()
+    register(registry, settings)
+    scope = [arg for ns in namespaces for arg in ("-n", ns)]
+    with KopfRunner(["run", "--standalone", *scope], registry=registry, timeout=60) as runner:
+        for ns in (namespaces[0], namespaces[-1]):
+            api.create_ee("many", spec_for(ns), ns=ns)  # a user each: their own queues
+        for ns in (namespaces[0], namespaces[-1]):
+            wait_for(lambda n=ns: is_reconciled(api.ee("many", n)), 30, f"reconciled in {ns}")
+            pvc = naming.child_name("many", "workspace")
+            api.call("PATCH", f"/api/v1/namespaces/{ns}/persistentvolumeclaims/{pvc}/status",
+                     {"status": {"phase": "Bound"}}, "application/merge-patch+json")
+            wait_for(lambda n=ns: (condition(api.ee("many", n), "StorageReady") or {}).get(
+                "status") == "True", 10, f"the bound PVC's watch event in {ns}")
+        # The last feeds to start (NetworkPolicies, in the last namespaces) see a deletion too.
+        policies = f"/apis/networking.k8s.io/v1/namespaces/{namespaces[-1]}/networkpolicies"
+        policy = naming.child_name("many", "editor")
+        uid = api.get(f"{policies}/{policy}")["metadata"]["uid"]
+        api.call("DELETE", f"{policies}/{policy}")
+        wait_for(lambda: (api.get(f"{policies}/{policy}") or {}).get("metadata", {}).get("uid")
+                 not in (None, uid), 10, "the NetworkPolicy's deletion seen and put back")
+    assert runner.exception is None, runner.output
+
+
 class Switch:
     """An Activity (standby.Standby's interface) flipped by the test."""
 
