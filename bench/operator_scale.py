@@ -281,6 +281,7 @@ def main() -> None:
             time.sleep(0.5)
         writes = kube.write_counts()
         by_verb = kube.request_counts()
+        reads = kube.read_counts()
         with proxy.lock:
             sqs_counts = dict(proxy.counts)
             sqs_errors = dict(proxy.errors)
@@ -366,6 +367,7 @@ def main() -> None:
         print(f"  {label:<{width}}  {value:>12}  {note}")
     print(f"  writes by resource: {json.dumps(writes, sort_keys=True)}")
     print(f"  API requests by verb until Ready: {json.dumps(by_verb)}")
+    print(f"  API reads by resource until Ready: {json.dumps(reads, sort_keys=True)}")
     print(f"  emulator mean handling ms by verb: "
           f"{json.dumps({k: round(v, 1) for k, v in server_ms.items()})}")
     print(f"  SQS calls by action: {json.dumps(sqs_counts, sort_keys=True)}")

@@ -97,6 +97,11 @@ class KubeAPI:
         with self.store.counts_lock:
             return dict(self.store.writes)
 
+    def read_counts(self) -> dict[str, int]:
+        """Reads (GET of one object, LIST) per verb and resource, e.g. {"LIST pods": 2}."""
+        with self.store.counts_lock:
+            return dict(self.store.reads)
+
     def accept_tokens(self, tokens: Iterable[str] | None) -> None:
         """Authenticate: only these bearer tokens pass (401 otherwise), as a real server with
         a static token file; None: every request passes (the default)."""
@@ -115,6 +120,7 @@ class KubeAPI:
         with self.store.counts_lock:
             self.store.counts.clear()
             self.store.writes.clear()
+            self.store.reads.clear()
 
     def timings(self) -> dict[str, float]:
         """Mean server-side handling time in milliseconds per verb (watch excluded)."""

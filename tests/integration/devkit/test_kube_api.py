@@ -742,6 +742,7 @@ def test_request_counters(api: KubeAPI, http: KubeHTTP) -> None:
     assert counts == {"GET": 1, "LIST": 1, "POST": 1, "PUT": 0, "PATCH": 1, "DELETE": 1,
                       "WATCH": 0}
     assert api.write_counts() == {"widgets": 2, "widgets/status": 1}
+    assert api.read_counts() == {"GET widgets": 1, "LIST widgets": 1}
     assert set(api.timings()) >= {"POST", "PATCH", "GET", "LIST", "DELETE"}
 
 

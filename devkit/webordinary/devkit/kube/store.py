@@ -150,6 +150,7 @@ class Store:
         self.closing = False
         self.counts: Counter[str] = Counter()
         self.writes: Counter[str] = Counter()
+        self.reads: Counter[str] = Counter()  # "GET pods", "LIST pods", ...
         self.counts_lock = threading.Lock()
         self.loop: asyncio.AbstractEventLoop | None = None
         # Who the request being served comes from (the server sets it per write): what
@@ -206,9 +207,13 @@ class Store:
     def count(self, verb: str, resource: Resource | None, subresource: str | None) -> None:
         with self.counts_lock:
             self.counts[verb] += 1
-            if resource is not None and verb in ("POST", "PUT", "PATCH", "DELETE"):
-                name = resource.plural + (f"/{subresource}" if subresource else "")
+            if resource is None:
+                return
+            name = resource.plural + (f"/{subresource}" if subresource else "")
+            if verb in ("POST", "PUT", "PATCH", "DELETE"):
                 self.writes[name] += 1
+            elif verb in ("GET", "LIST"):
+                self.reads[f"{verb} {name}"] += 1
 
     # -- reading ---------------------------------------------------------------------------
 
