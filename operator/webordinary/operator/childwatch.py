@@ -136,6 +136,7 @@ class Feed:
     patterns: list[str] = field(default_factory=list)
     known: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
     version: str | None = None
+    following: bool = False  # listed, and its watch runs (see ChildWatch.synced)
 
     def path(self) -> str:
         return resource_path(self.watched.resource, self.namespace)
@@ -196,6 +197,16 @@ class ChildWatch:
         self._task: asyncio.Task[None] | None = None
         self.relists = 0  # lists after the first one of a feed (410 Gone)
 
+    def synced(self, kind: str, namespace: str) -> bool:
+        """Whether the events delivered so far hold every `kind` object in `namespace`: its
+        feed has listed and follows the watch from there (not while it lists again after a
+        410, nor while paused). Then what `deliver` was given answers a read of them, as an
+        informer's cache does once synced."""
+        return any(feed.watched.kind == kind and feed.following
+                   and (feed.namespace is None or feed.namespace == namespace)
+                   and in_scope(namespace, feed.patterns)
+                   for feed in self.feeds)
+
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._run())
@@ -226,6 +237,12 @@ class ChildWatch:
             log.exception("handling a %s event failed", kind)
 
     async def _follow(self, feed: Feed) -> None:
+        try:
+            await self._follow_feed(feed)
+        finally:  # paused or stopped: what it delivered goes stale from here
+            feed.following = False
+
+    async def _follow_feed(self, feed: Feed) -> None:
         delay = BACKOFF_MIN
         kind = feed.watched.kind
         while True:
@@ -236,18 +253,21 @@ class ChildWatch:
                 continue
             try:
                 if feed.version is None:
+                    feed.following = False
                     if feed.known:
                         self.relists += 1
                     items, version = await client.list_all(feed.path(), feed.params())
                     for event, body in feed.relisted(items):
                         self._hand(kind, event, body)
                     feed.version = version
+                feed.following = True
                 async for raw in client.watch(feed.path(), feed.params(), feed.version):
                     delivered = feed.event(raw)
                     if delivered is not None:
                         self._hand(kind, *delivered)
                     delay = BACKOFF_MIN
             except KubeError as error:
+                feed.following = False  # events may be missed until the watch resumes
                 if error.status == 410:
                     log.info("watch of %s expired; listing again", feed.path())
                     feed.version = None

@@ -40,6 +40,7 @@ from webordinary.operator.reconcile import (
     Outcome,
     Runtime,
     fingerprint,
+    lifecycle_ready,
     previous_status,
     reconcile,
     steady,
@@ -296,7 +297,9 @@ async def lifecycle_event(rt: Runtime, body: Mapping[str, Any], event: Any) -> N
     uid = meta.get("uid") or ""
     if event == "DELETED":
         rt.marks.pop(uid, None)
+        rt.latest.forget((meta.get("namespace") or "", meta.get("name") or ""))
         return
+    rt.latest.seen(dict(body))
     mark = lifecycle_mark(meta)
     seen = rt.marks.get(uid)
     rt.marks[uid] = mark
@@ -385,10 +388,12 @@ def coalesced(rt: Runtime, key: Key, mode: Mode = "lifecycle") -> bool:
 
 async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | None = None,
                   probe_queue: bool = False, mode: Mode = "lifecycle",
-                  read: Mapping[str, Any] | None = None) -> None:
+                  read: Mapping[str, Any] | None = None, cached: bool = False) -> None:
     """A lifecycle reconcile of one environment outside kopf's handlers (sleep deadline, a
     message on a sleeping queue, a child's status); coalesced while one is running. `read`:
-    the body as stored, read just before by the caller (else it is read here)."""
+    the body as stored, read just before by the caller (else it is read here). `cached`: the
+    newest version the operator has seen will do for a lifecycle reconcile (`known_body`; a
+    decision to sleep still reads it)."""
     if coalesced(rt, key, mode):
         return
     rt.refreshing.add(key)
@@ -396,7 +401,14 @@ async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | Non
         while True:
             rt.refresh_again.discard(key)
             rt.refresh_full.discard(key)
-            body = read if read is not None else await current_body(rt, key)
+            body, current = read, True
+            if body is None and cached and mode == "lifecycle":
+                body = await known_body(rt, key)
+                if body is not None and not lifecycle_ready(body):
+                    body = None  # a full reconcile follows: on the version as stored
+                current = body is None
+            if body is None:
+                body = await current_body(rt, key)
             read = None
             if body is None or body["metadata"].get("deletionTimestamp"):
                 forget(rt, key)
@@ -404,7 +416,7 @@ async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | Non
             try:
                 await run_reconcile(rt, body, trigger, fresh=False, retry=0, mode=mode,
                                     queue_busy=queue_busy, probe_queue=probe_queue,
-                                    current=True)
+                                    current=current)
             except kopf.TemporaryError as error:  # kopf's own triggers retry; note it here
                 logging.getLogger(__name__).info("%s/%s %s: %s", *key, trigger, error)
             if key not in rt.refresh_again:
@@ -452,16 +464,34 @@ async def deadline(rt: Runtime, key: Key, at: datetime) -> None:
     await refresh(rt, key, "deadline", probe_queue=True)
 
 
+async def known_body(rt: Runtime, key: Key) -> Mapping[str, Any] | None:
+    """The newest version of the environment the operator has seen (rt.latest), taken after
+    any reconcile of it that is running (whose status write it then holds); None when none
+    was seen."""
+    body = rt.latest.get(key)
+    uid = (body or {}).get("metadata", {}).get("uid")
+    if body is None or not uid or uid not in rt.locks or not rt.locks[uid].locked():
+        return body
+    async with rt.locks[uid]:
+        pass
+    return rt.latest.get(key)
+
+
 async def current_body(rt: Runtime, key: Key) -> Mapping[str, Any] | None:
     """The environment as stored, read after any reconcile of it that is running: a body read
     before that reconcile's status write would look unreconciled (a full reconcile again)."""
     body = await rt.client().get(builders.EDIT_ENVIRONMENT, *key)
     uid = (body or {}).get("metadata", {}).get("uid")
     if body is None or not uid or uid not in rt.locks or not rt.locks[uid].locked():
+        if body is not None:
+            rt.latest.seen(body)
         return body
     async with rt.locks[uid]:
         pass
-    return await rt.client().get(builders.EDIT_ENVIRONMENT, *key)
+    body = await rt.client().get(builders.EDIT_ENVIRONMENT, *key)
+    if body is not None:
+        rt.latest.seen(body)
+    return body
 
 
 def owner_key(rt: Runtime, body: Mapping[str, Any]) -> Key | None:
@@ -515,7 +545,7 @@ def child_changed(rt: Runtime, kind: str, event: str | None, body: Mapping[str, 
     if key is None:
         return
     if not coalesced(rt, key):  # checked here too: no task for a refresh already running
-        rt.spawn(refresh(rt, key, f"child:{kind}"))
+        rt.spawn(refresh(rt, key, f"child:{kind}", cached=True))
 
 
 def deleted(rt: Runtime, kind: str, body: Mapping[str, Any]) -> None:
@@ -593,6 +623,7 @@ async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None
     rt.marks.pop(owner.uid, None)
     rt.admitted.pop(owner.uid, None)
     rt.identity_checked.pop(owner.uid, None)
+    rt.latest.forget((owner.namespace, owner.name))
     rt.deleting.discard(owner.uid)
 
 
@@ -648,6 +679,7 @@ def register(registry: kopf.OperatorRegistry, settings: OperatorSettings) -> Run
                           standby)
     lag = LagProbe(rt.metrics.loop_lag)
     stalls: list[StallReporter] = []  # made on the loop, at startup
+    rt.synced = children.synced
 
     @kopf.on.startup(registry=registry)
     async def _startup(settings: kopf.OperatorSettings, **_: Any) -> None:

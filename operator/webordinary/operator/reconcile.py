@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Coroutine, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Literal
@@ -29,6 +29,7 @@ from webordinary.operator.adapters.eks import EksAdapter
 from webordinary.operator.adapters.kube import KubeClient, KubeError
 from webordinary.operator.adapters.sqs import Owner as QueueOwner
 from webordinary.operator.adapters.sqs import SqsAdapter, SqsFailure
+from webordinary.operator.latest import Latest
 from webordinary.operator.metrics import Metrics
 from webordinary.operator.observed import Observed, child_version
 from webordinary.operator.settings import OperatorSettings
@@ -55,6 +56,10 @@ PARTS_BY_KIND = {
     builders.INGRESS.kind: ConditionType.ROUTING_READY,
     builders.NETWORK_POLICY.kind: ConditionType.ROUTING_READY,
 }
+
+
+def _never_synced(kind: str, namespace: str) -> bool:
+    return False
 
 
 @dataclass
@@ -89,6 +94,10 @@ class Runtime:
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     admitted: dict[str, Any] = field(default_factory=dict)  # uid -> generation whose spec passed
     identity_checked: dict[str, float] = field(default_factory=dict)  # uid -> loop time in sync
+    # (kind, namespace) -> whether the child watches have delivered every such object and
+    # follow them (ChildWatch.synced): then `observed` answers for them without a LIST
+    synced: Callable[[str, str], bool] = _never_synced
+    latest: Latest = field(default_factory=Latest)  # the newest version of each environment
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` in the background, kept (and cancelled at cleanup) until it ends."""
@@ -326,13 +335,15 @@ async def observe_children(
     watched_pods: bool = False,
 ) -> dict[ConditionType, Part]:
     """StorageReady and WorkloadReady from the live PVC, Deployment and (when the editor is
-    not available) its pods: as the pod watch shows them (`watched_pods`), else listed."""
+    not available) its pods: as the pod watch shows them (`watched_pods`, or once that watch
+    has synced: a full reconcile of a starting editor listed them, one LIST per environment
+    in a creation burst), else listed."""
     settings = rt.settings
     since = starting_for(rt, owner.uid, previous, now)
     pods: Sequence[Mapping[str, Any]] = []
     workload = workload_part(deployment, pods, replicas, since, settings.start_timeout_seconds)
     if workload.ok is not True and workload.reason == STARTING and deployment is not None:
-        if watched_pods:
+        if watched_pods or rt.synced(POD.kind, owner.namespace):
             pods = rt.observed.pods(owner.namespace, builders.instance_label(owner.name))
         else:
             selector = ",".join(f"{k}={v}" for k, v in builders.selector_labels(owner).items())
@@ -687,8 +698,8 @@ async def _report(rt: Runtime, owner: builders.Owner, outcome: Outcome) -> Outco
         return outcome
     patch = {"status": outcome.status.model_dump(mode="json", by_alias=True)}
     try:
-        await rt.client().patch(builders.EDIT_ENVIRONMENT, owner.namespace, owner.name, patch,
-                                subresource="status")
+        rt.latest.seen(await rt.client().patch(builders.EDIT_ENVIRONMENT, owner.namespace,
+                                               owner.name, patch, subresource="status"))
         outcome.written = True
     except KubeError as error:
         if error.status != 404:

@@ -222,13 +222,18 @@ async def test_a_standby_watches_nothing_and_resumes_where_it_stopped(
         watch.start()
         await asyncio.sleep(0.5)
         assert seen == [], "a standby lists and watches nothing"
+        assert not watch.synced("Service", "shop")
         switch.set(True)
         await until(lambda: seen == [(None, "before")])
+        await until(lambda: watch.synced("Service", "shop"))
+        assert not watch.synced("Service", "elsewhere"), "not in its namespaces"
+        assert not watch.synced("Pod", "shop"), "not watched"
         await create("live")
         await create("other-namespace", "elsewhere")
         await until(lambda: (("ADDED", "live")) in seen)
         switch.set(False)
         await asyncio.sleep(0.2)
+        assert not watch.synced("Service", "shop"), "paused: what it holds goes stale"
         await create("while-paused")
         await kube.delete(builders.SERVICE, "shop", "before")
         await asyncio.sleep(0.3)
@@ -237,6 +242,7 @@ async def test_a_standby_watches_nothing_and_resumes_where_it_stopped(
         switch.set(True)
         await until(lambda: ("DELETED", "before") in seen)
         assert ("ADDED", "while-paused") in seen
+        assert watch.synced("Service", "shop")
         assert kube_api.request_counts()["LIST"] == lists, "resumed from its version"
         assert all(name != "other-namespace" for _, name in seen)
     finally:
