@@ -34,7 +34,6 @@ from typing import Any
 
 import psutil
 
-from tests.integration.operator.sqsproxy import SqsProxy
 from webordinary.contracts import naming
 from webordinary.contracts.environment import API_VERSION, KIND, PLURAL
 from webordinary.devkit.aws import FAKE_CREDENTIALS
@@ -150,16 +149,22 @@ def load_average() -> str:
     return " ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def sqs_counts(moto_url: str) -> tuple[dict[str, int], dict[str, int]]:
+    """SQS calls by action and error answers ("Action status") so far, as moto counted them
+    (bench/motocount.py)."""
+    answer = request(f"{moto_url}/bench/sqs-counts")
+    return dict(answer["counts"]), dict(answer["errors"])
+
+
 class IdleWindow:
     """The operator's CPU, API reads and writes and SQS calls over one idle window."""
 
-    def __init__(self, proc: psutil.Process, kube: Any, proxy: SqsProxy) -> None:
-        self._proc, self._kube, self._proxy = proc, kube, proxy
+    def __init__(self, proc: psutil.Process, kube: Any, moto_url: str) -> None:
+        self._proc, self._kube, self._moto = proc, kube, moto_url
         self._cpu = cpu_seconds(proc)
         self._reads = kube.request_counts().get("GET", 0)
         self._writes = kube.write_counts()
-        with proxy.lock:
-            self._sqs = sum(proxy.counts.values())
+        self._sqs = sum(sqs_counts(moto_url)[0].values())
         self.started = time.monotonic()
 
     def end(self) -> None:
@@ -169,8 +174,7 @@ class IdleWindow:
         after = self._kube.write_counts()
         self.writes = {k: v - self._writes.get(k, 0) for k, v in after.items()
                        if v != self._writes.get(k, 0)}
-        with self._proxy.lock:
-            self.sqs = sum(self._proxy.counts.values()) - self._sqs
+        self.sqs = sum(sqs_counts(self._moto)[0].values()) - self._sqs
         self.load = load_average()
 
 
@@ -204,22 +208,20 @@ def main() -> None:
     kube = start_kube_api([ROOT / "crds"])
     # moto gets its own process (and GIL): in the bench's process it would compete with the
     # emulator, and the operator would be measured against a starved AWS stand-in.
-    moto = subprocess.Popen(
-        [sys.executable, "-c", "import os, time; from webordinary.devkit.aws import start_moto; "
-         "parent = os.getppid(); print(start_moto().endpoint_url, flush=True)\n"
-         "while os.getppid() == parent: time.sleep(1)"],  # ends with the bench
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # It counts SQS calls itself (a counting proxy here cost this process, the emulator's, a
+    # forwarded request per call).
+    moto = subprocess.Popen([sys.executable, "-P", str(ROOT / "bench" / "motocount.py")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert moto.stdout is not None
     moto_url = moto.stdout.readline().strip()
     for key, value in FAKE_CREDENTIALS.items():
         os.environ.setdefault(key, value)
-    proxy = SqsProxy(moto_url).start()
     request(f"{kube.url}/api/v1/namespaces", "POST",
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     env = dict(os.environ)
     env.update({
         "WEBORDINARY_OPERATOR_KUBE_API_URL": kube.url,
-        "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": proxy.url,
+        "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": moto_url,
         "WEBORDINARY_OPERATOR_METRICS_PORT": "null",
         "WEBORDINARY_OPERATOR_LIVENESS_PORT": "null",
         "WEBORDINARY_OPERATOR_LOG_LEVEL": os.environ.get(
@@ -232,8 +234,8 @@ def main() -> None:
     operator = subprocess.Popen([sys.executable, "-m", "webordinary.operator"], env=env,
                                 stdout=log, stderr=subprocess.STDOUT)
     proc = psutil.Process(operator.pid)
-    # The bench's own process holds the API emulator (and the SQS counting proxy, the
-    # controllers' stand-in and the Ready watcher); moto runs in its own.
+    # The bench's own process holds the API emulator (and the controllers' stand-in, the
+    # create clients and the Ready watcher); moto runs in its own.
     parts = {"operator": proc, "API emulator (+ bench)": psutil.Process(),
              "moto (SQS)": psutil.Process(moto.pid)}
     peak_rss = 0
@@ -282,9 +284,7 @@ def main() -> None:
         writes = kube.write_counts()
         by_verb = kube.request_counts()
         reads = kube.read_counts()
-        with proxy.lock:
-            sqs_counts = dict(proxy.counts)
-            sqs_errors = dict(proxy.errors)
+        sqs_calls, sqs_errors = sqs_counts(moto_url)
         failed_creates = sum(v for k, v in sqs_errors.items() if k.startswith("CreateQueue "))
         server_ms = kube.timings()
         # Idle: everything Ready, nothing changes; each window spans a drift interval. The
@@ -292,7 +292,7 @@ def main() -> None:
         # environment's first drift tick after the burst) that would never recur.
         idle: list[IdleWindow] = []
         for _ in range(args.windows):
-            window = IdleWindow(proc, kube, proxy)
+            window = IdleWindow(proc, kube, moto_url)
             while time.monotonic() - window.started < idle_window:
                 peak_rss = max(peak_rss, proc.memory_info().rss)
                 time.sleep(0.5)
@@ -305,7 +305,6 @@ def main() -> None:
             operator.wait(timeout=20)
         except subprocess.TimeoutExpired:
             operator.kill()
-        proxy.stop()
         kube.stop()
         moto.kill()
 
@@ -335,8 +334,8 @@ def main() -> None:
          "finalizer, last-handled state"),
         ("  Events", f"{events / n:.2f}", "Ready (and what needs a person)"),
         ("  other", f"{other / n:.2f}", ""),
-        ("SQS calls per env", f"{sum(sqs_counts.values()) / n:.2f}",
-         f"CreateQueue {sqs_counts.get('CreateQueue', 0) / n:.2f} "
+        ("SQS calls per env", f"{sum(sqs_calls.values()) / n:.2f}",
+         f"CreateQueue {sqs_calls.get('CreateQueue', 0) / n:.2f} "
          f"({failed_creates} retried after moto's own 500s)"),
         ("CPU s until Ready: operator", f"{burst_cpu['operator']:.1f} s",
          f"{1000 * burst_cpu['operator'] / n:.1f} ms per env"),
@@ -370,7 +369,7 @@ def main() -> None:
     print(f"  API reads by resource until Ready: {json.dumps(reads, sort_keys=True)}")
     print(f"  emulator mean handling ms by verb: "
           f"{json.dumps({k: round(v, 1) for k, v in server_ms.items()})}")
-    print(f"  SQS calls by action: {json.dumps(sqs_counts, sort_keys=True)}")
+    print(f"  SQS calls by action: {json.dumps(sqs_calls, sort_keys=True)}")
     print(f"  SQS error answers (action status): {json.dumps(sqs_errors, sort_keys=True)}")
 
 
