@@ -132,10 +132,6 @@ def operator_settings(kube_api: KubeAPI, moto: MotoServer, **overrides: Any) -> 
     values: dict[str, Any] = {
         "kube_api_url": kube_api.url,
         "sqs_endpoint_url": moto.endpoint_url,
-        "retry_base_delay_seconds": 0.5,
-        "retry_max_delay_seconds": 2.0,
-        "cleanup_max_retries": 2,
-        "cleanup_slow_retry_seconds": 2.0,
         "metrics_port": None,
         "liveness_port": None,
     }

@@ -109,7 +109,11 @@ def test_stuck_cleanup_degrades_and_release_annotation_lets_go(
     harness, proxy = proxied
     api = harness.api
     name = "ameliastamps-website-y"
-    with harness.run_operator(aws_max_attempts=1, cleanup_slow_retry_seconds=600.0) as runner:
+    # The fast retries before Degraded are under test: two of them, 0.5-2 s apart (production:
+    # five, 2-60 s apart).
+    with harness.run_operator(aws_max_attempts=1, cleanup_slow_retry_seconds=600.0,
+                              cleanup_max_retries=2, retry_base_delay_seconds=0.5,
+                              retry_max_delay_seconds=2.0) as runner:
         api.create_ee(name, spec_for("y"))
         wait_for(lambda: is_reconciled(api.ee(name)), what="Ready")
         proxy.fail("DeleteQueue", status=500, code="InternalFailure")
