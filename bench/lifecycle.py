@@ -245,7 +245,9 @@ def innermost(stall: dict[str, Any], frames: int) -> str:
         return "gc"
     stack = stall["stacks"][0][1].split(" < ") if stall["stacks"] else []
     if not stack or stack[0].startswith("selectors:select"):
-        return "waiting for the CPU or the GIL (the loop was idle)"
+        if (stall.get("cpu_ms") or 0) < stall["ms"] / 3:
+            return "idle loop, process not scheduled (waiting for a CPU)"
+        return "idle loop, another thread of the process held the GIL"
     return " < ".join(stack[:frames])
 
 
@@ -293,18 +295,19 @@ def explain(woken: list[tuple[str, float]], singles: list[float], paused: list[f
 
 def calls_per_wake(woken: list[tuple[str, float]], trace: list[tuple[float, float, str, str]],
                    pool: set[str]) -> float:
-    """Requests the operator made per single wake: those about the woken environment, or about
-    none of the pool (Events), from its wake PATCH until the next wake (the PATCH excluded)."""
+    """Requests the operator made per single wake: those about the woken environment in the
+    second after its wake request (the request itself excluded), and the Events posted in that
+    second (each request counted once)."""
     if not woken:
         return float("nan")
-    ends = [sent for _, sent in woken[1:]] + [float("inf")]
     total = 0
-    for (name, sent), end in zip(woken, ends, strict=True):
-        for start, _, _, url in trace:
-            if sent <= start < end and (name in url or not any(x in url for x in pool)):
-                total += 1
-        total -= 1  # the wake PATCH
-    return total / len(woken)
+    for start, _, verb, url in trace:
+        about = next((x for x in pool if x in url), None)
+        if about is None and not (verb == "POST" and url.endswith("/events")):
+            continue
+        if any(sent <= start < sent + 1.0 and about in (None, name) for name, sent in woken):
+            total += 1
+    return (total - len(woken)) / len(woken)
 
 
 def main() -> None:

@@ -133,13 +133,14 @@ class StallReporter:
         if end - start >= self._threshold and threading.get_ident() == self._loop_thread:
             # The watchdog cannot run while a collection holds the interpreter: a stall that
             # is one collection is reported from here, with the stack that triggered it.
-            self.report(start, end - start, Counter({stack_of(self._loop_thread): 1}))
+            self.report(start, end - start, Counter({stack_of(self._loop_thread): 1}),
+                        end - start)
 
     def _watch(self) -> None:
         answered = threading.Event()
         while not self._stopped.is_set():
             answered.clear()
-            asked, asked_wall = time.perf_counter(), time.time()
+            asked, asked_wall, cpu = time.perf_counter(), time.time(), time.process_time()
             try:
                 self._loop.call_soon_threadsafe(answered.set)
             except RuntimeError:
@@ -152,11 +153,15 @@ class StallReporter:
                 if self._stopped.is_set():
                     return
                 stacks[stack_of(self._loop_thread or 0)] += 1
-            self.report(asked_wall, time.perf_counter() - asked, stacks)
+            self.report(asked_wall, time.perf_counter() - asked, stacks,
+                        time.process_time() - cpu)
 
-    def report(self, start: float, seconds: float, stacks: Counter[str]) -> None:
+    def report(self, start: float, seconds: float, stacks: Counter[str],
+               cpu: float | None = None) -> None:
         """One stall: `start` is when the late callback was asked for (wall time; the loop may
-        have been busy up to a tick before), `seconds` until it ran."""
+        have been busy up to a tick before), `seconds` until it ran, `cpu` the seconds of CPU
+        the whole process had meanwhile (little: it waited for a CPU; about `seconds` while
+        the loop was idle: another of its threads held the interpreter)."""
         end = start + seconds
         with self._gc_lock:
             inside = [(a, b, g) for a, b, g in self._collections if b > start and a < end]
@@ -164,6 +169,7 @@ class StallReporter:
             "start": round(start, 4), "ms": round(seconds * 1000, 1),
             "gc_ms": round(sum(min(b, end) - max(a, start) for a, b, _ in inside) * 1000, 1),
             "gc": [[g, round((b - a) * 1000, 1)] for a, b, g in inside if b - a >= 0.001],
+            "cpu_ms": None if cpu is None else round(cpu * 1000, 1),
             "samples": sum(stacks.values()),
             "stacks": [[count, stack] for stack, count in stacks.most_common(3)],
         }

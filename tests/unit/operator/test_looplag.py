@@ -50,6 +50,7 @@ async def test_a_stall_is_reported_with_the_stack_that_held_the_loop(
     stall = reporter.records[0]
     assert 150 <= stall["ms"] < 1000
     assert stall["samples"] > 0
+    assert stall["cpu_ms"] < stall["ms"] / 2  # it slept: no CPU went to anything else
     assert "held_up" in stall["stacks"][0][1]
     assert "event loop stalled" in caplog.text
 
