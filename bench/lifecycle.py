@@ -587,8 +587,8 @@ def main() -> None:
          "the emulator's 200 to the sender's last merge patch"),
         ("  operator's lag after that", f"{lag:+.2f} s", "last replicas 1 - last answer"),
         ("API calls per wake (operator)", f"{per_wake:.1f}",
-         "emulator's requests about the woken environment (or none) until the next wake, "
-         "the wake PATCH itself excluded"),
+         "emulator's requests about the woken environment and Events, in the second after "
+         "each wake request (that PATCH excluded)"),
         ("API calls per deadline (operator)", f"{per_deadline:.1f}",
          f"emulator's count from the activity stamps until all slept: {per_deadline_verbs}"),
         ("simultaneous wakes: operator CPU", f"{burst_cpu:.2f} s",
