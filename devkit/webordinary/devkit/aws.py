@@ -99,15 +99,23 @@ class _KeepAliveHandler(MotoRequestHandler):
     (it drains the socket after each answer); here the body (Content-Length) is read in full
     before moto sees it and the answer is sent with its length, so the next request line is
     always where the server looks for it. A chunked request body still closes its connection.
-    The head and the body go out as two writes: with Nagle's algorithm on, the body waited for
-    the client's delayed ACK (~40 ms per answer; AWS endpoints answer in one go).
+    The head and the body go out in one write (as two, with Nagle's algorithm on, the body
+    waited for the client's delayed ACK, ~40 ms per answer; without it, each answer cost two
+    sends; AWS endpoints answer in one go). The access log line is only formatted when
+    werkzeug's logger would print it (werkzeug built it, time stamp and all, per request).
     """
 
     disable_nagle_algorithm = True
+    wbufsize = -1  # a buffered writer: head and body leave in one send, at the flush
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if logging.getLogger("werkzeug").isEnabledFor(logging.INFO):
+            super().log_request(code, size)
 
     def run_wsgi(self) -> None:
         if self.headers.get("Expect", "").lower() == "100-continue":
             self.wfile.write(b"HTTP/1.1 100 Continue\r\n\r\n")
+            self.wfile.flush()
         environ = self.make_environ()
         length = self.headers.get("Content-Length")
         chunked = "chunked" in self.headers.get("Transfer-Encoding", "").lower()
@@ -149,6 +157,7 @@ class _KeepAliveHandler(MotoRequestHandler):
         self.end_headers()
         if not head and int(code) not in (204, 304):
             self.wfile.write(body)
+        self.wfile.flush()
 
 
 class _Dispatcher(DomainDispatcherApplication):
