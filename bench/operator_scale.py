@@ -20,6 +20,8 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 import argparse
+import asyncio
+import contextlib
 import json
 import signal
 import statistics
@@ -37,6 +39,7 @@ import psutil
 from webordinary.contracts import naming
 from webordinary.contracts.environment import API_VERSION, KIND, PLURAL
 from webordinary.devkit.aws import FAKE_CREDENTIALS
+from webordinary.devkit.kube.store import Watcher
 from webordinary.devkit.kubeapi import start_kube_api
 from webordinary.devkit.kubelet import deployment_status
 from webordinary.operator.settings import OperatorSettings
@@ -83,56 +86,69 @@ class Controllers:
     """What the cluster's controllers do for the operator's children, without running editors:
     the volume provisioner binds each workspace PVC, the Deployment controller and kubelet
     report an editor available once it is scaled to 1 (an instant editor start). Writes go to
-    the emulator's store directly: they are not the operator's and are not counted."""
+    the emulator's store directly: they are not the operator's and are not counted. Like a real
+    controller it follows a watch (the store's own, on the emulator's loop) and acts on each
+    change: a pass over every claim and Deployment each 0.3 s cost the emulator's thread
+    O(environments) per pass, quadratic in a burst."""
 
     def __init__(self, kube: Any, namespace: str) -> None:
         self.kube = kube
-        self.namespace = namespace
-        self._seen: dict[tuple[str, str], str] = {}
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
+        store = kube.store
+        self._resources = (store.find("", "v1", "persistentvolumeclaims"),
+                           store.find("apps", "v1", "deployments"))
+        self._watchers = [Watcher(resource, namespace, None, [], [])
+                          for resource in self._resources]
+        self._runs = [asyncio.run_coroutine_threadsafe(self._follow(watcher), kube.loop)
+                      for watcher in self._watchers]
 
-    def _run(self) -> None:
-        while not self._stop.wait(0.3):
+    async def _follow(self, watcher: Watcher) -> None:
+        store = self.kube.store
+        resource = watcher.resource
+        objects = store.objects[resource.storage_key]
+        for item in store.subscribe(watcher, None, initial=True):
+            watcher.queue.put_nowait(item)
+        while (item := await watcher.queue.get()) is not None:
+            kind, event = item
+            meta = event.obj["metadata"]
+            current = objects.get((meta["namespace"], meta["name"]))
+            if kind == "DELETED" or current is None or (
+                    current["metadata"]["resourceVersion"] != meta["resourceVersion"]):
+                continue  # gone, or a later event follows with the newer version
             try:
-                self.kube.call(self._sync())
-            except Exception as error:  # a slow round (a loaded machine): go on
+                self._act(resource, current)
+            except Exception as error:  # a loaded machine's slow write: the next event acts
                 print(f"controllers stand-in: {error!r}", file=sys.stderr)
 
-    async def _sync(self) -> None:
-        # Like a real controller, act on what changed since the last round (the resourceVersion
-        # it last handled), not on every object every round: a full pass over thousands of
-        # objects each 0.3 s would load the emulator's process with the bench's own work.
+    def _act(self, resource: Any, obj: dict[str, Any]) -> None:
         store = self.kube.store
-        deployments = store.find("apps", "v1", "deployments")
-        claims = store.find("", "v1", "persistentvolumeclaims")
-        for (namespace, name), claim in list(store.objects[claims.storage_key].items()):
-            version = claim["metadata"]["resourceVersion"]
-            if namespace != self.namespace or self._seen.get(("pvc", name)) == version:
-                continue
-            if (claim.get("status") or {}).get("phase") != "Bound":
-                spec = claim["spec"]
-                claim, _ = store.patch(claims, namespace, name, "application/merge-patch+json", {
-                    "status": {"phase": "Bound", "accessModes": spec.get("accessModes", []),
-                               "capacity": spec["resources"]["requests"]}}, subresource="status")
-            self._seen[("pvc", name)] = claim["metadata"]["resourceVersion"]
-        for (namespace, name), deployment in list(store.objects[
-                deployments.storage_key].items()):
-            version = deployment["metadata"]["resourceVersion"]
-            if namespace != self.namespace or self._seen.get(("deploy", name)) == version:
-                continue
-            running = int(deployment["spec"].get("replicas") or 0) > 0
-            status = deployment_status(deployment, running=running, ready=running)
-            if deployment.get("status") != status:
-                deployment, _ = store.patch(deployments, namespace, name,
-                                         "application/merge-patch+json", {"status": status},
-                                         subresource="status")
-            self._seen[("deploy", name)] = deployment["metadata"]["resourceVersion"]
+        meta = obj["metadata"]
+        if resource.kind == "PersistentVolumeClaim":
+            if (obj.get("status") or {}).get("phase") != "Bound":
+                spec = obj["spec"]
+                store.patch(resource, meta["namespace"], meta["name"],
+                            "application/merge-patch+json", {"status": {
+                                "phase": "Bound", "accessModes": spec.get("accessModes", []),
+                                "capacity": spec["resources"]["requests"]}},
+                            subresource="status")
+            return
+        running = int(obj["spec"].get("replicas") or 0) > 0
+        status = deployment_status(obj, running=running, ready=running)
+        if obj.get("status") != status:
+            store.patch(resource, meta["namespace"], meta["name"],
+                        "application/merge-patch+json", {"status": status},
+                        subresource="status")
 
     def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
+        async def end() -> None:
+            for watcher in self._watchers:
+                self.kube.store.unsubscribe(watcher)
+                watcher.queue.put_nowait(None)
+
+        with contextlib.suppress(Exception):
+            self.kube.call(end())
+        for run in self._runs:
+            with contextlib.suppress(Exception):
+                run.result(timeout=10)
 
 
 def percentile(values: list[float], q: float) -> float:
