@@ -38,7 +38,6 @@ from typing import Any
 
 import psutil
 
-from tests.integration.operator.sqsproxy import SqsProxy
 from webordinary.contracts import naming
 from webordinary.contracts.activity import activity_patch, wake_patch
 from webordinary.contracts.environment import API_VERSION, KIND, PLURAL
@@ -223,6 +222,11 @@ class Pauses:
         return sum(max(0.0, min(b, end) - max(a, start)) for a, b in self.spans)
 
 
+def sqs_counts(moto_url: str) -> dict[str, int]:
+    """SQS calls by action so far, as moto counted them (bench/motocount.py)."""
+    return dict(request(f"{moto_url}/bench/sqs-counts")["counts"])
+
+
 def operator_stalls(log_path: str) -> list[dict[str, Any]]:
     """The operator's event-loop stall reports (looplag.StallReporter) from its log."""
     found = []
@@ -345,16 +349,15 @@ def main() -> None:
     logging.getLogger("webordinary.operator.looplag").setLevel(logging.ERROR)  # kept, not logged
 
     kube = start_kube_api([ROOT / "crds"])
-    moto = subprocess.Popen(
-        [sys.executable, "-c", "import os, time; from webordinary.devkit.aws import start_moto; "
-         "parent = os.getppid(); print(start_moto().endpoint_url, flush=True)\n"
-         "while os.getppid() == parent: time.sleep(1)"],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    # moto in a process of its own, counting SQS calls itself (bench/motocount.py): a counting
+    # proxy here forwarded each of the operator's ~17 GetQueueAttributes a second through the
+    # process that hosts the emulator, whose loop then waited for the interpreter lock.
+    moto = subprocess.Popen([sys.executable, "-P", str(ROOT / "bench" / "motocount.py")],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
     assert moto.stdout is not None
     moto_url = moto.stdout.readline().strip()
     for key, value in FAKE_CREDENTIALS.items():
         os.environ.setdefault(key, value)
-    proxy = SqsProxy(moto_url).start()
     request(f"{kube.url}/api/v1/namespaces", "POST",
             {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": NAMESPACE}})
     request(f"{kube.url}/apis/storage.k8s.io/v1/storageclasses", "POST",
@@ -363,7 +366,7 @@ def main() -> None:
     env = dict(os.environ)
     env.update({
         "WEBORDINARY_OPERATOR_KUBE_API_URL": kube.url,
-        "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": proxy.url,
+        "WEBORDINARY_OPERATOR_SQS_ENDPOINT_URL": moto_url,
         "WEBORDINARY_OPERATOR_METRICS_PORT": "null",
         "WEBORDINARY_OPERATOR_LIVENESS_PORT": "null",
         "WEBORDINARY_OPERATOR_LOOP_STALL_REPORT_MS": str(STALL_MS),
@@ -457,16 +460,14 @@ def main() -> None:
 
         # All asleep: count SQS calls and operator CPU over a window (longer than the poll).
         time.sleep(5.0)
-        with proxy.lock:
-            before = dict(proxy.counts)
+        before = sqs_counts(moto_url)
         cpu_before = proc.cpu_times()
         window_start = time.monotonic()
         with profiling(args.profile, proc.pid, "asleep"):
             time.sleep(args.asleep_window)
         window = time.monotonic() - window_start
         cpu_after = proc.cpu_times()
-        with proxy.lock:
-            after = dict(proxy.counts)
+        after = sqs_counts(moto_url)
         calls = {k: v - before.get(k, 0) for k, v in after.items() if v != before.get(k, 0)}
         # ListQueues is the operator's one shared listing for drift ticks (pages of 1,000
         # queues, whoever is asleep); the rest are calls about one environment's own queue.
@@ -557,7 +558,6 @@ def main() -> None:
             operator.wait(timeout=20)
         except subprocess.TimeoutExpired:
             operator.kill()
-        proxy.stop()
         kube.stop()
         moto.kill()
 
