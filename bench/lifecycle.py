@@ -143,14 +143,17 @@ def reconciled(path: str) -> int:
 
 @contextlib.contextmanager
 def profiling(folder: str | None, pid: int, phase: str) -> Iterator[None]:
-    """py-spy samples of the operator during one phase (`--profile DIR`, py-spy installed)."""
+    """py-spy samples of the operator during one phase (`--profile DIR`, py-spy installed;
+    BENCH_PROFILE_RATE samples per second, 50 unless set)."""
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not folder or not os.path.exists(spy):
         yield
         return
     Path(folder).mkdir(parents=True, exist_ok=True)
     out = Path(folder) / f"{phase}.txt"
-    recorder = subprocess.Popen([spy, "record", "-r", "50", "-f", "raw", "-o", str(out),
+    rate = os.environ.get("BENCH_PROFILE_RATE", "50")  # samples per second
+    extra = os.environ.get("BENCH_PROFILE_FLAGS", "").split()
+    recorder = subprocess.Popen([spy, "record", "-r", rate, *extra, "-f", "raw", "-o", str(out),
                                  "--pid", str(pid), "--nonblocking"],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
