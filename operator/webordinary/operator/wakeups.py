@@ -11,18 +11,33 @@ import asyncio
 import contextlib
 import heapq
 import logging
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Final
 
 from webordinary.operator.tasks import ended
 
 log = logging.getLogger(__name__)
 
 Key = tuple[str, str]  # (namespace, name)
+
+# The sleeping-queue looks fall on a grid of interval / LOOK_GRID (1 s at the production 60 s),
+# so that the looks due at one point go out together, in one wake-up of the poller. Spread one
+# by one, each look took a wake-up of its own (a timer, epoll, the loop's rounds): about twice
+# the CPU per look (~0.95 against ~0.5 ms at 17 looks a second), and these looks are most of
+# what an operator with everything asleep spends.
+LOOK_GRID: Final = 60
+
+
+def first_look(now: float, interval: float, spread: float) -> float:
+    """When a queue that starts being watched at `now` is first looked at: at the point
+    `spread` (0.05-1) of the next interval, moved to the grid (never later than one interval)."""
+    step = interval / LOOK_GRID
+    return math.ceil((now + interval * spread - step) / step) * step
 
 
 class Deadlines:
@@ -133,7 +148,8 @@ class _Sleeper:
 
 class SleepingQueues:
     """Looks at each sleeping environment's input queue once per `interval` seconds (one
-    GetQueueAttributes; SQS has no batch form of it), evenly spread over time, and calls `wake` for
+    GetQueueAttributes; SQS has no batch form of it), evenly spread over the points of a grid
+    (LOOK_GRID per interval), and calls `wake` for
     those with messages (busy True) or whose queue is gone (None). Environments join when they
     fall asleep and leave when they wake.
     """
@@ -165,7 +181,7 @@ class SleepingQueues:
         if sleeper is not None:
             sleeper.url = url
             return
-        due = time.monotonic() + self.interval * random.uniform(0.05, 1.0)
+        due = first_look(time.monotonic(), self.interval, random.uniform(0.05, 1.0))
         self._sleepers[key] = _Sleeper(url, due)
         heapq.heappush(self._heap, (due, key))
         self._changed.set()

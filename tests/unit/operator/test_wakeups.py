@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import math
+import random
 from datetime import UTC, datetime, timedelta
 
-from webordinary.operator.wakeups import Deadlines, Key, SleepingQueues
+import pytest
+
+from webordinary.operator.wakeups import LOOK_GRID, Deadlines, Key, SleepingQueues, first_look
 
 
 async def test_deadline_fires_once_at_its_time_and_rearming_replaces_it() -> None:
@@ -156,3 +160,18 @@ async def test_a_failing_look_is_retried_next_interval() -> None:
     await asyncio.sleep(0.35)
     assert woken == [("ns", "a")]
     await sleepers.stop()
+
+
+@pytest.mark.parametrize("interval", [60.0, 0.2])
+def test_first_looks_fall_on_a_grid_within_one_interval(interval: float) -> None:
+    step = interval / LOOK_GRID
+    rng = random.Random(7)
+    firsts = set()
+    for _ in range(2000):
+        now = rng.uniform(0, 10_000 * interval)
+        at = first_look(now, interval, rng.uniform(0.05, 1.0))
+        assert now < at <= now + interval
+        assert at / step == pytest.approx(round(at / step), abs=1e-6)
+        firsts.add(round(at / step) - math.ceil(now / step))
+    # evenly spread over the interval's points (the looks of one point go out together)
+    assert len(firsts) >= LOOK_GRID * 0.9
