@@ -40,10 +40,12 @@ def _dumps(payload: Any) -> bytes:
     return json.dumps(payload, separators=(",", ":")).encode()
 
 
-def _response(payload: Any, status: int = 200, warnings: list[str] | None = None
-              ) -> aiohttp.web.Response:
+def _response(payload: Any, status: int = 200, warnings: list[str] | None = None,
+              encoded: bytes | None = None) -> aiohttp.web.Response:
+    """`encoded`: the payload already serialised (a write's event)."""
     headers = {"Content-Type": _JSON}
-    response = aiohttp.web.Response(body=_dumps(payload), status=status, headers=headers)
+    body = encoded if encoded is not None else _dumps(payload)
+    response = aiohttp.web.Response(body=body, status=status, headers=headers)
     for warning in warnings or []:
         escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
         response.headers.add("Warning", f'299 - "{escaped}"')
@@ -183,7 +185,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 raise errors.method_not_allowed(f"POST is not supported on {raw.path}")
             obj, warnings = self.store.create(resource, namespace, body, dry_run=dry_run,
                                               strict_fields=strict)
-            return _response(obj, 201, warnings), "POST"
+            return _response(obj, 201, warnings, self._encoded(resource, obj)), "POST"
         if method == "PUT":
             if name is None:
                 raise errors.method_not_allowed(f"PUT is not supported on {raw.path}")
@@ -199,7 +201,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             obj, warnings = self.store.update(resource, namespace, name, body,
                                               subresource=subresource, dry_run=dry_run,
                                               strict_fields=strict)
-            return _response(obj, 200, warnings), "PUT"
+            return _response(obj, 200, warnings, self._encoded(resource, obj)), "PUT"
         if method == "PATCH":
             if name is None:
                 raise errors.method_not_allowed(f"PATCH is not supported on {raw.path}")
@@ -224,7 +226,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                                              strict_fields=strict)
             if raw.path.endswith("/scale"):
                 return _response(_scale(resource, obj), 200, warnings), "PATCH"
-            return _response(obj, 200, warnings), "PATCH"
+            return _response(obj, 200, warnings, self._encoded(resource, obj)), "PATCH"
         if method == "DELETE":
             options = _delete_options(body, params)
             if name is None:
@@ -240,6 +242,14 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 }), "DELETE"
             return _response(obj), "DELETE"
         raise errors.method_not_allowed(f"{method} is not supported")
+
+    def _encoded(self, resource: Resource, obj: Obj) -> bytes | None:
+        """The JSON of a write's result when it is the latest event (serialised once for the
+        answer and the watch lines); None for a dry run or a write that changed nothing."""
+        history = self.store.history.get(resource.storage_key)
+        if history and history[-1].obj is obj:
+            return history[-1].encoded()
+        return None
 
     @staticmethod
     def _has_subresource(resource: Resource, subresource: str) -> bool:

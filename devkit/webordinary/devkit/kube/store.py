@@ -88,16 +88,26 @@ class Event:
     at: float = field(default_factory=time.monotonic)
     _lines: dict[tuple[str, str], bytes] = field(default_factory=dict)
 
+    def encoded(self, api_version: str | None = None) -> bytes:
+        """The object as JSON (with `api_version`, or its own), serialised once per apiVersion:
+        the same bytes make the write's answer and every watch line of it."""
+        key = ("", api_version or "")
+        cached = self._lines.get(key)
+        if cached is None:
+            obj = self.obj
+            if api_version and obj.get("apiVersion") != api_version:
+                obj = {**obj, "apiVersion": api_version}
+            cached = json.dumps(obj, separators=(",", ":")).encode()
+            self._lines[key] = cached
+        return cached
+
     def line(self, kind: str, api_version: str) -> bytes:
         """The event as one JSON line, serialised once per (type, apiVersion)."""
         key = (kind, api_version)
         cached = self._lines.get(key)
         if cached is None:
-            obj = self.obj
-            if obj.get("apiVersion") != api_version:
-                obj = {**obj, "apiVersion": api_version}
-            cached = json.dumps({"type": kind, "object": obj}, separators=(",", ":")).encode()
-            cached += b"\n"
+            cached = b'{"type":%s,"object":%s}\n' % (json.dumps(kind).encode(),
+                                                      self.encoded(api_version))
             self._lines[key] = cached
         return cached
 
