@@ -484,7 +484,10 @@ def main() -> None:
         deadline_cpu = cpu_seconds(proc) - cpu_deadlines
 
         # All asleep: count SQS calls and operator CPU over a window (longer than the poll).
-        time.sleep(5.0)
+        # The operator looks at the sleeping queues in batches on a grid of whole seconds of
+        # the (system-wide) monotonic clock: the window opens and closes half-way between two
+        # points, or one point's batch (n/60 looks) may be counted twice at its ends.
+        time.sleep(5.0 + (0.5 - time.monotonic() % 1.0) % 1.0)
         before = sqs_counts(moto_url)
         cpu_before = proc.cpu_times()
         window_start = time.monotonic()
