@@ -29,8 +29,8 @@ class OperatorSettings(BaseSettings):
     sqs_endpoint_url: str | None = None
     aws_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
     aws_concurrency: Annotated[int, Field(ge=1, le=256)] = 16
-    # With this many environments creating queues at once, one shared ListQueues replaces a
-    # GetQueueUrl per queue (0: never).
+    # With this many environments creating queues at once (in flight, or begun in the last
+    # 10 s), one shared ListQueues replaces a GetQueueUrl per queue (0: never).
     sqs_burst_threshold: Annotated[int, Field(ge=0)] = 8
 
     # Editor egress (see egress.py): DNS only to the cluster DNS; HTTPS to these CIDRs minus

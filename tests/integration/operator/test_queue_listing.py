@@ -8,9 +8,12 @@ import asyncio
 
 import boto3
 
+from tests.integration.operator.sqsproxy import SqsProxy
+from webordinary.contracts import naming
+from webordinary.contracts.environment import Queues, QueueUrls
 from webordinary.contracts.naming import QUEUE_PREFIX
 from webordinary.devkit.aws import MotoServer
-from webordinary.operator.adapters.sqs import SqsAdapter
+from webordinary.operator.adapters.sqs import Owner, SqsAdapter
 from webordinary.operator.settings import OperatorSettings
 
 MAX_AGE = 1.0  # seconds (production: half the 300 s drift interval); the clock is compressed
@@ -43,3 +46,32 @@ def test_the_listing_keeper_keeps_ticks_off_sqs(moto: MotoServer) -> None:
         assert asyncio.run(scenario()) == [None, True, True, True, True]
     finally:
         adapter.close()
+
+
+def test_creations_one_after_another_are_a_burst_too(moto: MotoServer) -> None:
+    """Environments created many at once take the burst path (the shared listing instead of a
+    GetQueueUrl per queue) even when the operator creates them one after another: with each
+    environment's three CreateQueue calls taking milliseconds, a busy operator rarely had eight
+    in flight (836 of a 5,000 burst took the checked path). A lone creation still looks first."""
+    proxy = SqsProxy(moto.endpoint_url).start()
+    threshold = 4
+    adapter = SqsAdapter(OperatorSettings(sqs_endpoint_url=proxy.url, aws_region="us-east-1",
+                                          sqs_burst_threshold=threshold))
+
+    async def create(users: list[str]) -> None:
+        for user in users:  # each awaited: never two in flight
+            owner = Owner("tenants", f"acme-site-{user}", f"uid-{user}")
+            report = await adapter.ensure_queues(naming.queue_names("acme", "site", user),
+                                                 QueueUrls(), Queues(), owner)
+            assert len(report.created) == 3
+
+    try:
+        asyncio.run(create(["lone"]))
+        assert proxy.counts["GetQueueUrl"] == 3, "a lone creation checks each queue first"
+        asyncio.run(create([f"u{i}" for i in range(10)]))
+    finally:
+        proxy.stop()
+        adapter.close()
+    # The lone one and the next two are still below the threshold; from the fourth on, a burst.
+    assert proxy.counts["GetQueueUrl"] == 3 * (threshold - 1), dict(proxy.counts)
+    assert proxy.counts["CreateQueue"] == 3 * 11
