@@ -100,6 +100,7 @@ class Controllers:
                            store.find("apps", "v1", "deployments"))
         self._watchers = [Watcher(resource, namespace, None, [], [])
                           for resource in self._resources]
+        self._own: set[str] = set()  # resourceVersions of its own writes: their events are no news
         self._runs = [asyncio.run_coroutine_threadsafe(self._follow(watcher), kube.loop)
                       for watcher in self._watchers]
 
@@ -112,6 +113,9 @@ class Controllers:
         while (item := await watcher.queue.get()) is not None:
             kind, event = item
             meta = event.obj["metadata"]
+            if meta["resourceVersion"] in self._own:
+                self._own.discard(meta["resourceVersion"])
+                continue
             current = objects.get((meta["namespace"], meta["name"]))
             if kind == "DELETED" or current is None or (
                     current["metadata"]["resourceVersion"] != meta["resourceVersion"]):
@@ -127,18 +131,21 @@ class Controllers:
         if resource.kind == "PersistentVolumeClaim":
             if (obj.get("status") or {}).get("phase") != "Bound":
                 spec = obj["spec"]
-                store.patch(resource, meta["namespace"], meta["name"],
-                            "application/merge-patch+json", {"status": {
-                                "phase": "Bound", "accessModes": spec.get("accessModes", []),
-                                "capacity": spec["resources"]["requests"]}},
-                            subresource="status")
+                bound, _ = store.patch(resource, meta["namespace"], meta["name"],
+                                       "application/merge-patch+json", {"status": {
+                                           "phase": "Bound",
+                                           "accessModes": spec.get("accessModes", []),
+                                           "capacity": spec["resources"]["requests"]}},
+                                       subresource="status")
+                self._own.add(bound["metadata"]["resourceVersion"])
             return
         running = int(obj["spec"].get("replicas") or 0) > 0
         status = deployment_status(obj, running=running, ready=running)
         if obj.get("status") != status:
-            store.patch(resource, meta["namespace"], meta["name"],
-                        "application/merge-patch+json", {"status": status},
-                        subresource="status")
+            reported, _ = store.patch(resource, meta["namespace"], meta["name"],
+                                      "application/merge-patch+json", {"status": status},
+                                      subresource="status")
+            self._own.add(reported["metadata"]["resourceVersion"])
 
     def stop(self) -> None:
         async def end() -> None:
