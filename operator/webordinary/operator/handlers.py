@@ -456,12 +456,26 @@ async def deadline(rt: Runtime, key: Key, at: datetime) -> None:
         return  # moved (a newer stamp) or cancelled (asleep, deleted) while reading ahead
     if body is not None and busy is not None:
         meta = body["metadata"]
-        uid = meta.get("uid") or ""
-        lock = rt.locks.get(uid)
-        if rt.marks.get(uid) == lifecycle_mark(meta) and not (lock is not None and lock.locked()):
+        if rt.marks.get(meta.get("uid") or "") == lifecycle_mark(meta) and \
+                not reconciling(rt, body):
             await refresh(rt, key, "deadline", queue_busy=busy, read=body)
             return
     await refresh(rt, key, "deadline", probe_queue=True)
+
+
+def reconciling(rt: Runtime, body: Mapping[str, Any]) -> bool:
+    """Whether a reconcile of `body`'s environment is running (it holds the lock)."""
+    lock = rt.locks.get(body["metadata"].get("uid") or "")
+    return lock is not None and lock.locked()
+
+
+async def after_reconcile(rt: Runtime, body: Mapping[str, Any] | None) -> bool:
+    """Wait for a running reconcile of `body`'s environment to finish; whether one ran."""
+    if body is None or not reconciling(rt, body):
+        return False
+    async with rt.locks[body["metadata"]["uid"]]:
+        pass
+    return True
 
 
 async def known_body(rt: Runtime, key: Key) -> Mapping[str, Any] | None:
@@ -469,26 +483,17 @@ async def known_body(rt: Runtime, key: Key) -> Mapping[str, Any] | None:
     any reconcile of it that is running (whose status write it then holds); None when none
     was seen."""
     body = rt.latest.get(key)
-    uid = (body or {}).get("metadata", {}).get("uid")
-    if body is None or not uid or uid not in rt.locks or not rt.locks[uid].locked():
-        return body
-    async with rt.locks[uid]:
-        pass
-    return rt.latest.get(key)
+    if await after_reconcile(rt, body):
+        body = rt.latest.get(key)
+    return body
 
 
 async def current_body(rt: Runtime, key: Key) -> Mapping[str, Any] | None:
     """The environment as stored, read after any reconcile of it that is running: a body read
     before that reconcile's status write would look unreconciled (a full reconcile again)."""
     body = await rt.client().get(builders.EDIT_ENVIRONMENT, *key)
-    uid = (body or {}).get("metadata", {}).get("uid")
-    if body is None or not uid or uid not in rt.locks or not rt.locks[uid].locked():
-        if body is not None:
-            rt.latest.seen(body)
-        return body
-    async with rt.locks[uid]:
-        pass
-    body = await rt.client().get(builders.EDIT_ENVIRONMENT, *key)
+    if await after_reconcile(rt, body):
+        body = await rt.client().get(builders.EDIT_ENVIRONMENT, *key)
     if body is not None:
         rt.latest.seen(body)
     return body
@@ -521,48 +526,39 @@ def note_version(rt: Runtime, kind: str, body: Mapping[str, Any], event: Any) ->
 def child_changed(rt: Runtime, kind: str, event: str | None, body: Mapping[str, Any]) -> None:
     """A child's watch event (childwatch): remember its version and what it shows; when a
     Deployment, PVC or editor pod changed what matters, refresh its environment's status (the
-    first sight at start-up is left to the resume reconcile, which reads children)."""
+    first sight at start-up is left to the resume reconcile, which reads children). A child
+    the operator creates that is gone (someone deleted it, or a re-list after 410 no longer
+    shows it) is put back now by a full reconcile, not at the next drift tick (up to 300 s
+    without its editor, routing or network policy); its environment's own deletion is not a
+    reason (and a refresh stops when it reads an environment being deleted)."""
     note_version(rt, kind, body, event)
-    if event == "DELETED" and kind in RECREATED_KINDS:
-        deleted(rt, kind, body)
-        return
-    if kind not in STATUS_KINDS:
-        return
+    gone = event == "DELETED"
     meta = body.get("metadata") or {}
-    seen_key = (kind, meta.get("namespace") or "", meta.get("name") or "")
-    rt.observed.seen(kind, body, deleted=event == "DELETED")
-    if event == "DELETED":
-        rt.child_seen.pop(seen_key, None)
-    else:
-        mark = fingerprint(kind, body)
-        first = seen_key not in rt.child_seen
-        if rt.child_seen.get(seen_key) == mark:
-            return
-        rt.child_seen[seen_key] = mark
-        if first and event is None:
-            return
+    if kind in STATUS_KINDS:
+        seen_key = (kind, meta.get("namespace") or "", meta.get("name") or "")
+        rt.observed.seen(kind, body, deleted=gone)
+        if gone:
+            rt.child_seen.pop(seen_key, None)
+        else:
+            mark = fingerprint(kind, body)
+            first = seen_key not in rt.child_seen
+            if rt.child_seen.get(seen_key) == mark:
+                return
+            rt.child_seen[seen_key] = mark
+            if first and event is None:
+                return
+    elif not gone:
+        return
     key = owner_key(rt, body)
     if key is None:
         return
-    if not coalesced(rt, key):  # checked here too: no task for a refresh already running
+    if gone and kind in RECREATED_KINDS:
+        if any(ref.get("uid") in rt.deleting for ref in meta.get("ownerReferences") or []):
+            return
+        if not coalesced(rt, key, "full"):
+            rt.spawn(refresh(rt, key, f"deleted:{kind}", mode="full"))
+    elif not coalesced(rt, key):  # checked here too: no task for a refresh already running
         rt.spawn(refresh(rt, key, f"child:{kind}", cached=True))
-
-
-def deleted(rt: Runtime, kind: str, body: Mapping[str, Any]) -> None:
-    """A child is gone (someone deleted it, or a re-list after 410 no longer shows it): a full
-    reconcile of its environment puts it back now, not at the next drift tick (up to 300 s
-    without its editor, routing or network policy). Its environment's own deletion is not a
-    reason: the refresh reads the environment and stops when it is being deleted."""
-    rt.observed.seen(kind, body, deleted=True)
-    if kind in STATUS_KINDS:
-        meta = body.get("metadata") or {}
-        rt.child_seen.pop((kind, meta.get("namespace") or "", meta.get("name") or ""), None)
-    key = owner_key(rt, body)
-    owners = (body.get("metadata") or {}).get("ownerReferences") or []
-    if key is None or any(ref.get("uid") in rt.deleting for ref in owners):
-        return
-    if not coalesced(rt, key, "full"):
-        rt.spawn(refresh(rt, key, f"deleted:{kind}", mode="full"))
 
 
 async def cleanup(rt: Runtime, body: kopf.Body, retry: int, logger: Any) -> None:
