@@ -24,7 +24,7 @@ from webordinary.devkit.kube import errors, openapi, protobuf
 from webordinary.devkit.kube.errors import ApiError
 from webordinary.devkit.kube.resources import VERBS, Resource
 from webordinary.devkit.kube.selectors import parse_field_selector, parse_label_selector
-from webordinary.devkit.kube.store import DeleteOptions, Event, Obj, Store, Watcher
+from webordinary.devkit.kube.store import DeleteOptions, Event, Obj, Shares, Store, Watcher
 from webordinary.devkit.kube.tables import INCLUDE_OBJECT, as_table, wants_table
 
 log = logging.getLogger(__name__)
@@ -163,9 +163,10 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 return _response(_scale(resource, obj)), "GET"
             return self._object_response(raw, resource, obj), "GET"
 
-        body = await self._body(raw)
+        body, shares = await self._body(raw)
         with self.store.acting_as(self._user(raw)):
-            return self._write(raw, method, resource, namespace, name, subresource, body)
+            return self._write(raw, method, resource, namespace, name, subresource, body,
+                               shares)
 
     def _user(self, raw: aiohttp.web.BaseRequest) -> str:
         scheme, _, token = (raw.headers.get("Authorization") or "").partition(" ")
@@ -176,6 +177,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
     def _write(
         self, raw: aiohttp.web.BaseRequest, method: str, resource: Resource,
         namespace: str | None, name: str | None, subresource: str | None, body: Any,
+        shares: Shares,
     ) -> tuple[aiohttp.web.StreamResponse, str]:
         params = raw.query
         dry_run = params.get("dryRun") == "All"
@@ -184,7 +186,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             if name is not None:
                 raise errors.method_not_allowed(f"POST is not supported on {raw.path}")
             obj, warnings = self.store.create(resource, namespace, body, dry_run=dry_run,
-                                              strict_fields=strict)
+                                              strict_fields=strict, shares=shares)
             return _response(obj, 201, warnings, self._encoded(resource, obj)), "POST"
         if method == "PUT":
             if name is None:
@@ -200,7 +202,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 return _response(obj, 200, warnings), "PUT"
             obj, warnings = self.store.update(resource, namespace, name, body,
                                               subresource=subresource, dry_run=dry_run,
-                                              strict_fields=strict)
+                                              strict_fields=strict, shares=shares)
             return _response(obj, 200, warnings, self._encoded(resource, obj)), "PUT"
         if method == "PATCH":
             if name is None:
@@ -262,19 +264,21 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
             return resource.plural == "namespaces"
         return False
 
-    async def _body(self, raw: aiohttp.web.BaseRequest) -> Any:
+    async def _body(self, raw: aiohttp.web.BaseRequest) -> tuple[Any, Shares]:
+        """The decoded body, and what its parts may be shared with (JSON decodes to objects
+        of its own; YAML aliases share, so those bodies are copied as a caller's)."""
         data = await raw.read()
         if not data:
-            return None
+            return None, "caller"
         content_type = (raw.headers.get("Content-Type") or "").split(";")[0].strip()
         if content_type == protobuf.PROTOBUF and raw.method == "POST":
-            return protobuf.decode(data)
+            return protobuf.decode(data), "caller"
         if "protobuf" in content_type:
             raise errors.unsupported_media_type(content_type)
         try:
             if content_type in ("application/apply-patch+yaml", "application/yaml"):
-                return yaml.safe_load(data)
-            return json.loads(data)
+                return yaml.safe_load(data), "caller"
+            return json.loads(data), "nothing"
         except (ValueError, yaml.YAMLError) as exc:
             raise errors.bad_request(f"the body of the request cannot be decoded: {exc}") from exc
 

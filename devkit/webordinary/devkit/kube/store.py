@@ -19,7 +19,7 @@ import uuid
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 from webordinary.devkit.kube import errors
 from webordinary.devkit.kube.admission import AdmissionChain
@@ -51,6 +51,10 @@ log = logging.getLogger(__name__)
 StorageKey = tuple[str, str]  # (group, plural)
 ObjectKey = tuple[str, str]  # (namespace or "", name)
 Obj = dict[str, Any]
+# What a write's body may share nested objects and lists with: "caller" (it may change them
+# later: copied deeply), "stored" (a patch's result shares unchanged parts with the stored
+# object, which is never changed in place), "nothing" (decoded from the request).
+Shares = Literal["caller", "stored", "nothing"]
 
 HISTORY_LIMIT = 200_000
 # etcd is compacted every 5 minutes by default: older resourceVersions are gone (410)
@@ -94,11 +98,14 @@ class Event:
     def encoded(self, api_version: str | None = None) -> bytes:
         """The object as JSON (with `api_version`, or its own), serialised once per apiVersion:
         the same bytes make the write's answer and every watch line of it."""
-        key = ("", api_version or "")
+        obj = self.obj
+        own = obj.get("apiVersion")
+        # keyed by the apiVersion written: the answer (its own) and a watch of the same
+        # version (named) share one serialisation
+        key = ("", api_version if api_version and api_version != own else str(own))
         cached = self._lines.get(key)
         if cached is None:
-            obj = self.obj
-            if api_version and obj.get("apiVersion") != api_version:
+            if api_version and own != api_version:
                 obj = {**obj, "apiVersion": api_version}
             cached = json.dumps(obj, separators=(",", ":")).encode()
             self._lines[key] = cached
@@ -374,7 +381,10 @@ class Store:
             for ref in obj["metadata"].get("ownerReferences") or []:
                 self.dependents.setdefault(ref.get("uid", ""), set()).add(target)
 
-    def _check_body_identity(self, resource: Resource, body: Any) -> Obj:
+    def _check_body_identity(self, resource: Resource, body: Any, deep: bool = True) -> Obj:
+        """The body as this write's own object: a deep copy (the steps after change nested
+        parts in place), or with `deep=False` a copy of the top level and the metadata alone
+        (see `Shares`)."""
         if not isinstance(body, dict):
             raise errors.bad_request("the body of the request must be a JSON object")
         kind = body.get("kind")
@@ -392,12 +402,14 @@ class Store:
                 raise errors.bad_request(
                     f"the API version in the data ({api_version}) does not match the expected "
                     f"API version ({resource.api_version})")
-        obj = clone(body)
+        obj = clone(body) if deep else dict(body)
         obj["kind"] = resource.kind
         obj["apiVersion"] = resource.api_version
         meta = obj.get("metadata")
         if meta is None:
             obj["metadata"] = meta = {}
+        elif not deep and isinstance(meta, dict):
+            obj["metadata"] = meta = dict(meta)
         if not isinstance(meta, dict):
             raise errors.bad_request("metadata must be an object")
         return obj
@@ -530,8 +542,9 @@ class Store:
         *,
         dry_run: bool = False,
         strict_fields: bool = False,
+        shares: Shares = "caller",
     ) -> tuple[Obj, list[str]]:
-        obj = self._check_body_identity(resource, body)
+        obj = self._check_body_identity(resource, body, deep=shares == "caller")
         namespace = self._fix_namespace(resource, obj, namespace)
         meta = obj["metadata"]
         if meta.get("resourceVersion"):
@@ -601,9 +614,13 @@ class Store:
         dry_run: bool = False,
         strict_fields: bool = False,
         require_rv: bool = True,
+        shares: Shares = "caller",
     ) -> tuple[Obj, list[str]]:
         old = self.get(resource, namespace, name)
-        new = self._check_body_identity(resource, body)
+        # a status write keeps only the body's status; a custom resource's normalisation
+        # builds every nested object and list anew
+        new = self._check_body_identity(resource, body, deep=subresource != "status" and (
+            shares == "caller" or (shares == "stored" and not resource.custom)))
         if resource.namespaced:
             self._fix_namespace(resource, new, namespace)
         else:
@@ -627,6 +644,8 @@ class Store:
         digest, settled = None, None
         if subresource == "status":
             status = new.get("status")
+            if shares == "caller" or (shares == "stored" and not resource.custom):
+                status = clone(status)  # a built-in's is pruned in place
             # copy-on-write: stored objects are never changed in place, so the new version
             # shares all but its metadata (changed below) and status with the old one
             new = {**old, "metadata": dict(old_meta)}
@@ -646,7 +665,7 @@ class Store:
             meta.pop("selfLink", None)
             if resource.status:
                 if "status" in old:
-                    new["status"] = clone(old["status"])
+                    new["status"] = old["status"] if resource.custom else clone(old["status"])
                 else:
                     new.pop("status", None)
             if old_meta.get("deletionTimestamp"):
@@ -740,8 +759,12 @@ class Store:
             raise errors.bad_request("metadata must be an object")
         if patched["metadata"].get("name", name) != name:
             raise errors.bad_request("metadata.name cannot be changed by a patch")
+        # a JSON patch works on a deep copy; the other patches share unchanged parts with
+        # the stored object
         return self.update(resource, namespace, name, patched, subresource=subresource,
-                           dry_run=dry_run, strict_fields=strict_fields, require_rv=False)
+                           dry_run=dry_run, strict_fields=strict_fields, require_rv=False,
+                           shares="nothing" if content_type == "application/json-patch+json"
+                           else "stored")
 
     def apply(
         self,
