@@ -202,3 +202,20 @@ def test_compiling_from_several_threads_at_once() -> None:
         thread.join()
     assert failures == []
     assert results == [[], [], [], []]
+
+
+def test_list_map_keys_are_duplicates_exactly_when_their_json_is() -> None:
+    schema = {"type": "array", "x-kubernetes-list-type": "map",
+              "x-kubernetes-list-map-keys": ["k", "p"], "items": {"type": "object"}}
+    items = [{"k": 1, "p": "TCP"}, {"k": True, "p": "TCP"}, {"k": "1", "p": "TCP"},
+             {"k": 1.0, "p": "TCP"}, {"k": None, "p": "TCP"}, {"p": "TCP"},
+             {"k": {"a": 1}, "p": "TCP"}, {"k": {"a": 1}, "p": "TCP"}, {"k": [1], "p": "TCP"},
+             {"k": 1, "p": "UDP"}, {"k": 1, "p": "TCP"}, {"k": 1.0, "p": "TCP"}]
+    out: list[Cause] = []
+    Compiler(crd=True).compile(schema)(items, ("spec", "ports"), out)
+    assert out == [
+        ("spec.ports[5]", 'Duplicate value: map[k=null, p="TCP"]'),
+        ("spec.ports[7]", 'Duplicate value: map[k={"a": 1}, p="TCP"]'),
+        ("spec.ports[10]", 'Duplicate value: map[k=1, p="TCP"]'),
+        ("spec.ports[11]", 'Duplicate value: map[k=1.0, p="TCP"]'),
+    ]

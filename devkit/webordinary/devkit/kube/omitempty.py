@@ -26,12 +26,39 @@ def _types(schema: Schema) -> tuple[str, ...]:
     return ()
 
 
+# What an empty value of a field's schema is dropped as: "" (a string), [] (a list), {} (a map)
+_EMPTY_TYPES = {"string": str, "array": list}
+
+
+class _Plan:
+    """One resolved schema, ready to prune with: per property, its resolved schema, whether
+    it may be dropped when empty, and which empty values count (str / list / dict)."""
+
+    __slots__ = ("additional", "fields", "items", "schema")
+
+    def __init__(self, pruner: Pruner, schema: Schema) -> None:
+        self.schema = schema  # kept alive: plans are found by the schema's id
+        self.fields: dict[str, tuple[Schema, bool, frozenset[type]]] = {}
+        properties = schema.get("properties")
+        if properties:
+            required = set(schema.get("required") or ())
+            for key, sub in properties.items():
+                sub = pruner.resolve(sub)
+                self.fields[key] = (sub, key not in required, pruner.empty_types(sub))
+        additional = schema.get("additionalProperties")
+        self.additional = (pruner.resolve(additional)
+                           if not properties and isinstance(additional, dict) else None)
+        items = schema.get("items")
+        self.items = pruner.resolve(items) if isinstance(items, dict) else None
+
+
 class Pruner:
     """Drops empty optional fields of objects of one schema family (`$ref`s into
     `definitions`)."""
 
     def __init__(self, definitions: dict[str, Schema]) -> None:
         self.definitions = definitions
+        self._plans: dict[int, _Plan] = {}
 
     def resolve(self, schema: Schema) -> Schema:
         seen = 0
@@ -40,54 +67,61 @@ class Pruner:
             seen += 1
         return schema
 
+    def empty_types(self, schema: Schema) -> frozenset[type]:
+        """The types whose empty value (`""`, `[]`, `{}`) the encoding leaves out here."""
+        if schema.get("x-kubernetes-int-or-string"):
+            return frozenset()
+        types = _types(schema)
+        empty = {_EMPTY_TYPES[t] for t in types if t in _EMPTY_TYPES}
+        # a map (labels, annotations, nodeSelector, ...) but not a struct
+        if "object" in types and not schema.get("properties") and isinstance(
+                schema.get("additionalProperties"), dict):
+            empty.add(dict)
+        return frozenset(empty)
+
     def is_empty(self, value: Any, schema: Schema) -> bool:
         if value is None:
             return True
         if value or not isinstance(value, str | list | dict):
-            return False  # the common case, decided before any schema lookup (a hot path)
-        if schema.get("x-kubernetes-int-or-string"):
             return False
-        types = _types(schema)
-        if value == "" and "string" in types:
-            return True
-        if value == [] and "array" in types:
-            return True
-        # a map (labels, annotations, nodeSelector, ...) but not a struct
-        return bool(value == {} and "object" in types and not schema.get("properties")
-                    and isinstance(schema.get("additionalProperties"), dict))
+        return type(value) in self.empty_types(schema)
+
+    def _plan(self, schema: Schema) -> _Plan:
+        plan = self._plans.get(id(schema))
+        if plan is None or plan.schema is not schema:
+            plan = self._plans[id(schema)] = _Plan(self, schema)
+        return plan
 
     def prune(self, value: Any, schema: Schema, keep: Any = None) -> None:
         """Drop, in place, what the server's encoding would leave out (`keep`: a part known to
         be pruned already, left as it is)."""
-        schema = self.resolve(schema)
+        self._prune(value, self._plan(self.resolve(schema)), keep)
+
+    def _prune(self, value: Any, plan: _Plan, keep: Any) -> None:
         if isinstance(value, dict):
-            properties = schema.get("properties")
-            if properties:
-                required = set(schema.get("required") or ())
+            fields = plan.fields
+            if fields:
                 for key in list(value):
-                    sub = properties.get(key)
-                    if sub is None:
+                    field = fields.get(key)
+                    if field is None:
                         continue
                     item = value[key]
                     if keep is not None and item is keep:
                         continue
-                    sub = self.resolve(sub)
-                    if key not in required and self.is_empty(item, sub):
+                    if field[1] and (item is None or (not item and type(item) in field[2])):
                         del value[key]
                     elif isinstance(item, dict | list):
-                        self.prune(item, sub, keep)
-            else:
-                additional = schema.get("additionalProperties")
-                if isinstance(additional, dict):
-                    for item in value.values():
-                        if isinstance(item, dict | list):
-                            self.prune(item, additional)
-        elif isinstance(value, list):
-            items = schema.get("items")
-            if isinstance(items, dict):
-                for item in value:
+                        self._prune(item, self._plan(field[0]), keep)
+            elif plan.additional is not None:
+                additional = self._plan(plan.additional)
+                for item in value.values():
                     if isinstance(item, dict | list):
-                        self.prune(item, items)
+                        self._prune(item, additional, None)
+        elif isinstance(value, list) and plan.items is not None:
+            items = self._plan(plan.items)
+            for item in value:
+                if isinstance(item, dict | list):
+                    self._prune(item, items, keep)
 
 
 @cache

@@ -108,10 +108,12 @@ class Compiler:
             return compiled
 
     def compile(self, schema: dict[str, Any]) -> Check:
-        checks: list[Check] = []
+        """One closure per schema: its `$ref` first, then its type (a mismatch ends the
+        schema's checks there), then the other keywords in order."""
+        before: list[Check] = []
         if "$ref" in schema:
             name = str(schema["$ref"]).rsplit("/", 1)[-1]
-            checks.append(self._lazy_ref(name))
+            before.append(self._lazy_ref(name))
         nullable = bool(schema.get("nullable"))
         int_or_string = bool(schema.get("x-kubernetes-int-or-string"))
         raw_type = schema.get("type")
@@ -125,24 +127,7 @@ class Compiler:
         if nullable and types:
             types = (*types, "null")
         crd = self.crd
-
-        if types:
-            wanted = " or ".join(t for t in types if t != "null")
-            exact = frozenset(t for name in types for t in _PY_TYPES.get(name, ()))
-
-            def check_type(value: Any, path: Path, out: list[Cause]) -> None:
-                if type(value) not in exact and not _matches_type(value, types):
-                    where = render_path(path)
-                    if crd:
-                        out.append((where, f'Invalid value: "{_type_name(value)}": {where} in '
-                                           f"body must be of type {wanted}: "
-                                           f'"{_type_name(value)}"'))
-                    else:
-                        out.append((where, f"Invalid value: {_show(value)}: must be of type "
-                                           f"{wanted}"))
-                    raise _Stop
-
-            checks.append(check_type)
+        checks: list[Check] = []
 
         if "enum" in schema:
             allowed = list(schema["enum"])
@@ -160,35 +145,56 @@ class Compiler:
         checks += self._collection_checks(schema)
         checks += self._combinator_checks(schema)
 
-        if not checks:
-            return _accept
-        if len(checks) == 1:
+        if not types:
+            return _sequence([*before, *checks])
+        wanted = " or ".join(t for t in types if t != "null")
+        exact = frozenset(t for name in types for t in _PY_TYPES.get(name, ()))
+
+        def mismatch(value: Any, path: Path, out: list[Cause]) -> None:
+            where = render_path(path)
+            if crd:
+                out.append((where, f'Invalid value: "{_type_name(value)}": {where} in body '
+                                   f'must be of type {wanted}: "{_type_name(value)}"'))
+            else:
+                out.append((where, f"Invalid value: {_show(value)}: must be of type {wanted}"))
+
+        if before or len(checks) > 1:
+            first = _sequence(before)
+            rest = _sequence(checks)
+
+            def typed(value: Any, path: Path, out: list[Cause]) -> None:
+                first(value, path, out)
+                if type(value) not in exact and not _matches_type(value, types):
+                    mismatch(value, path, out)
+                else:
+                    rest(value, path, out)
+
+            return typed
+        if checks:
             only = checks[0]
 
-            def single(value: Any, path: Path, out: list[Cause]) -> None:
-                try:
+            def typed_one(value: Any, path: Path, out: list[Cause]) -> None:
+                if type(value) not in exact and not _matches_type(value, types):
+                    mismatch(value, path, out)
+                else:
                     only(value, path, out)
-                except _Stop:
-                    return
 
-            return single
+            return typed_one
 
-        def run_all(value: Any, path: Path, out: list[Cause]) -> None:
-            try:
-                for check in checks:
-                    check(value, path, out)
-            except _Stop:
-                pass
+        def typed_leaf(value: Any, path: Path, out: list[Cause]) -> None:
+            if type(value) not in exact and not _matches_type(value, types):
+                mismatch(value, path, out)
 
-        return run_all
+        return typed_leaf
 
     def _lazy_ref(self, name: str) -> Check:
-        compiled: list[Check] = []
+        compiled: Check | None = None
 
         def check_ref(value: Any, path: Path, out: list[Cause]) -> None:
-            if not compiled:
-                compiled.append(self.ref(name))
-            compiled[0](value, path, out)
+            nonlocal compiled
+            if compiled is None:
+                compiled = self.ref(name)
+            compiled(value, path, out)
 
         return check_ref
 
@@ -329,7 +335,7 @@ class Compiler:
                     for index, item in enumerate(value):
                         if not isinstance(item, dict):
                             continue
-                        identity = json.dumps([item.get(k) for k in map_keys])
+                        identity = _identity([item.get(k) for k in map_keys])
                         if identity in keys_seen:
                             shown = ", ".join(f"{k}={json.dumps(item.get(k))}" for k in map_keys)
                             out.append((render_path((*path, index)),
@@ -400,12 +406,33 @@ def _is_date_time(value: str) -> bool:
 _FORMATS: dict[str, Callable[[str], bool]] = {"date-time": _is_date_time, "date": _is_date}
 
 
-class _Stop(Exception):
-    """A type mismatch: no further keyword of this schema applies."""
+_SCALARS = frozenset({str, int, bool, type(None)})
+
+
+def _identity(values: list[Any]) -> Any:
+    """A list-map item's key: equal exactly when the values' JSON is (strings, integers,
+    booleans and nulls by type and value; anything else by its JSON)."""
+    if all(type(v) in _SCALARS for v in values):
+        return tuple((type(v), v) for v in values)
+    return json.dumps(values)
 
 
 def _accept(value: Any, path: Path, out: list[Cause]) -> None:
     return None
+
+
+def _sequence(checks: list[Check]) -> Check:
+    """The checks one after the other (one check: itself)."""
+    if not checks:
+        return _accept
+    if len(checks) == 1:
+        return checks[0]
+
+    def run_all(value: Any, path: Path, out: list[Cause]) -> None:
+        for check in checks:
+            check(value, path, out)
+
+    return run_all
 
 
 def _fewest(results: list[list[Cause]]) -> list[Cause]:
