@@ -16,14 +16,21 @@ answer equal to stock moto's server.
 
 from __future__ import annotations
 
+import email.utils
+import http.client
 import io
 import json
 import logging
 import os
+import random
+import re
+import string
 import threading
+import time
 import types
 import urllib.request
 from dataclasses import dataclass
+from http import HTTPStatus
 from typing import Any
 from urllib.parse import unquote
 
@@ -31,9 +38,18 @@ from botocore.exceptions import ClientError
 from flask import Response as FlaskResponse
 from flask import signals as flask_signals
 from flask.sessions import SecureCookieSessionInterface
-from flask_cors.core import ACL_ORIGIN, FLASK_CORS_EVALUATED, get_cors_headers, try_match_pattern
+from flask_cors.core import (
+    ACL_ORIGIN,
+    ACL_REQUEST_HEADER_PRIVATE_NETWORK,
+    FLASK_CORS_EVALUATED,
+    get_cors_headers,
+    try_match_pattern,
+)
 from moto.core import utils as moto_utils
+from moto.core.base_backend import BackendDict
+from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY
 from moto.moto_api import recorder
+from moto.moto_api._internal.moto_random import MotoRandom
 from moto.moto_server.werkzeug_app import (
     DomainDispatcherApplication,
     MotoRequestHandler,
@@ -41,7 +57,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from moto.sqs import models as sqs_models
 from werkzeug.exceptions import BadRequestKeyError, HTTPException, InternalServerError
-from werkzeug.serving import BaseWSGIServer, make_server
+from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 REGION = "us-east-1"
 # moto accepts any credentials; fixed ones keep boto3 from looking for real ones.
@@ -142,14 +158,84 @@ def _remember(function: Any, body: Any) -> None:
     function.__defaults__ = ({}, original)  # body's _cache and _compute
 
 
+def _random_string(self: Any, length: int = 20, include_digits: bool = True,
+                   lower_case: bool = False) -> str:
+    """MotoRandom.get_random_string (request ids: 52 characters per answer), drawing the same
+    numbers from the same generator as its `choice` per character did (`_randbelow` by
+    rejection over getrandbits), so a seeded moto still answers with the same ids."""
+    pool = string.ascii_letters + (string.digits if include_digits else "")
+    size = len(pool)
+    bits = size.bit_length()
+    draw = self.getrandbits
+    chosen = []
+    for _ in range(length):
+        number = draw(bits)
+        while number >= size:
+            number = draw(bits)
+        chosen.append(pool[number])
+    text = "".join(chosen)
+    return text.lower() if lower_case else text
+
+
 def _speed_up_moto() -> None:
-    """Two pure helpers moto calls on every request, remembered. moto converted each action's
-    and attribute's name from CamelCase character by character (15 calls per CreateQueue, a
-    sixth of its CPU per call) and listed the response class's methods with inspect.getmembers
-    on every request (to check that the action is one). Both answers depend only on their
-    argument (a name, a class), so the answers moto gives are unchanged."""
+    """Helpers moto runs on every request, made cheaper without changing an answer.
+    moto converted each action's and attribute's name from CamelCase character by character
+    (15 calls per CreateQueue, a sixth of its CPU per call) and listed the response class's
+    methods with inspect.getmembers on every request (to check that the action is one): both
+    answers depend only on their argument (a name, a class) and are remembered. Account
+    lookups skip moto's global lock once the account exists, and request ids are drawn
+    without a `choice` call per character (the same numbers from the same generator)."""
     _remember(moto_utils.camelcase_to_underscores, _camelcase_cached)
     _remember(moto_utils.method_names_from_class, _method_names_cached)
+    _look_accounts_up_without_lock()
+    random_class: Any = MotoRandom
+    if random_class._randbelow is getattr(random.Random, "_randbelow_with_getrandbits", None):
+        random_class.get_random_string = _random_string
+
+
+def _look_accounts_up_without_lock() -> None:
+    """BackendDict[account]: an account's backends once they exist, without moto's global
+    lock. moto took the lock and listed the dict's keys on every lookup (several per request,
+    with every server thread queueing on that one lock); it adds an account and registers the
+    dict under the lock, and its reset clears both, so a key present means both were done."""
+    backend_dict: Any = BackendDict
+    if getattr(backend_dict, "_webordinary_unlocked", False):
+        return
+    locked = backend_dict.__getitem__
+
+    def lookup(self: Any, account_id: str) -> Any:
+        try:
+            return dict.__getitem__(self, account_id)
+        except KeyError:
+            return locked(self, account_id)
+
+    backend_dict.__getitem__ = lookup
+    backend_dict._webordinary_unlocked = True
+
+
+_http_client: Any = http.client  # its header reader and parser are module-private
+_PLAIN_HEADER = re.compile(rb"([!-9;-~]+):[ \t]*([^\r\n]*)\r\n")
+_PARSED_BODIES = ("multipart/", "message/")  # the email parser reads their (empty) bodies
+
+
+def plain_headers(lines: list[bytes], message_class: Any) -> Any:
+    """The HTTPMessage http.client.parse_headers makes of these header lines (ending in the
+    empty line), when each is a plain `Name: value` line; None for anything else."""
+    if not lines or lines[-1] != b"\r\n":
+        return None
+    headers = []
+    for line in lines[:-1]:
+        match = _PLAIN_HEADER.fullmatch(line)
+        if match is None:
+            return None
+        name, value = match[1].decode("iso-8859-1"), match[2].decode("iso-8859-1")
+        if name.lower() == "content-type" and value.lower().startswith(_PARSED_BODIES):
+            return None
+        headers.append((name, value))
+    message = message_class()
+    message._headers = headers
+    message._payload = ""
+    return message
 
 
 class _KeepAliveHandler(MotoRequestHandler):
@@ -168,9 +254,65 @@ class _KeepAliveHandler(MotoRequestHandler):
     disable_nagle_algorithm = True
     wbufsize = -1  # a buffered writer: head and body leave in one send, at the flush
 
+    _date: tuple[int, str] = (0, "")
+
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
         if logging.getLogger("werkzeug").isEnabledFor(logging.INFO):
             super().log_request(code, size)
+
+    def parse_request(self) -> bool:
+        """http.server's parse_request for a plain HTTP/1.1 request line, with the headers read
+        as http.client reads them and, when every line is a plain `Name: value`, put into the
+        same HTTPMessage without the email package's parser (a tenth of moto's CPU per call).
+        Anything else (other versions, folded or odd lines, multipart) takes the stdlib's path."""
+        requestline = str(self.raw_requestline, "iso-8859-1").rstrip("\r\n")
+        words = requestline.split()
+        if (len(words) != 3 or words[2] != "HTTP/1.1" or self.protocol_version < "HTTP/1.1"
+                or words[1].startswith("//")):
+            return super().parse_request()
+        self.command, self.path = words[0], words[1]
+        self.request_version, self.requestline = words[2], requestline
+        self.close_connection = False
+        try:
+            lines = _http_client._read_headers(self.rfile)
+        except http.client.LineTooLong as error:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Line too long",
+                            str(error))
+            return False
+        except http.client.HTTPException as error:
+            self.send_error(HTTPStatus.REQUEST_HEADER_FIELDS_TOO_LARGE, "Too many headers",
+                            str(error))
+            return False
+        self.headers = plain_headers(lines, self.MessageClass) or (
+            _http_client._parse_header_lines(lines, self.MessageClass))
+        connection = self.headers.get("Connection", "").lower()
+        if connection == "close":
+            self.close_connection = True
+        elif connection == "keep-alive":
+            self.close_connection = False
+        if self.headers.get("Expect", "").lower() == "100-continue":
+            return self.handle_expect_100()
+        return True
+
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The Date header, formatted once a second rather than for every answer."""
+        if timestamp is not None:
+            return super().date_time_string(timestamp)
+        now = int(time.time())
+        second, text = _KeepAliveHandler._date
+        if second != now:
+            text = email.utils.formatdate(now, usegmt=True)
+            _KeepAliveHandler._date = (now, text)
+        return text
+
+    def make_environ(self) -> dict[str, Any]:
+        """moto's environ; its pass over the headers for underscored names (S3 metadata) only
+        when a header name has an underscore (without one it adds an empty name map)."""
+        if any("_" in name for name in self.headers):
+            return super().make_environ()
+        environ = WSGIRequestHandler.make_environ(self)
+        environ[PRESERVED_HEADER_NAMES_ENVIRON_KEY] = {}
+        return environ
 
     def run_wsgi(self) -> None:
         if self.headers.get("Expect", "").lower() == "100-continue":
@@ -264,6 +406,7 @@ class _LeanLane:
 
     def __init__(self, app: Any, rule: Any, view: Any, cors: list[Any]) -> None:
         self.app, self.rule, self.view, self.cors = app, rule, view, cors
+        self._plain_cors: dict[int, list[tuple[str, Any]]] = {}
 
     @classmethod
     def of(cls, app: Any) -> _LeanLane | None:
@@ -323,16 +466,27 @@ class _LeanLane:
         return response(environ, start_response)
 
     def _add_cors(self, request: Any, response: Any) -> None:
-        """flask-cors's after-request hook, reading the request given rather than Flask's."""
+        """flask-cors's after-request hook, reading the request given rather than Flask's.
+        Outside a preflight its headers depend on the request's Origin and
+        Access-Control-Request-Private-Network headers only: without either (every SDK call)
+        they are computed once per resource."""
         if response.headers.get(ACL_ORIGIN):
             return
         path = unquote(request.path)
-        for pattern, options in self.cors:
+        for index, (pattern, options) in enumerate(self.cors):
             if try_match_pattern(path, pattern, caseSensitive=True):
-                if not hasattr(response, FLASK_CORS_EVALUATED):
-                    for key, value in get_cors_headers(options, request.headers,
-                                                       request.method).items():
-                        response.headers.add(key, value)
+                if hasattr(response, FLASK_CORS_EVALUATED):
+                    return
+                headers = request.headers
+                plain = (request.method != "OPTIONS" and "Origin" not in headers
+                         and ACL_REQUEST_HEADER_PRIVATE_NETWORK not in headers)
+                added = self._plain_cors.get(index) if plain else None
+                if added is None:
+                    added = list(get_cors_headers(options, headers, request.method).items())
+                    if plain:
+                        self._plain_cors[index] = added
+                for key, value in added:
+                    response.headers.add(key, value)
                 return
 
 

@@ -10,8 +10,11 @@ two runs (request ids, dates, the endpoint's port).
 from __future__ import annotations
 
 import http.client
+import io
 import json
+import random
 import re
+import string
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -19,8 +22,9 @@ from typing import Any
 from urllib.parse import urlencode, urlparse
 
 import pytest
+from moto.moto_api._internal.moto_random import MotoRandom
 
-from webordinary.devkit.aws import MotoServer, start_moto
+from webordinary.devkit.aws import MotoServer, plain_headers, start_moto
 
 STOCK = (
     "import sys\n"
@@ -89,6 +93,8 @@ REQUESTS = [
     ("GET", "/wo-bucket/a/key.txt", b"", auth("s3")),
     ("HEAD", "/wo-bucket/a/key.txt", b"", auth("s3")),
     ("GET", "/wo-bucket/missing", b"", auth("s3")),
+    ("PUT", "/wo-bucket/meta", b"x", {**auth("s3"), "x-amz-meta-my_key": "v", "X-Amz-Meta-B": "w"}),
+    ("HEAD", "/wo-bucket/meta", b"", auth("s3")),
     ("GET", "/wo-bucket?list-type=2", b"", auth("s3")),
     ("GET", "/", b"", {}),
     ("GET", "/nothing/here", b"", {}),
@@ -162,3 +168,43 @@ def test_answers_stay_the_same_when_repeated(stock: str, devkit: MotoServer) -> 
     for _ in range(2):
         for request in REQUESTS:
             assert answer(devkit.endpoint_url, *request) == answer(stock, *request), request[:2]
+
+
+HEADER_BLOCKS = [  # (header lines, whether the fast path takes them)
+    ([b"content-type: application/x-amz-json-1.0\r\n", b"host: 127.0.0.1:5000\r\n"], True),
+    ([b"A: trailing spaces  \r\n", b"B:\r\n", b"C:\t tabbed\r\n", b"c: again\r\n"], True),
+    ([b"A: form\x0cfeed \x85 next-line \xe9\r\n"], True),
+    ([b"x-amz-meta-my_key: v\r\n"], True),
+    ([], True),
+    ([b"A: one\r\n", b" folded\r\n"], False),
+    ([b"A: bare\rreturn\r\n"], False),
+    ([b"no colon here\r\n"], False),
+    ([b": empty name\r\n"], False),
+    ([b"From someone\r\n", b"A: b\r\n"], False),
+    ([b"Content-Type: multipart/form-data; boundary=x\r\n"], False),
+    ([b"A: lf only\n"], False),
+]
+
+
+@pytest.mark.parametrize(("lines", "fast"), HEADER_BLOCKS)
+def test_plain_headers_are_what_http_client_parses(lines: list[bytes], fast: bool) -> None:
+    """The request handler's header fast path builds exactly http.client's HTTPMessage, or
+    leaves the block to http.client."""
+    block = [*lines, b"\r\n"]
+    ours = plain_headers(block, http.client.HTTPMessage)
+    assert (ours is not None) == fast
+    if ours is not None:
+        assert vars(ours) == vars(http.client.parse_headers(io.BytesIO(b"".join(block))))
+
+
+@pytest.mark.parametrize(("digits", "lower"), [(True, False), (False, False), (True, True)])
+def test_a_seeded_moto_draws_the_same_ids(devkit: MotoServer, digits: bool, lower: bool) -> None:
+    """Request ids come from moto's generator as before: the same seed, the same ids."""
+    ours = MotoRandom()
+    ours.seed(7)
+    stock = random.Random(7)
+    pool = string.ascii_letters + (string.digits if digits else "")
+    for length in (52, 20, 1):
+        expected = "".join(stock.choice(pool) for _ in range(length))
+        assert ours.get_random_string(length, include_digits=digits, lower_case=lower) == (
+            expected.lower() if lower else expected)
