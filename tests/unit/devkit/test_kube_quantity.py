@@ -21,3 +21,17 @@ def test_canonical_quantities(given: str | float, stored: str) -> None:
 def test_not_a_quantity(bad: str) -> None:
     with pytest.raises(ValueError, match="quantities"):
         canonical(bad)
+
+
+def test_canonical_forms_are_kept_apart_by_type() -> None:
+    """Canonical forms are remembered per value and type (10**20 == 1e20 in Python, but the
+    float is written in exponent form), and an invalid quantity raises every time."""
+    assert canonical(10**20) == "100E"
+    assert canonical(1e20) == "100e18"
+    assert canonical(10**20) == "100E"
+    assert canonical(0.5) == "500m"
+    assert canonical("1e-3") == "1e-3"
+    assert canonical(1e-3) == "1m"
+    for _ in range(2):
+        with pytest.raises(ValueError):
+            canonical("1.5.5")

@@ -219,3 +219,24 @@ def test_list_map_keys_are_duplicates_exactly_when_their_json_is() -> None:
         ("spec.ports[10]", 'Duplicate value: map[k=1, p="TCP"]'),
         ("spec.ports[11]", 'Duplicate value: map[k=1.0, p="TCP"]'),
     ]
+
+
+@pytest.mark.parametrize("keyword", ["oneOf", "anyOf", "allOf"])
+def test_combinators_of_type_only_branches_report_as_the_full_evaluation(keyword: str) -> None:
+    """Branches that only check a type are asked whether they pass before any cause is
+    built; the answer and the causes are those of evaluating every branch in full (a branch
+    with more than a type check, here `minLength`, always runs in full)."""
+    quick = {keyword: [{"type": "string"}, {"type": "integer"}, {}]}
+    full = {keyword: [{"type": "string", "minLength": 0}, {"type": "integer"}, {}]}
+    for value in ("a", 1, 1.5, True, None, [], {}):
+        results = []
+        for schema in (quick, full):
+            out: list[Cause] = []
+            Compiler().compile(schema)(value, ("spec", "port"), out)
+            results.append(out)
+        assert results[0] == results[1], value
+    out = []
+    Compiler().compile({keyword: [{"type": "string"}, {"type": "integer"}]})(1.5, ("x",), out)
+    assert out == ([("x", "Invalid value: 1.5: must be of type string")] if keyword != "allOf"
+                   else [("x", "Invalid value: 1.5: must be of type string"),
+                         ("x", "Invalid value: 1.5: must be of type integer")])

@@ -16,6 +16,7 @@ import datetime
 import json
 import re
 import threading
+import weakref
 from collections.abc import Callable
 from typing import Any
 
@@ -185,6 +186,7 @@ class Compiler:
             if type(value) not in exact and not _matches_type(value, types):
                 mismatch(value, path, out)
 
+        _ACCEPTS[typed_leaf] = lambda value: type(value) in exact or _matches_type(value, types)
         return typed_leaf
 
     def _lazy_ref(self, name: str) -> Check:
@@ -315,6 +317,7 @@ class Compiler:
         unique = bool(schema.get("uniqueItems")) or schema.get("x-kubernetes-list-type") == "set"
         map_keys = list(schema.get("x-kubernetes-list-map-keys") or []) if schema.get(
             "x-kubernetes-list-type") == "map" else []
+        one_key = map_keys[0] if len(map_keys) == 1 else None
         if item_check or min_items is not None or max_items is not None or unique or map_keys:
 
             def check_array(value: Any, path: Path, out: list[Cause]) -> None:
@@ -331,11 +334,16 @@ class Compiler:
                     out.append((where, f"Invalid value: {len(value)}: {where} in body should "
                                        f"have at least {min_items} items"))
                 if map_keys:
-                    keys_seen: set[str] = set()
+                    keys_seen: set[Any] = set()
                     for index, item in enumerate(value):
                         if not isinstance(item, dict):
                             continue
-                        identity = _identity([item.get(k) for k in map_keys])
+                        if one_key is not None:
+                            single = item.get(one_key)
+                            identity = ((type(single), single) if type(single) in _SCALARS
+                                        else json.dumps([single]))
+                        else:
+                            identity = _identity([item.get(k) for k in map_keys])
                         if identity in keys_seen:
                             shown = ", ".join(f"{k}={json.dumps(item.get(k))}" for k in map_keys)
                             out.append((render_path((*path, index)),
@@ -421,6 +429,11 @@ def _accept(value: Any, path: Path, out: list[Cause]) -> None:
     return None
 
 
+# Checks that only test a value's type, and their test: whether they pass, without a cause.
+_ACCEPTS: weakref.WeakKeyDictionary[Check, Callable[[Any], bool]] = weakref.WeakKeyDictionary()
+_ACCEPTS[_accept] = lambda value: True
+
+
 def _sequence(checks: list[Check]) -> Check:
     """The checks one after the other (one check: itself)."""
     if not checks:
@@ -444,7 +457,19 @@ def _fewest(results: list[list[Cause]]) -> list[Cause]:
 
 
 def _combinator(keyword: str, branches: list[Check]) -> Check:
+    # Branches that only check a type answer "passes?" without building the causes they
+    # would report (int-or-string fields are a oneOf of two types: every value fails one
+    # branch, whose message was rendered and dropped). The causes are collected only when
+    # the combinator fails.
+    accepts = [_ACCEPTS.get(branch) for branch in branches]
+    quick = [a for a in accepts if a is not None] if all(accepts) else None
+
     def check(value: Any, path: Path, out: list[Cause]) -> None:
+        if quick is not None:
+            passed = sum(1 for accept in quick if accept(value))
+            if (keyword == "allOf" and passed == len(quick)) or (
+                    keyword == "anyOf" and passed) or (keyword == "oneOf" and passed == 1):
+                return
         results: list[list[Cause]] = []
         for branch in branches:
             errors: list[Cause] = []

@@ -16,7 +16,7 @@ import binascii
 import json
 import re
 from collections.abc import Iterator
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources as importlib_resources
 from typing import Any
 
@@ -49,7 +49,10 @@ def field_path(parts: Iterator[Any] | list[Any]) -> str:
     return text
 
 
-def _qualified_name_causes(key: str, path: str) -> list[Cause]:
+@lru_cache(maxsize=8192)
+def _qualified_name_causes(key: str, path: str) -> tuple[Cause, ...]:
+    """A function of its arguments alone, kept for the few distinct label and annotation
+    keys of many objects."""
     prefix, _, name = key.rpartition("/")
     causes: list[Cause] = []
     if "/" in key and (not prefix or len(prefix) > 253 or not _DNS_SUBDOMAIN.match(prefix)):
@@ -59,7 +62,12 @@ def _qualified_name_causes(key: str, path: str) -> list[Cause]:
         causes.append((path, f'Invalid value: "{key}": name part must consist of alphanumeric '
                              f"characters, '-', '_' or '.', and must start and end with an "
                              f"alphanumeric character (at most 63 characters)"))
-    return causes
+    return tuple(causes)
+
+
+@lru_cache(maxsize=8192)
+def _label_value_valid(value: str) -> bool:
+    return len(value) <= 63 and _LABEL_VALUE.match(value) is not None
 
 
 def label_causes(labels: Any, path: str) -> list[Cause]:
@@ -72,7 +80,7 @@ def label_causes(labels: Any, path: str) -> list[Cause]:
         causes += _qualified_name_causes(str(key), path)
         if not isinstance(value, str):
             causes.append((f"{path}", f"Invalid value: {value!r}: label values must be strings"))
-        elif len(value) > 63 or not _LABEL_VALUE.match(value):
+        elif not _label_value_valid(value):
             causes.append((path, f'Invalid value: "{value}": a valid label must be an empty '
                                  f"string or consist of alphanumeric characters, '-', '_' or "
                                  f"'.', and must start and end with an alphanumeric character "
