@@ -33,5 +33,5 @@ def test_canonical_forms_are_kept_apart_by_type() -> None:
     assert canonical("1e-3") == "1e-3"
     assert canonical(1e-3) == "1m"
     for _ in range(2):
-        with pytest.raises(ValueError):
+        with pytest.raises(ValueError, match="regular expression"):
             canonical("1.5.5")
