@@ -118,6 +118,24 @@ def test_generate_name(http: KubeHTTP) -> None:
     assert "name or generateName is required" in assert_status(missing, 422, "Invalid")["message"]
 
 
+def test_bodies_are_decoded_as_strictly_as_go_does(http: KubeHTTP) -> None:
+    """Malformed JSON, NaN and Infinity (Go's decoder refuses them) are 400; text in any
+    script comes back as sent."""
+    headers = {"Content-Type": "application/json"}
+    for bad in (b"{not json", b'{"apiVersion": "v1", "kind": "ConfigMap", "data": NaN}',
+                b'{"metadata": {"name": "x"}, "data": {"k": Infinity}}'):
+        response = http.session.post(http.url + CONFIGMAPS, data=bad, headers=headers,
+                                     timeout=10)
+        assert "cannot be decoded" in assert_status(response, 400, "BadRequest")["message"]
+    body = configmap("text")
+    body["data"] = {"k": "héllo wörld ✓ 日本", "quote": 'a "b" \\ c'}
+    answer = created(http.post(CONFIGMAPS, body))
+    assert answer["data"] == body["data"]
+    again = http.get(f"{CONFIGMAPS}/text")
+    assert again.status_code == 200, again.text
+    assert again.json()["data"] == body["data"]
+
+
 def test_namespace_from_url_and_mismatch(http: KubeHTTP) -> None:
     body = configmap("c1", namespace="elsewhere")
     assert_status(http.post(CONFIGMAPS, body), 400, "BadRequest")

@@ -21,6 +21,7 @@ import kmock
 import yaml
 
 from webordinary.devkit.kube import errors, openapi, protobuf
+from webordinary.devkit.kube.data import dumps, loads
 from webordinary.devkit.kube.errors import ApiError
 from webordinary.devkit.kube.resources import VERBS, Resource
 from webordinary.devkit.kube.selectors import parse_field_selector, parse_label_selector
@@ -39,7 +40,7 @@ _TICK = ("TICK", Event(0, "TICK", {}))
 
 
 def _dumps(payload: Any) -> bytes:
-    return json.dumps(payload, separators=(",", ":")).encode()
+    return dumps(payload)
 
 
 def _response(payload: Any, status: int = 200, warnings: list[str] | None = None,
@@ -280,7 +281,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         try:
             if content_type in ("application/apply-patch+yaml", "application/yaml"):
                 return yaml.safe_load(data), "caller"
-            return json.loads(data), "nothing"
+            return loads(data), "nothing"
         except (ValueError, yaml.YAMLError) as exc:
             raise errors.bad_request(f"the body of the request cannot be decoded: {exc}") from exc
 

@@ -24,7 +24,7 @@ from typing import Any, Literal
 from webordinary.devkit.kube import errors
 from webordinary.devkit.kube.admission import AdmissionChain
 from webordinary.devkit.kube.admission import Request as AdmissionRequest
-from webordinary.devkit.kube.data import clone
+from webordinary.devkit.kube.data import clone, dumps
 from webordinary.devkit.kube.defaults import apply_builtin_defaults
 from webordinary.devkit.kube.errors import ApiError
 from webordinary.devkit.kube.omitempty import drop_empty_builtin, drop_empty_builtin_status
@@ -107,7 +107,7 @@ class Event:
         if cached is None:
             if api_version and own != api_version:
                 obj = {**obj, "apiVersion": api_version}
-            cached = json.dumps(obj, separators=(",", ":")).encode()
+            cached = dumps(obj)
             self._lines[key] = cached
         return cached
 
