@@ -499,22 +499,24 @@ class CustomSchema:
         root["properties"] = properties
         self.check = Compiler(crd=True).compile(root)
         self.schema = _mark_rules(clone(self.schema))
+        # the schema below apiVersion, kind and metadata, which normalise() handles itself
+        self._root = dict(self.schema)
+        self._root["properties"] = {
+            k: v for k, v in (self._root.get("properties") or {}).items()
+            if k not in ("apiVersion", "kind", "metadata")
+        }
+        self._shapes: dict[int, _Shape] = {}
 
     def normalise(self, obj: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """Prune unknown fields and nulls, then apply defaults; returns pruned field paths."""
         pruned: list[str] = []
         body = {k: v for k, v in obj.items() if k not in ("apiVersion", "kind", "metadata")}
-        root = dict(self.schema)
-        root["properties"] = {
-            k: v for k, v in (root.get("properties") or {}).items()
-            if k not in ("apiVersion", "kind", "metadata")
-        }
         result: dict[str, Any] = {k: obj[k] for k in ("apiVersion", "kind") if k in obj}
         meta = obj.get("metadata")
         if isinstance(meta, dict):
             pruned += [f"metadata.{k}" for k in meta if k not in OBJECT_META_FIELDS]
             result["metadata"] = {k: v for k, v in meta.items() if k in OBJECT_META_FIELDS}
-        result.update(_prune_and_default(body, root, "", pruned))
+        result.update(_prune_and_default(body, self._root, None, pruned, self._shapes))
         return result, pruned
 
     def causes(self, obj: dict[str, Any], old: dict[str, Any] | None) -> list[Cause]:
@@ -525,40 +527,71 @@ class CustomSchema:
         return causes
 
 
-def _prune_and_default(value: Any, schema: dict[str, Any], path: str, pruned: list[str]) -> Any:
-    """Drop unknown fields (unless preserved) and non-nullable nulls; fill in defaults."""
-    if isinstance(value, dict):
-        props = schema.get("properties") or {}
+# A field's place while pruning: (parent place, key or list index, whether an index), or None
+# at the root; rendered ("spec.a[0].b") only for what is pruned.
+Place = tuple[Any, Any, bool] | None
+
+
+def _render(place: Place) -> str:
+    parts: list[tuple[Any, bool]] = []
+    while place is not None:
+        place, key, index = place
+        parts.append((key, index))
+    text = ""
+    for key, index in reversed(parts):
+        text = f"{text}[{key}]" if index else f"{text}.{key}" if text else key
+    return text
+
+
+class _Shape:
+    """What pruning and defaulting need of one schema, read once."""
+
+    __slots__ = ("additional", "defaults", "embedded", "items", "keep_unknown", "properties",
+                 "schema")
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        self.schema = schema  # kept alive: shapes are found by the schema's id
+        self.properties: dict[str, Any] = schema.get("properties") or {}
         additional = schema.get("additionalProperties")
-        preserve = schema.get("x-kubernetes-preserve-unknown-fields", False)
-        embedded = schema.get("x-kubernetes-embedded-resource", False)
+        self.additional = additional if isinstance(additional, dict) else None
+        self.keep_unknown = bool(schema.get("x-kubernetes-preserve-unknown-fields", False)
+                                 or additional is True)
+        self.embedded = bool(schema.get("x-kubernetes-embedded-resource", False))
+        self.defaults = [(key, sub) for key, sub in self.properties.items() if "default" in sub]
+        items = schema.get("items")
+        self.items = items if isinstance(items, dict) else None
+
+
+def _prune_and_default(value: Any, schema: dict[str, Any], place: Place, pruned: list[str],
+                       shapes: dict[int, _Shape]) -> Any:
+    """Drop unknown fields (unless preserved) and non-nullable nulls; fill in defaults."""
+    shape = shapes.get(id(schema))
+    if shape is None or shape.schema is not schema:
+        shape = shapes[id(schema)] = _Shape(schema)
+    if isinstance(value, dict):
+        props = shape.properties
+        additional = shape.additional
         result: dict[str, Any] = {}
         for key, item in value.items():
-            child_path = f"{path}.{key}" if path else key
-            if key in props:
-                sub = props[key]
-            elif isinstance(additional, dict):
-                sub = additional
-            elif preserve or additional is True or (
-                embedded and key in ("apiVersion", "kind", "metadata")
-            ):
-                result[key] = item
-                continue
-            else:
-                pruned.append(child_path)
+            sub = props.get(key) if key in props else additional
+            if sub is None:
+                if shape.keep_unknown or (
+                        shape.embedded and key in ("apiVersion", "kind", "metadata")):
+                    result[key] = item
+                else:
+                    pruned.append(_render((place, key, False)))
                 continue
             if item is None and not sub.get("nullable"):
                 continue
-            result[key] = _prune_and_default(item, sub, child_path, pruned)
-        for key, sub in props.items():
-            if key not in result and "default" in sub:
-                child_path = f"{path}.{key}" if path else key
+            result[key] = _prune_and_default(item, sub, (place, key, False), pruned, shapes)
+        for key, sub in shape.defaults:
+            if key not in result:
                 result[key] = _prune_and_default(
-                    clone(sub["default"]), sub, child_path, pruned)
+                    clone(sub["default"]), sub, (place, key, False), pruned, shapes)
         return result
-    if isinstance(value, list) and isinstance(schema.get("items"), dict):
+    if isinstance(value, list) and shape.items is not None:
         return [
-            _prune_and_default(item, schema["items"], f"{path}[{index}]", pruned)
+            _prune_and_default(item, shape.items, (place, index, True), pruned, shapes)
             for index, item in enumerate(value)
         ]
     return value
