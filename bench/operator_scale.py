@@ -42,6 +42,7 @@ import psutil
 from webordinary.contracts import naming
 from webordinary.contracts.environment import API_VERSION, KIND, PLURAL
 from webordinary.devkit.aws import FAKE_CREDENTIALS
+from webordinary.devkit.kube.data import loads
 from webordinary.devkit.kube.store import Watcher
 from webordinary.devkit.kubeapi import start_kube_api
 from webordinary.devkit.kubelet import deployment_status
@@ -77,7 +78,7 @@ class ReadyWatcher:
     def _run(self) -> None:
         try:
             for line in self._response:
-                item = json.loads(line)["object"]
+                item = loads(line)["object"]
                 conds = {c["type"]: c["status"]
                          for c in (item.get("status") or {}).get("conditions") or []}
                 if conds.get("Ready") == "True":
