@@ -3,7 +3,6 @@ aiohttp session. Objects stay plain dicts: no model classes between the JSON and
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -11,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import aiohttp
+import orjson
 
 from webordinary.kube.config import Config
 from webordinary.kube.errors import KubeError
@@ -158,7 +158,10 @@ class Client:
         params: Mapping[str, str] | None = None,
     ) -> dict[str, Any] | None:
         """One call; None for 404 on GET and DELETE, KubeError for every other failure."""
-        data = None if body is None else json.dumps(body, separators=(",", ":"))
+        # orjson: a Deployment's 9 KB as a request and again as the answer, for every child
+        # created, cost the operator ~0.3 ms through the json module (a twentieth of its CPU
+        # per environment in a creation burst)
+        data = None if body is None else orjson.dumps(body)
         for attempt in range(2):
             status, payload = await self._send(
                 method, path, data, content_type if data is not None else None, params)
@@ -169,13 +172,13 @@ class Client:
             if status >= 400:
                 raise KubeError.from_response(status, payload)
             try:
-                result = json.loads(payload) if payload else {}
+                result = orjson.loads(payload) if payload else {}
             except ValueError as error:
                 raise KubeError(0, "InvalidResponse", f"{method} {path}: {error}") from error
             return result if isinstance(result, dict) else {}
         raise AssertionError("unreachable")
 
-    async def _send(self, method: str, path: str, data: str | None, content_type: str | None,
+    async def _send(self, method: str, path: str, data: bytes | None, content_type: str | None,
                     params: Mapping[str, str] | None) -> tuple[int, bytes]:
         """One HTTP exchange: the status and the body; KubeError when there is no answer."""
         session = await self._open()
@@ -273,7 +276,7 @@ class Client:
                     for line in lines:
                         if not line.strip():
                             continue
-                        event: dict[str, Any] = json.loads(line)
+                        event: dict[str, Any] = orjson.loads(line)
                         if event.get("type") == "ERROR":
                             status = event.get("object") or {}
                             raise KubeError(int(status.get("code") or 500),

@@ -62,12 +62,12 @@ class KubeClient(Client):
         self._pool = Pool(self.server, limit=connections, ssl_context=context,
                           timeout=self._timeout)
 
-    async def _send(self, method: str, path: str, data: str | None, content_type: str | None,
+    async def _send(self, method: str, path: str, data: bytes | None, content_type: str | None,
                     params: Mapping[str, str] | None) -> tuple[int, bytes]:
         if self._closed:
             raise KubeError(0, "Closed", "the client is closed (shutting down)")
         target = self._pool.prefix + path + (f"?{urlencode(params)}" if params else "")
-        body = data.encode() if data is not None else b""
+        body = data if data is not None else b""
         headers = self._headers(content_type)
         sized = data is not None or method in ("POST", "PUT", "PATCH")
         head = request_head(method, target, {"host": self._pool.host, **headers},
