@@ -8,6 +8,7 @@ equal a clean one, and two hashed names only meet if the hash does (40 bits over
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 from typing import Final
@@ -21,6 +22,9 @@ QUEUE_SUFFIX_MAX: Final = SQS_NAME_MAX - len(f"{QUEUE_PREFIX}-output-")
 # Children get a role suffix, Deployments want room for ReplicaSet/Pod hashes.
 CHILD_NAME_MAX: Final = 52
 HASH_LEN: Final = 10
+# Names are pure functions of their parts, asked for again at every reconcile of every
+# environment (the operator builds a few dozen per environment): the most recent are kept.
+NAME_CACHE: Final = 16384
 THREAD_ID_MAX: Final = 40
 
 _CLEAN_PART = re.compile(r"^[a-z0-9]+$")
@@ -76,6 +80,7 @@ def queue_names(client_id: str, project_id: str, user_id: str) -> dict[str, str]
     return {role: queue_name(role, client_id, project_id, user_id) for role in QUEUE_ROLES}
 
 
+@functools.lru_cache(maxsize=NAME_CACHE)
 def child_name(environment: str, role: str) -> str:
     """Name of a Kubernetes child of an environment, e.g. `ameliastamps-website-john-editor`.
 
@@ -87,6 +92,7 @@ def child_name(environment: str, role: str) -> str:
     return _join((environment, role), CHILD_NAME_MAX, _DNS_NAME)
 
 
+@functools.lru_cache(maxsize=NAME_CACHE)
 def label_value(value: str) -> str:
     """A valid label value (<= 63, [a-z0-9-]) standing for `value`, hashed when altered."""
     return _join((value,), DNS_LABEL_MAX)

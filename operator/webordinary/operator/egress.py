@@ -18,6 +18,7 @@ docs/operations.md (Cilium toFQDNs, or a VPC egress proxy named in `editor_egres
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from typing import Any, Final
 from urllib.parse import urlparse
@@ -45,16 +46,23 @@ def denied_ranges(settings: OperatorSettings) -> list[str]:
 def ip_block(cidr: str, denied: list[str]) -> dict[str, Any]:
     """`cidr` minus every denied range inside it (a denied range that contains the whole of
     `cidr` does not apply: naming a narrower CIDR is how an installer allows it)."""
+    block, excepted = _ip_block(cidr, tuple(denied))
+    if excepted:
+        return {"ipBlock": {"cidr": block, "except": list(excepted)}}
+    return {"ipBlock": {"cidr": block}}
+
+
+@functools.lru_cache(maxsize=256)
+def _ip_block(cidr: str, denied: tuple[str, ...]) -> tuple[str, tuple[str, ...]]:
+    """The CIDR and its exceptions, parsed once per setting (every NetworkPolicy built parsed
+    them again: a tenth of building an environment's children)."""
     network = ipaddress.ip_network(cidr, strict=False)
     excepted: list[str] = []
     for raw in denied:
         other = ipaddress.ip_network(raw, strict=False)
         if other.version == network.version and _strictly_inside(other, network):
             excepted.append(str(other))
-    block: dict[str, Any] = {"cidr": str(network)}
-    if excepted:
-        block["except"] = sorted(set(excepted), key=excepted.index)
-    return {"ipBlock": block}
+    return str(network), tuple(sorted(set(excepted), key=excepted.index))
 
 
 def _strictly_inside(inner: Network, outer: Network) -> bool:
@@ -65,7 +73,12 @@ def sqs_port(settings: OperatorSettings) -> int:
     """The SQS endpoint's port: 443 for AWS, the URL's port for a dev endpoint (moto)."""
     if not settings.sqs_endpoint_url:
         return HTTPS_PORT
-    endpoint = urlparse(settings.sqs_endpoint_url)
+    return _url_port(settings.sqs_endpoint_url)
+
+
+@functools.lru_cache(maxsize=16)
+def _url_port(url: str) -> int:
+    endpoint = urlparse(url)
     return endpoint.port or (80 if endpoint.scheme == "http" else HTTPS_PORT)
 
 

@@ -58,6 +58,9 @@ PARTS_BY_KIND = {
 }
 
 
+STATUS_CACHE = 256
+
+
 def _never_synced(kind: str, namespace: str) -> bool:
     return False
 
@@ -86,13 +89,21 @@ class Runtime:
     refreshing: set[tuple[str, str]] = field(default_factory=set)
     refresh_again: set[tuple[str, str]] = field(default_factory=set)
     refresh_full: set[tuple[str, str]] = field(default_factory=set)  # ...as a full reconcile
+    # refreshes that have not yet taken their environment's lock (see handlers.coalesced)
+    refresh_pending: set[tuple[str, str]] = field(default_factory=set)
+    # (uid, resourceVersion) -> its status parsed (status_of)
+    statuses: dict[tuple[str, str], EditEnvironmentStatus] = field(default_factory=dict)
     deleting: set[str] = field(default_factory=set)  # uids whose cleanup has begun
     observed: Observed = field(default_factory=Observed)  # children as the watches show them
     # uid -> the wake and activity annotations, the generation and resourceVersion last seen
     marks: dict[str, tuple[str | None, str | None, Any, Any]] = field(default_factory=dict)
+    stamped: dict[str, Any] = field(default_factory=dict)  # uid -> resourceVersion to wake on
     # background work (delayed refreshes, Events, the listing keeper), cancelled at cleanup
     tasks: set[asyncio.Task[None]] = field(default_factory=set)
     admitted: dict[str, Any] = field(default_factory=dict)  # uid -> generation whose spec passed
+    # uid -> (generation, its spec parsed, or why it is invalid): see spec_of
+    specs: dict[str, tuple[Any, EditEnvironmentSpec | None, str | None]] = field(
+        default_factory=dict)
     identity_checked: dict[str, float] = field(default_factory=dict)  # uid -> loop time in sync
     # (kind, namespace) -> whether the child watches have delivered every such object and
     # follow them (ChildWatch.synced): then `observed` answers for them without a LIST
@@ -169,6 +180,21 @@ def previous_status(raw: Any) -> EditEnvironmentStatus:
         return EditEnvironmentStatus()
 
 
+def status_of(rt: Runtime, body: Mapping[str, Any]) -> EditEnvironmentStatus:
+    """`previous_status` of `body`, parsed once per version (a refresh checks it, then its
+    reconcile starts from it); the most recent STATUS_CACHE versions are kept. Read only."""
+    meta = body.get("metadata") or {}
+    key = (meta.get("uid") or "", str(meta.get("resourceVersion") or ""))
+    if not key[1]:
+        return previous_status(body.get("status"))
+    found = rt.statuses.get(key)
+    if found is None:
+        found = rt.statuses[key] = previous_status(body.get("status"))
+        if len(rt.statuses) > STATUS_CACHE:
+            del rt.statuses[next(iter(rt.statuses))]
+    return found
+
+
 def parse_spec(raw: Any) -> tuple[EditEnvironmentSpec | None, str | None]:
     try:
         spec = EditEnvironmentSpec.model_validate(dict(raw or {}))
@@ -178,6 +204,20 @@ def parse_spec(raw: Any) -> tuple[EditEnvironmentSpec | None, str | None]:
     except builders.SpecError as error:
         return None, str(error)
     return spec, None
+
+
+def spec_of(rt: Runtime, uid: str, generation: Any,
+            raw: Any) -> tuple[EditEnvironmentSpec | None, str | None]:
+    """`parse_spec` once per generation of an environment (the API server gives a changed
+    spec a new generation): a creation's child-status refreshes validated it again each."""
+    if generation is None:
+        return parse_spec(raw)
+    known = rt.specs.get(uid)
+    if known is not None and known[0] == generation:
+        return known[1], known[2]
+    spec, invalid = parse_spec(raw)
+    rt.specs[uid] = (generation, spec, invalid)
+    return spec, invalid
 
 
 def is_foreign(live: Mapping[str, Any], owner: builders.Owner) -> str | None:
@@ -297,10 +337,11 @@ def _condition(previous: EditEnvironmentStatus, kind: ConditionType) -> Conditio
     return next((c for c in previous.conditions if c.type == str(kind)), None)
 
 
-def lifecycle_ready(body: Mapping[str, Any]) -> bool:
+def lifecycle_ready(body: Mapping[str, Any], previous: EditEnvironmentStatus | None = None) -> bool:
     """Whether a lifecycle-only reconcile suffices: the spec was reconciled, queues and routing
-    were fine (else the full reconcile runs)."""
-    previous = previous_status(body.get("status"))
+    were fine (else the full reconcile runs). `previous`: the body's status, if parsed."""
+    if previous is None:
+        previous = previous_status(body.get("status"))
     generation = body["metadata"].get("generation")
     return bool(
         previous.observed_generation == generation and previous.queues.input
@@ -379,8 +420,8 @@ async def reconcile(
     meta = body["metadata"]
     owner = builders.Owner(meta["namespace"], meta["name"], meta["uid"])
     generation = meta.get("generation")
-    previous = previous_status(body.get("status"))
-    spec, invalid = parse_spec(body.get("spec"))
+    previous = status_of(rt, body)
+    spec, invalid = spec_of(rt, owner.uid, generation, body.get("spec"))
     if spec is not None:
         admitted = rt.admitted.get(owner.uid)
         if mode == "lifecycle" and admitted is not None and admitted == generation:
@@ -403,7 +444,7 @@ async def reconcile(
         outcome = Outcome(compute_status(previous, report, now), previous,
                           error_reason="InvalidSpec")
         return await _report(rt, owner, outcome)
-    if mode == "lifecycle" and not lifecycle_ready(body):
+    if mode == "lifecycle" and not lifecycle_ready(body, previous):
         mode, light = "full", True
 
     outcome = Outcome(previous, previous)

@@ -245,7 +245,10 @@ class SqsAdapter(BotoAdapter):
             if not burst:
                 return None
             wanted = [names[role] for role in ROLES_IN_ORDER]
-            if await self._run(self.existing, wanted, BURST_LISTING_AGE):
+            found = self.existing_if_fresh(wanted, BURST_LISTING_AGE)
+            if found is None:  # stale or being refreshed: listing is I/O, in a worker thread
+                found = await self._run(self.existing, wanted, BURST_LISTING_AGE)
+            if found:
                 return None
             report = QueueReport(urls=QueueUrls(), busy=False)  # new queues hold no message
             urls: dict[str, str] = {}
@@ -305,6 +308,21 @@ class SqsAdapter(BotoAdapter):
             listed = self._listing[1]
             return frozenset(name for name in wanted
                              if name in listed or name in self._created_since)
+
+    def existing_if_fresh(self, wanted: Iterable[str], max_age: float) -> frozenset[str] | None:
+        """`existing` without a worker thread when the listing is fresh and no thread holds it
+        (None: ask `existing`). In a creation burst each environment used to pay a thread hop
+        (~0.5 ms of the event loop's CPU) for this set lookup."""
+        if not self._listing_lock.acquire(blocking=False):
+            return None
+        try:
+            listing = self._listing
+            if listing is None or time.monotonic() - listing[0] >= max_age:
+                return None
+            return frozenset(name for name in wanted
+                             if name in listing[1] or name in self._created_since)
+        finally:
+            self._listing_lock.release()
 
     async def keep_listing_fresh(self) -> None:
         """Refresh the shared listing a little before it turns stale, for as long as it runs.
