@@ -186,7 +186,7 @@ class Compiler:
             if type(value) not in exact and not _matches_type(value, types):
                 mismatch(value, path, out)
 
-        _ACCEPTS[typed_leaf] = lambda value: type(value) in exact or _matches_type(value, types)
+        _ACCEPTS[typed_leaf] = exact
         return typed_leaf
 
     def _lazy_ref(self, name: str) -> Check:
@@ -429,9 +429,12 @@ def _accept(value: Any, path: Path, out: list[Cause]) -> None:
     return None
 
 
-# Checks that only test a value's type, and their test: whether they pass, without a cause.
-_ACCEPTS: weakref.WeakKeyDictionary[Check, Callable[[Any], bool]] = weakref.WeakKeyDictionary()
-_ACCEPTS[_accept] = lambda value: True
+# The types a JSON document's values have, and for checks that only test a value's type, the
+# ones they accept: a value of one of these types passes such a check exactly when its type is
+# in the set (`_matches_type` agrees for them; other types take the full evaluation).
+_JSON_TYPES: frozenset[type] = frozenset({dict, list, str, bool, int, float, type(None)})
+_ACCEPTS: weakref.WeakKeyDictionary[Check, frozenset[type]] = weakref.WeakKeyDictionary()
+_ACCEPTS[_accept] = _JSON_TYPES
 
 
 def _sequence(checks: list[Check]) -> Check:
@@ -462,14 +465,16 @@ def _combinator(keyword: str, branches: list[Check]) -> Check:
     # branch, whose message was rendered and dropped). The causes are collected only when
     # the combinator fails.
     accepts = [_ACCEPTS.get(branch) for branch in branches]
-    quick = [a for a in accepts if a is not None] if all(accepts) else None
+    passing: dict[type, bool] = {}  # per JSON type: whether the combinator passes
+    if all(accepts):
+        for kind in _JSON_TYPES:
+            count = sum(1 for accepted in accepts if accepted is not None and kind in accepted)
+            passing[kind] = (count == len(branches) if keyword == "allOf" else
+                             count > 0 if keyword == "anyOf" else count == 1)
 
     def check(value: Any, path: Path, out: list[Cause]) -> None:
-        if quick is not None:
-            passed = sum(1 for accept in quick if accept(value))
-            if (keyword == "allOf" and passed == len(quick)) or (
-                    keyword == "anyOf" and passed) or (keyword == "oneOf" and passed == 1):
-                return
+        if passing.get(type(value)):
+            return
         results: list[list[Cause]] = []
         for branch in branches:
             errors: list[Cause] = []
