@@ -446,7 +446,9 @@ def main() -> None:
          f"{1000 * emulator_cpu / n:.1f} ms per env (requests, watches, the stand-in's writes)"),
         ("  of which its GC", f"{gc_until_ready[0]:.1f} s",
          f"{gc_until_ready[1]} full collections, {gc_until_ready[2]:.1f} s (this process)"),
-        ("CPU s until Ready: moto", f"{burst_cpu['moto (SQS)']:.1f} s", "substrate"),
+        ("CPU s until Ready: moto", f"{burst_cpu['moto (SQS)']:.1f} s",
+         f"{1000 * burst_cpu['moto (SQS)'] / max(1, sum(sqs_calls.values())):.2f} ms per SQS "
+         "call; substrate"),
         ("  busiest part", limit,
          f"{100 * burst_cpu[limit] / total_cpu:.0f} % of {total_cpu:.0f} CPU s on "
          f"{os.cpu_count()} cores; one process uses at most one core"),
