@@ -38,13 +38,14 @@ class _Plan:
 
     def __init__(self, pruner: Pruner, schema: Schema) -> None:
         self.schema = schema  # kept alive: plans are found by the schema's id
-        self.fields: dict[str, tuple[Schema, bool, frozenset[type]]] = {}
+        # per property: [its schema, may be dropped, empty types, its plan (once needed)]
+        self.fields: dict[str, list[Any]] = {}
         properties = schema.get("properties")
         if properties:
             required = set(schema.get("required") or ())
             for key, sub in properties.items():
                 sub = pruner.resolve(sub)
-                self.fields[key] = (sub, key not in required, pruner.empty_types(sub))
+                self.fields[key] = [sub, key not in required, pruner.empty_types(sub), None]
         additional = schema.get("additionalProperties")
         self.additional = (pruner.resolve(additional)
                            if not properties and isinstance(additional, dict) else None)
@@ -111,7 +112,10 @@ class Pruner:
                     if field[1] and (item is None or (not item and type(item) in field[2])):
                         del value[key]
                     elif isinstance(item, dict | list):
-                        self._prune(item, self._plan(field[0]), keep)
+                        plan_of = field[3]
+                        if plan_of is None:
+                            plan_of = field[3] = self._plan(field[0])
+                        self._prune(item, plan_of, keep)
             elif plan.additional is not None:
                 additional = self._plan(plan.additional)
                 for item in value.values():

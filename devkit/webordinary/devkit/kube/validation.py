@@ -213,12 +213,13 @@ def _quantity_causes(resources: Any, path: str) -> list[Cause]:
             continue
         for name, value in values.items():
             text = str(value)
-            if not _QUANTITY.match(text):
+            amount = _quantity_amount(text)
+            if amount is None:
                 causes.append((f"{path}.{section}[{name}]",
                                f'Invalid value: "{text}": quantities must match the regular '
                                f"expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"))
             else:
-                parsed.setdefault(section, {})[name] = parse_quantity(text)
+                parsed.setdefault(section, {})[name] = amount
     for name, request in parsed.get("requests", {}).items():
         limit = parsed.get("limits", {}).get(name)
         if limit is not None and request > limit:
@@ -226,6 +227,12 @@ def _quantity_causes(resources: Any, path: str) -> list[Cause]:
                                                f": must be less than or equal to {name} limit "
                                                f'of {resources["limits"][name]}'))
     return causes
+
+
+@lru_cache(maxsize=4096)
+def _quantity_amount(text: str) -> float | None:
+    """A quantity's amount, None when the text is not one (a function of the text alone)."""
+    return parse_quantity(text) if _QUANTITY.match(text) else None
 
 
 _SUFFIXES = {
@@ -264,6 +271,7 @@ def _pod_spec_causes(spec: Any, path: str) -> list[Cause]:
     if not containers:
         causes.append((f"{path}.containers", "Required value"))
     names: set[str] = set()
+    volumes = {v.get("name") for v in spec.get("volumes") or [] if isinstance(v, dict)}
     for kind in ("initContainers", "containers"):
         for index, container in enumerate(spec.get(kind) or []):
             if not isinstance(container, dict):
@@ -281,22 +289,14 @@ def _pod_spec_causes(spec: Any, path: str) -> list[Cause]:
                 causes.append((f"{cpath}.image", "Required value"))
             causes += _quantity_causes(container.get("resources"), f"{cpath}.resources")
             causes += _port_causes(container.get("ports"), f"{cpath}.ports")
-            env_names: set[str] = set()
+            # (duplicate env names are only a warning in the real server)
             for env_index, env in enumerate(container.get("env") or []):
                 if isinstance(env, dict) and not env.get("name"):
                     causes.append((f"{cpath}.env[{env_index}].name", "Required value"))
-                if isinstance(env, dict) and env.get("name") in env_names and False:
-                    pass  # duplicates are only a warning in the real server
-                if isinstance(env, dict):
-                    env_names.add(str(env.get("name")))
-            mounts = {m.get("name") for m in container.get("volumeMounts") or []
-                      if isinstance(m, dict)}
-            volumes = {v.get("name") for v in spec.get("volumes") or [] if isinstance(v, dict)}
             for mount_index, mount in enumerate(container.get("volumeMounts") or []):
                 if isinstance(mount, dict) and mount.get("name") not in volumes:
                     causes.append((f"{cpath}.volumeMounts[{mount_index}].name",
                                    f'Not found: "{mount.get("name")}"'))
-            del mounts
     return causes
 
 
