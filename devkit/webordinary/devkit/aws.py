@@ -45,6 +45,7 @@ from flask_cors.core import (
     get_cors_headers,
     try_match_pattern,
 )
+from moto.core import request as moto_request
 from moto.core import utils as moto_utils
 from moto.core.base_backend import BackendDict
 from moto.core.request import PRESERVED_HEADER_NAMES_ENVIRON_KEY
@@ -56,7 +57,9 @@ from moto.moto_server.werkzeug_app import (
     create_backend_app,
 )
 from moto.sqs import models as sqs_models
+from moto.utilities import utils as moto_partitions
 from werkzeug.exceptions import BadRequestKeyError, HTTPException, InternalServerError
+from werkzeug.sansio import utils as werkzeug_urls
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
 
 REGION = "us-east-1"
@@ -123,17 +126,34 @@ def _fix_sqs_backend() -> None:
     backend_class._webordinary_fixed = True
 
 
-def _camelcase_cached(argument: Any, _cache: Any = None, _compute: Any = None) -> Any:
-    """camelcase_to_underscores with its answers remembered (a body for the original's code)."""
+def _cached_by_argument(argument: Any, _cache: Any = None, _compute: Any = None) -> Any:
+    """A pure one-argument function with its answers remembered (a body for its code)."""
     try:
         return _cache[argument]
     except KeyError:
         result = _compute(argument)
-        if len(_cache) < 4096:  # names of actions, parameters and attributes: a small set
+        if len(_cache) < 4096:  # names, regions: a small set
             _cache[argument] = result
         return result
-    except TypeError:  # unhashable: moto's own answer (or error)
+    except TypeError:  # unhashable: the function's own answer (or error)
         return _compute(argument)
+
+
+def _cached_by_arguments(*args: Any, _cache: Any = None, _compute: Any = None,
+                         **kwargs: Any) -> Any:
+    """A pure function with its answers remembered by positional arguments (a body for its
+    code); a call with keywords, or whose answer is an exception, is not remembered."""
+    if kwargs:
+        return _compute(*args, **kwargs)
+    try:
+        return _cache[args]
+    except KeyError:
+        result = _compute(*args)
+        if len(_cache) < 4096:
+            _cache[args] = result
+        return result
+    except TypeError:
+        return _compute(*args)
 
 
 def _method_names_cached(clazz: Any, _cache: Any = None, _compute: Any = None) -> Any:
@@ -146,7 +166,7 @@ def _method_names_cached(clazz: Any, _cache: Any = None, _compute: Any = None) -
     return list(names)
 
 
-def _remember(function: Any, body: Any) -> None:
+def _remember(function: Any, body: Any = _cached_by_argument) -> None:
     """Give `function` the code of `body`, which looks answers up in a dict before calling a
     copy of the original. Swapping the code (not the module attribute) reaches every module
     that imported the function by name, including backends moto imports later."""
@@ -154,8 +174,33 @@ def _remember(function: Any, body: Any) -> None:
         return
     original = types.FunctionType(function.__code__, function.__globals__, function.__name__,
                                   function.__defaults__, function.__closure__)
+    original.__kwdefaults__ = function.__kwdefaults__
     function.__code__ = body.__code__
-    function.__defaults__ = ({}, original)  # body's _cache and _compute
+    if body is _cached_by_arguments:
+        function.__defaults__ = None
+        function.__kwdefaults__ = {"_cache": {}, "_compute": original}
+    else:
+        function.__defaults__ = ({}, original)  # body's _cache and _compute
+
+
+_ENVIRON_KEYS: dict[str, str] = {}
+
+
+def _environ_key(self: Any, key: str) -> str:
+    """werkzeug's EnvironHeaders._get_key (a header's value by its name), with each name's
+    environ key ("content-type" -> CONTENT_TYPE, "x-amz-target" -> HTTP_X_AMZ_TARGET)
+    remembered: moto looks up ~30 headers per request."""
+    if type(key) is str:
+        name = _ENVIRON_KEYS.get(key)
+        if name is not None:
+            return self.environ[name]  # type: ignore[no-any-return]
+    if not isinstance(key, str):
+        raise BadRequestKeyError(key)
+    upper = key.upper().replace("-", "_")
+    name = upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{upper}"
+    if type(key) is str and len(_ENVIRON_KEYS) < 4096:
+        _ENVIRON_KEYS[key] = name
+    return self.environ[name]  # type: ignore[no-any-return]
 
 
 def _random_string(self: Any, length: int = 20, include_digits: bool = True,
@@ -182,11 +227,17 @@ def _speed_up_moto() -> None:
     moto converted each action's and attribute's name from CamelCase character by character
     (15 calls per CreateQueue, a sixth of its CPU per call) and listed the response class's
     methods with inspect.getmembers on every request (to check that the action is one): both
-    answers depend only on their argument (a name, a class) and are remembered. Account
-    lookups skip moto's global lock once the account exists, and request ids are drawn
-    without a `choice` call per character (the same numbers from the same generator)."""
-    _remember(moto_utils.camelcase_to_underscores, _camelcase_cached)
+    answers depend only on their argument (a name, a class) and are remembered, as are those
+    of other pure helpers it calls per request (a region's partition, werkzeug's host and URL
+    root) and each header name's environ key. Account lookups skip moto's global lock once
+    the account exists, and request ids are drawn without a `choice` call per character (the
+    same numbers from the same generator)."""
+    _remember(moto_utils.camelcase_to_underscores)
     _remember(moto_utils.method_names_from_class, _method_names_cached)
+    _remember(moto_partitions.get_partition)
+    _remember(werkzeug_urls.get_current_url, _cached_by_arguments)
+    _remember(werkzeug_urls.get_host, _cached_by_arguments)
+    moto_request.EnvironHeaders._get_key = _environ_key  # type: ignore[method-assign]
     _look_accounts_up_without_lock()
     random_class: Any = MotoRandom
     if random_class._randbelow is getattr(random.Random, "_randbelow_with_getrandbits", None):
