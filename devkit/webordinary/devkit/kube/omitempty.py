@@ -102,20 +102,22 @@ class Pruner:
         if isinstance(value, dict):
             fields = plan.fields
             if fields:
-                for key in list(value):
+                dropped: list[Any] = []
+                for key, item in value.items():
                     field = fields.get(key)
                     if field is None:
                         continue
-                    item = value[key]
                     if keep is not None and item is keep:
                         continue
                     if field[1] and (item is None or (not item and type(item) in field[2])):
-                        del value[key]
+                        dropped.append(key)
                     elif isinstance(item, dict | list):
                         plan_of = field[3]
                         if plan_of is None:
                             plan_of = field[3] = self._plan(field[0])
                         self._prune(item, plan_of, keep)
+                for key in dropped:
+                    del value[key]
             elif plan.additional is not None:
                 additional = self._plan(plan.additional)
                 for item in value.values():

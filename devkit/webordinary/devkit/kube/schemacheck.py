@@ -18,6 +18,7 @@ import re
 import threading
 import weakref
 from collections.abc import Callable
+from functools import lru_cache
 from typing import Any
 
 Cause = tuple[str, str]
@@ -395,11 +396,13 @@ def _valid_date(year: str, month: str, day: str) -> bool:
     return True
 
 
+@lru_cache(maxsize=4096)
 def _is_date(value: str) -> bool:
     match = _DATE.match(value)
     return match is not None and _valid_date(*match.groups())
 
 
+@lru_cache(maxsize=4096)
 def _is_date_time(value: str) -> bool:
     """The layouts kube-openapi's strfmt accepts: RFC 3339 with any fraction, offsets with or
     without a colon, a space for the T, reduced precision, local time."""
