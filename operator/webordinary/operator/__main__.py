@@ -7,6 +7,7 @@ import logging
 import socket
 
 import kopf
+import uvloop
 
 from webordinary.contracts import logformat
 from webordinary.operator import heap, peering
@@ -29,6 +30,8 @@ def main() -> None:
     kopf_settings = kopf.OperatorSettings()
     peering.configure(kopf_settings, settings)
     namespaces = settings.watch_namespaces()
+    # uvloop, as `kopf run` itself picks when it is installed: the loop's own work (callbacks,
+    # sockets, streams) in C; ~8 % of the operator's CPU in a creation burst
     asyncio.run(kopf.operator(
         registry=registry,
         settings=kopf_settings,
@@ -37,7 +40,7 @@ def main() -> None:
         clusterwide=not namespaces,
         namespaces=namespaces,
         liveness_endpoint=liveness_endpoint(settings),
-    ))
+    ), loop_factory=uvloop.new_event_loop)
 
 
 def liveness_endpoint(settings: OperatorSettings) -> str | None:
