@@ -17,6 +17,7 @@ answer equal to stock moto's server.
 from __future__ import annotations
 
 import email.utils
+import functools
 import http.client
 import io
 import json
@@ -58,6 +59,7 @@ from moto.moto_server.werkzeug_app import (
 )
 from moto.sqs import models as sqs_models
 from moto.utilities import utils as moto_partitions
+from werkzeug.datastructures import EnvironHeaders as WerkzeugEnvironHeaders
 from werkzeug.exceptions import BadRequestKeyError, HTTPException, InternalServerError
 from werkzeug.sansio import utils as werkzeug_urls
 from werkzeug.serving import BaseWSGIServer, WSGIRequestHandler, make_server
@@ -183,6 +185,15 @@ def _remember(function: Any, body: Any = _cached_by_argument) -> None:
         function.__defaults__ = ({}, original)  # body's _cache and _compute
 
 
+def _iterate_headers(self: Any, _moto: Any = None) -> Any:
+    """moto's EnvironHeaders iteration (names of S3 metadata headers as sent) when a request
+    has such a name; werkzeug's, which it extends, when it has none (moto renamed nothing then,
+    after converting every name back to its environ key)."""
+    if self.environ.get(PRESERVED_HEADER_NAMES_ENVIRON_KEY):
+        return _moto(self)
+    return WerkzeugEnvironHeaders.__iter__(self)
+
+
 _ENVIRON_KEYS: dict[str, str] = {}
 
 
@@ -237,7 +248,12 @@ def _speed_up_moto() -> None:
     _remember(moto_partitions.get_partition)
     _remember(werkzeug_urls.get_current_url, _cached_by_arguments)
     _remember(werkzeug_urls.get_host, _cached_by_arguments)
-    moto_request.EnvironHeaders._get_key = _environ_key  # type: ignore[method-assign]
+    headers_class: Any = moto_request.EnvironHeaders
+    headers_class._get_key = _environ_key
+    if not getattr(headers_class, "_webordinary_iterates", False):
+        headers_class.__iter__ = functools.partialmethod(_iterate_headers,
+                                                         _moto=headers_class.__iter__)
+        headers_class._webordinary_iterates = True
     _look_accounts_up_without_lock()
     random_class: Any = MotoRandom
     if random_class._randbelow is getattr(random.Random, "_randbelow_with_getrandbits", None):
@@ -498,7 +514,9 @@ class _LeanLane:
         try:
             recorder._record_request(request)
             try:
-                result = self.view.callback(request, request.raw_url, dict(request.headers))
+                # dict(request.headers) as moto builds it, from one pass over the headers (a
+                # mapping's dict() looked each name up again)
+                result = self.view.callback(request, request.raw_url, dict(iter(request.headers)))
             except ClientError as exc:
                 result = 400, {}, exc.response["Error"]["Message"]
             if len(result) == 3:
