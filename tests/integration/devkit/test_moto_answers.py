@@ -23,8 +23,10 @@ from urllib.parse import urlencode, urlparse
 
 import pytest
 from moto.moto_api._internal.moto_random import MotoRandom
+from moto.moto_server.werkzeug_app import create_backend_app
+from werkzeug.exceptions import RequestEntityTooLarge
 
-from webordinary.devkit.aws import MotoServer, plain_headers, start_moto
+from webordinary.devkit.aws import MotoServer, lane_request_class, plain_headers, start_moto
 
 STOCK = (
     "import sys\n"
@@ -208,3 +210,27 @@ def test_a_seeded_moto_draws_the_same_ids(devkit: MotoServer, digits: bool, lowe
         expected = "".join(stock.choice(pool) for _ in range(length))
         assert ours.get_random_string(length, include_digits=digits, lower_case=lower) == (
             expected.lower() if lower else expected)
+
+
+def test_the_lean_lanes_request_limits_are_flasks(devkit: MotoServer) -> None:
+    """SQS's lane serves requests outside Flask's contexts; its request class reads the same
+    limits Flask's reads inside one, from the app's config."""
+    app = create_backend_app("sqs")
+    app.config["MAX_CONTENT_LENGTH"] = 10
+    body = b'{"QueueName": "a-long-enough-name"}'
+    environ = {"REQUEST_METHOD": "POST", "wsgi.input": io.BytesIO(body), "SERVER_NAME": "x",
+               "SERVER_PORT": "1", "wsgi.url_scheme": "http", "CONTENT_LENGTH": str(len(body)),
+               "CONTENT_TYPE": "application/x-amz-json-1.0"}
+    ours = lane_request_class(app)(dict(environ))
+    with app.app_context():
+        theirs = app.request_class(dict(environ))
+        limits = [(theirs.max_content_length, theirs.max_form_memory_size,
+                   theirs.max_form_parts)]
+        with pytest.raises(RequestEntityTooLarge):
+            theirs.get_data(parse_form_data=True)
+    assert limits == [(ours.max_content_length, ours.max_form_memory_size, ours.max_form_parts)]
+    assert limits[0][0] == 10
+    with pytest.raises(RequestEntityTooLarge):  # the body is longer than the app allows
+        ours.get_data(parse_form_data=True)
+    ours.max_content_length = 5
+    assert ours.max_content_length == 5
