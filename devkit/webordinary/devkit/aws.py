@@ -198,6 +198,41 @@ def _iterate_headers(self: Any, _moto: Any = None) -> Any:
 _ENVIRON_KEYS: dict[str, str] = {}
 
 
+def _environ_name(key: str) -> str:
+    """A header name's environ key, remembered per name."""
+    name = _ENVIRON_KEYS.get(key)
+    if name is None:
+        upper = key.upper().replace("-", "_")
+        name = upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{upper}"
+        if type(key) is str and len(_ENVIRON_KEYS) < 4096:
+            _ENVIRON_KEYS[key] = name
+    return name
+
+
+def _header_or_default(self: Any, key: str, default: Any = None, type: Any = None) -> Any:
+    """werkzeug's Headers.get on the environ without raising and catching a KeyError for a
+    header the request lacks (moto asks for several absent ones per request)."""
+    if not isinstance(key, str):
+        return default  # werkzeug: BadRequestKeyError, a KeyError, caught
+    value = self.environ.get(_environ_name(key), _ABSENT)
+    if value is _ABSENT:
+        return default
+    if type is None:
+        return value
+    try:
+        return type(value)
+    except ValueError:
+        return default
+
+
+def _has_header(self: Any, key: str) -> bool:
+    """werkzeug's Headers.__contains__ on the environ, without an exception when absent."""
+    return isinstance(key, str) and _environ_name(key) in self.environ
+
+
+_ABSENT = object()
+
+
 def _environ_key(self: Any, key: str) -> str:
     """werkzeug's EnvironHeaders._get_key (a header's value by its name), with each name's
     environ key ("content-type" -> CONTENT_TYPE, "x-amz-target" -> HTTP_X_AMZ_TARGET)
@@ -251,6 +286,8 @@ def _speed_up_moto() -> None:
     _remember(werkzeug_urls.get_host, _cached_by_arguments)
     headers_class: Any = moto_request.EnvironHeaders
     headers_class._get_key = _environ_key
+    headers_class.get = _header_or_default
+    headers_class.__contains__ = _has_header
     if not getattr(headers_class, "_webordinary_iterates", False):
         headers_class.__iter__ = functools.partialmethod(_iterate_headers,
                                                          _moto=headers_class.__iter__)
@@ -587,7 +624,8 @@ class _LeanLane:
         Outside a preflight its headers depend on the request's Origin and
         Access-Control-Request-Private-Network headers only: without either (every SDK call)
         they are computed once per resource."""
-        if response.headers.get(ACL_ORIGIN):
+        origins = response.headers.getlist(ACL_ORIGIN)  # its .get() raised a KeyError if none
+        if origins and origins[0]:
             return
         path = unquote(request.path)
         for index, (pattern, options) in enumerate(self.cors):

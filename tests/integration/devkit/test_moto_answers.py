@@ -22,8 +22,10 @@ from typing import Any
 from urllib.parse import urlencode, urlparse
 
 import pytest
+from moto.core.request import EnvironHeaders as MotoEnvironHeaders
 from moto.moto_api._internal.moto_random import MotoRandom
 from moto.moto_server.werkzeug_app import create_backend_app
+from werkzeug.datastructures import EnvironHeaders as WerkzeugEnvironHeaders
 from werkzeug.exceptions import RequestEntityTooLarge
 
 from webordinary.devkit.aws import MotoServer, lane_request_class, plain_headers, start_moto
@@ -234,3 +236,28 @@ def test_the_lean_lanes_request_limits_are_flasks(devkit: MotoServer) -> None:
         ours.get_data(parse_form_data=True)
     ours.max_content_length = 5
     assert ours.max_content_length == 5
+
+
+@pytest.mark.parametrize("key", ["Content-Type", "content-length", "X-Amz-Target", "x-amz-date",
+                                 "Origin", "x-moto-account-id", "X_AMZ_TARGET", "", 3, None])
+def test_moto_headers_answer_as_werkzeugs(devkit: MotoServer, key: Any) -> None:
+    """moto's request headers (lookups without an exception for an absent header) answer get,
+    `in` and [] as werkzeug's own EnvironHeaders over the same environ."""
+    environ = {"CONTENT_TYPE": "application/x-amz-json-1.0", "CONTENT_LENGTH": "12",
+               "HTTP_X_AMZ_TARGET": "AmazonSQS.CreateQueue", "HTTP_X_AMZ_DATE": "x",
+               "moto.preserved_header_names": {}}
+    ours, theirs = MotoEnvironHeaders(environ), WerkzeugEnvironHeaders(environ)
+    assert ours.get(key) == theirs.get(key)
+    assert ours.get(key, "d") == theirs.get(key, "d")
+    assert ours.get(key, -1, type=int) == theirs.get(key, -1, type=int)
+    assert (key in ours) == (key in theirs)
+    try:
+        expected: Any = theirs[key]
+    except KeyError as error:
+        expected = type(error)
+    try:
+        got: Any = ours[key]
+    except KeyError as error:
+        got = type(error)
+    assert got == expected
+    assert dict(iter(ours)) == dict(theirs)
