@@ -56,3 +56,11 @@ def test_text_in_any_script_round_trips() -> None:
 def test_documents_go_refuses_are_refused(text: bytes) -> None:
     with pytest.raises(ValueError, match=r"."):
         loads(text)
+
+
+def test_where_decoding_differs_from_go() -> None:
+    """The README's not-enforced list: an unpaired surrogate is refused (Go writes U+FFFD),
+    integers up to 2^64 - 1 stay integers (Go makes those beyond 2^63 - 1 floats)."""
+    with pytest.raises(ValueError, match="surrogate"):
+        loads(b'"\\ud800"')
+    assert loads(b"18446744073709551615") == 2**64 - 1
