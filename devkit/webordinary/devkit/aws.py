@@ -236,18 +236,10 @@ _ABSENT = object()
 def _environ_key(self: Any, key: str) -> str:
     """werkzeug's EnvironHeaders._get_key (a header's value by its name), with each name's
     environ key ("content-type" -> CONTENT_TYPE, "x-amz-target" -> HTTP_X_AMZ_TARGET)
-    remembered: moto looks up ~30 headers per request."""
-    if type(key) is str:
-        name = _ENVIRON_KEYS.get(key)
-        if name is not None:
-            return self.environ[name]  # type: ignore[no-any-return]
+    remembered (`_environ_name`): moto looks up ~30 headers per request."""
     if not isinstance(key, str):
         raise BadRequestKeyError(key)
-    upper = key.upper().replace("-", "_")
-    name = upper if upper in ("CONTENT_TYPE", "CONTENT_LENGTH") else f"HTTP_{upper}"
-    if type(key) is str and len(_ENVIRON_KEYS) < 4096:
-        _ENVIRON_KEYS[key] = name
-    return self.environ[name]  # type: ignore[no-any-return]
+    return self.environ[_environ_name(key)]  # type: ignore[no-any-return]
 
 
 def _random_string(self: Any, length: int = 20, include_digits: bool = True,

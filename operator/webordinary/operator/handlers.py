@@ -468,8 +468,6 @@ async def refresh(rt: Runtime, key: Key, trigger: str, *, queue_busy: bool | Non
                                     entered=lambda: rt.refresh_pending.discard(key))
             except kopf.TemporaryError as error:  # kopf's own triggers retry; note it here
                 logging.getLogger(__name__).info("%s/%s %s: %s", *key, trigger, error)
-            finally:
-                rt.refresh_pending.discard(key)
             if key not in rt.refresh_again:
                 return
             queue_busy, probe_queue = None, False

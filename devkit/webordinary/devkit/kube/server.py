@@ -39,15 +39,11 @@ _BOOKMARK_SECONDS = 10.0
 _TICK = ("TICK", Event(0, "TICK", {}))
 
 
-def _dumps(payload: Any) -> bytes:
-    return dumps(payload)
-
-
 def _response(payload: Any, status: int = 200, warnings: list[str] | None = None,
               encoded: bytes | None = None) -> aiohttp.web.Response:
     """`encoded`: the payload already serialised (a write's event)."""
     headers = {"Content-Type": _JSON}
-    body = encoded if encoded is not None else _dumps(payload)
+    body = encoded if encoded is not None else dumps(payload)
     response = aiohttp.web.Response(body=body, status=status, headers=headers)
     for warning in warnings or []:
         escaped = warning.replace("\\", "\\\\").replace('"', '\\"')
@@ -327,7 +323,7 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
         page = items[start:start + limit] if limit > 0 else items[start:]
         if limit > 0 and start + limit < len(items):
             last = page[-1]["metadata"]
-            meta["continue"] = base64.urlsafe_b64encode(_dumps(
+            meta["continue"] = base64.urlsafe_b64encode(dumps(
                 {"rv": list_rv, "after": [last.get("namespace", ""), last["name"]]})).decode()
             meta["remainingItemCount"] = len(items) - start - limit
         if wants_table(raw.headers.get("Accept", "")):
@@ -401,11 +397,11 @@ class StrictKubernetesEmulator(kmock.KubernetesEmulator):
                 return event.line(event_type, api_version)
             rows = as_table(resource, [event.obj], event.rv, include, headers=headers[0])
             headers[0] = False
-            return _dumps({"type": event_type, "object": rows}) + b"\n"
+            return dumps({"type": event_type, "object": rows}) + b"\n"
 
         try:
             if failure is not None:
-                await response.write(_dumps({"type": "ERROR", "object": failure.status()}) + b"\n")
+                await response.write(dumps({"type": "ERROR", "object": failure.status()}) + b"\n")
                 return response
             if backlog:
                 await response.write(b"".join(line(t, e) for t, e in backlog))
@@ -571,7 +567,7 @@ def _bookmark(kind: str, api_version: str, rv: int, initial: bool = False) -> by
     meta: dict[str, Any] = {"resourceVersion": str(rv)}
     if initial:
         meta["annotations"] = {"k8s.io/initial-events-end": "true"}
-    return _dumps({"type": "BOOKMARK",
+    return dumps({"type": "BOOKMARK",
                    "object": {"kind": kind, "apiVersion": api_version, "metadata": meta}}) + b"\n"
 
 

@@ -617,10 +617,12 @@ class Store:
         shares: Shares = "caller",
     ) -> tuple[Obj, list[str]]:
         old = self.get(resource, namespace, name)
-        # a status write keeps only the body's status; a custom resource's normalisation
-        # builds every nested object and list anew
-        new = self._check_body_identity(resource, body, deep=subresource != "status" and (
-            shares == "caller" or (shares == "stored" and not resource.custom)))
+        # whether the body's nested parts are copied: a custom resource's normalisation builds
+        # every nested object and list anew; a built-in's is pruned in place
+        copied = shares == "caller" or (shares == "stored" and not resource.custom)
+        # a status write keeps only the body's status
+        new = self._check_body_identity(resource, body,
+                                        deep=subresource != "status" and copied)
         if resource.namespaced:
             self._fix_namespace(resource, new, namespace)
         else:
@@ -644,8 +646,8 @@ class Store:
         digest, settled = None, None
         if subresource == "status":
             status = new.get("status")
-            if shares == "caller" or (shares == "stored" and not resource.custom):
-                status = clone(status)  # a built-in's is pruned in place
+            if copied:
+                status = clone(status)
             # copy-on-write: stored objects are never changed in place, so the new version
             # shares all but its metadata (changed below) and status with the old one
             new = {**old, "metadata": dict(old_meta)}

@@ -300,14 +300,14 @@ class SqsAdapter(BotoAdapter):
         seconds) plus the queues created since."""
         limit = self.listing_max_age if max_age is None else max_age
         with self._listing_lock:
-            now = time.monotonic()
-            if self._listing is None or now - self._listing[0] >= limit:
-                self._listing = (now, self._list_names())
+            listed = self._fresh_listing(limit)
+            if listed is None:
+                started = time.monotonic()
+                listed = self._list_names()
+                self._listing = (started, listed)
                 self._created_since.clear()
                 self._refresh_claimed = False
-            listed = self._listing[1]
-            return frozenset(name for name in wanted
-                             if name in listed or name in self._created_since)
+            return self._present(wanted, listed)
 
     def existing_if_fresh(self, wanted: Iterable[str], max_age: float) -> frozenset[str] | None:
         """`existing` without a worker thread when the listing is fresh and no thread holds it
@@ -316,13 +316,22 @@ class SqsAdapter(BotoAdapter):
         if not self._listing_lock.acquire(blocking=False):
             return None
         try:
-            listing = self._listing
-            if listing is None or time.monotonic() - listing[0] >= max_age:
-                return None
-            return frozenset(name for name in wanted
-                             if name in listing[1] or name in self._created_since)
+            listed = self._fresh_listing(max_age)
+            return None if listed is None else self._present(wanted, listed)
         finally:
             self._listing_lock.release()
+
+    def _fresh_listing(self, max_age: float) -> frozenset[str] | None:
+        """The shared listing's names if it is younger than `max_age` (under `_listing_lock`)."""
+        listing = self._listing
+        if listing is None or time.monotonic() - listing[0] >= max_age:
+            return None
+        return listing[1]
+
+    def _present(self, wanted: Iterable[str], listed: frozenset[str]) -> frozenset[str]:
+        """Which of `wanted` the listing or the queues created since show (under the lock)."""
+        return frozenset(name for name in wanted
+                         if name in listed or name in self._created_since)
 
     async def keep_listing_fresh(self) -> None:
         """Refresh the shared listing a little before it turns stale, for as long as it runs.
